@@ -1,0 +1,176 @@
+//! Round-trip and malformed-input tests of the codec.
+
+use super::*;
+
+fn round_trip(frame: Frame<'_>) {
+    let bytes = frame.encode();
+    assert_eq!(
+        Frame::decode(&bytes).as_ref(),
+        Ok(&frame),
+        "bytes: {bytes:02x?}"
+    );
+}
+
+#[test]
+fn every_kind_round_trips() {
+    round_trip(Frame::Hello(Hello {
+        client: Some("ferry-client/0.1.0"),
+        resume: None,
+    }));
+    round_trip(Frame::Hello(Hello::default()));
+    round_trip(Frame::Request(Request {
+        id: "c1",
+        destination: "patient_summary_request",
+        content_type: Some("application/json"),
+        timeout_ms: Some(300_000),
+        headers: vec![("x-tenant", "a"), ("traceparent", "00-1-2-01")],
+        body: br#"{"patientId":42}"#,
+    }));
+    round_trip(Frame::Cancel(Cancel { id: "c1" }));
+    round_trip(Frame::Welcome(Welcome {
+        session: "s-1",
+        resumed: true,
+        limits: Limits {
+            max_frame_bytes: 1 << 20,
+            max_inflight: 1024,
+            default_timeout_ms: 30_000,
+            max_timeout_ms: 3_600_000,
+        },
+        server: Some("ferry-bridge/0.1.0"),
+    }));
+    round_trip(Frame::Reply(Reply {
+        id: "c1",
+        content_type: None,
+        headers: vec![],
+        body: &[0, 1, 2, 255],
+    }));
+    round_trip(Frame::Progress(Progress {
+        id: "c1",
+        content_type: Some("application/json"),
+        body: b"{}",
+    }));
+    round_trip(Frame::Error(ErrorFrame {
+        id: Some("c1"),
+        code: ErrorCode::Remote,
+        message: "unknown patient 7",
+        remote_code: Some("unknown_patient"),
+        content_type: Some("application/json"),
+        details: br#"{"patientId":7}"#,
+    }));
+}
+
+#[test]
+fn json_body_stays_readable_on_the_wire() {
+    let body = br#"{"patientId":42}"#;
+    let bytes = Frame::Request(Request {
+        id: "c1",
+        destination: "q",
+        content_type: Some("application/json"),
+        timeout_ms: None,
+        headers: vec![],
+        body,
+    })
+    .encode();
+    assert!(bytes.ends_with(body));
+}
+
+#[test]
+fn wire_layout_is_the_documented_one() {
+    let bytes = Frame::Cancel(Cancel { id: "ab" }).encode();
+    assert_eq!(bytes, [0x03, 0x01, 0x00, 0x02, b'a', b'b', 0x00]);
+}
+
+#[test]
+fn unknown_tags_are_skipped() {
+    let bytes = [0x03, 0x7f, 0x00, 0x01, 0xaa, 0x01, 0x00, 0x01, b'x', 0x00];
+    assert_eq!(Frame::decode(&bytes), Ok(Frame::Cancel(Cancel { id: "x" })));
+}
+
+#[test]
+fn malformed_input_names_the_problem() {
+    assert_eq!(Frame::decode(&[]), Err(DecodeError::Empty));
+    assert_eq!(
+        Frame::decode(&[0x42, 0x00]),
+        Err(DecodeError::UnknownKind(0x42))
+    );
+    assert_eq!(Frame::decode(&[0x03]), Err(DecodeError::NoEndTag));
+    assert_eq!(
+        Frame::decode(&[0x03, 0x01, 0x00]),
+        Err(DecodeError::Truncated(0x01))
+    );
+    assert_eq!(
+        Frame::decode(&[0x03, 0x01, 0x00, 0x05, b'a']),
+        Err(DecodeError::Truncated(0x01))
+    );
+    assert_eq!(
+        Frame::decode(&[0x03, 0x00]),
+        Err(DecodeError::MissingField {
+            frame: "cancel",
+            field: "id"
+        })
+    );
+    assert_eq!(
+        Frame::decode(&[0x03, 0x01, 0x00, 0x01, 0xff, 0x00]),
+        Err(DecodeError::InvalidUtf8("id"))
+    );
+    assert_eq!(
+        Frame::decode(&[
+            0x02, 0x01, 0, 1, b'i', 0x02, 0, 1, b'q', 0x04, 0, 2, 0, 1, 0x00
+        ]),
+        Err(DecodeError::BadLength {
+            field: "timeout_ms",
+            expected: 4,
+            got: 2
+        })
+    );
+    let cancel = Frame::Cancel(Cancel { id: "x" }).encode();
+    assert!(Frame::decode_from_client(&cancel).is_ok());
+    let reply = Frame::Reply(Reply {
+        id: "x",
+        content_type: None,
+        headers: vec![],
+        body: &[],
+    })
+    .encode();
+    assert_eq!(
+        Frame::decode_from_client(&reply),
+        Err(DecodeError::WrongDirection("reply"))
+    );
+}
+
+#[test]
+fn random_bytes_never_panic() {
+    // A small deterministic xorshift so the test needs no dependency.
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let mut buf = Vec::new();
+    for _ in 0..20_000 {
+        buf.clear();
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let len = (state % 40) as usize;
+        for i in 0..len {
+            let b = (state >> ((i % 8) * 8)) as u8;
+            buf.push(if i == 0 { b % 5 } else { b % 20 });
+        }
+        let _ = Frame::decode(&buf);
+    }
+}
+
+#[test]
+fn over_long_text_is_cut_at_a_char_boundary() {
+    let long = "é".repeat(40_000); // 80,000 bytes
+    let bytes = Frame::Error(ErrorFrame {
+        id: None,
+        code: ErrorCode::Internal,
+        message: &long,
+        remote_code: None,
+        content_type: None,
+        details: &[],
+    })
+    .encode();
+    match Frame::decode(&bytes) {
+        Ok(Frame::Error(e)) => assert!(e.message.len() <= 65_535 && e.message.len() % 2 == 0),
+        other => panic!("unexpected {other:?}"),
+    }
+}

@@ -1,0 +1,179 @@
+//! The frame types of protocol v1: one struct per frame kind, borrowing from the message.
+
+use serde::Serialize;
+
+use crate::ErrorCode;
+
+/// One WebSocket binary message. Client-to-bridge kinds have codes below `0x80`,
+/// bridge-to-client kinds `0x80` and above (see `docs/protocol.md`, "Frames").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Frame<'a> {
+    /// `0x01`, client → bridge, first frame on every connection.
+    #[serde(borrow)]
+    Hello(Hello<'a>),
+    /// `0x02`, client → bridge: publish a request and await its reply.
+    Request(Request<'a>),
+    /// `0x03`, client → bridge: the caller no longer wants this reply.
+    Cancel(Cancel<'a>),
+    /// `0x81`, bridge → client: answer to HELLO; the session is open.
+    Welcome(Welcome<'a>),
+    /// `0x82`, bridge → client: the final reply to a request.
+    Reply(Reply<'a>),
+    /// `0x83`, bridge → client: a request (or, without id, the connection) failed.
+    Error(ErrorFrame<'a>),
+    /// `0x84`, bridge → client: a progress message before the final reply.
+    Progress(Progress<'a>),
+}
+
+impl Frame<'_> {
+    /// The frame's kind byte on the wire.
+    pub const fn kind(&self) -> u8 {
+        match self {
+            Self::Hello(_) => kind::HELLO,
+            Self::Request(_) => kind::REQUEST,
+            Self::Cancel(_) => kind::CANCEL,
+            Self::Welcome(_) => kind::WELCOME,
+            Self::Reply(_) => kind::REPLY,
+            Self::Error(_) => kind::ERROR,
+            Self::Progress(_) => kind::PROGRESS,
+        }
+    }
+
+    /// A short name of the kind, for logs and error messages.
+    pub const fn kind_name(&self) -> &'static str {
+        kind::name(self.kind())
+    }
+}
+
+/// Frame kind bytes.
+pub mod kind {
+    /// HELLO, client → bridge.
+    pub const HELLO: u8 = 0x01;
+    /// REQUEST, client → bridge.
+    pub const REQUEST: u8 = 0x02;
+    /// CANCEL, client → bridge.
+    pub const CANCEL: u8 = 0x03;
+    /// WELCOME, bridge → client.
+    pub const WELCOME: u8 = 0x81;
+    /// REPLY, bridge → client.
+    pub const REPLY: u8 = 0x82;
+    /// ERROR, bridge → client.
+    pub const ERROR: u8 = 0x83;
+    /// PROGRESS, bridge → client.
+    pub const PROGRESS: u8 = 0x84;
+
+    /// The name of a kind byte (`"unknown"` for one this version does not define).
+    pub const fn name(kind: u8) -> &'static str {
+        match kind {
+            HELLO => "hello",
+            REQUEST => "request",
+            CANCEL => "cancel",
+            WELCOME => "welcome",
+            REPLY => "reply",
+            ERROR => "error",
+            PROGRESS => "progress",
+            _ => "unknown",
+        }
+    }
+}
+
+/// Opens (or resumes) a session. Must be the first frame a client sends.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Hello<'a> {
+    /// Free-form client name and version, for the bridge's logs (`ferry-client/0.1.0`).
+    pub client: Option<&'a str>,
+    /// A session id from an earlier WELCOME, to resume that session.
+    pub resume: Option<&'a str>,
+}
+
+/// Server limits announced in WELCOME, so a client can fail fast before sending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Limits {
+    /// Largest WebSocket message the bridge accepts, in bytes.
+    pub max_frame_bytes: u32,
+    /// Most requests one connection may have pending at once.
+    pub max_inflight: u32,
+    /// Timeout applied to a request that names none, in milliseconds.
+    pub default_timeout_ms: u32,
+    /// Largest timeout a request may ask for, in milliseconds (larger ones are clamped).
+    pub max_timeout_ms: u32,
+}
+
+/// The bridge's answer to HELLO.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Welcome<'a> {
+    /// The session id (opaque, URL-safe, at most 128 bytes).
+    pub session: &'a str,
+    /// True when HELLO's `resume` named a live session and this connection took it over.
+    pub resumed: bool,
+    /// The limits this bridge enforces.
+    pub limits: Limits,
+    /// Free-form bridge name and version (`ferry-bridge/0.1.0`).
+    pub server: Option<&'a str>,
+}
+
+/// Publish `body` to `destination` and route the reply back to this connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Request<'a> {
+    /// Correlation id chosen by the client, unique among its pending requests.
+    pub id: &'a str,
+    /// The queue to publish to (must be on the bridge's allowlist).
+    pub destination: &'a str,
+    /// MIME type of `body` (`application/json`, `text/plain; charset=utf-8`, ...).
+    pub content_type: Option<&'a str>,
+    /// Milliseconds the client will wait; `None` means the bridge's default.
+    pub timeout_ms: Option<u32>,
+    /// Application headers copied to the AMQP message (names validated, see [`crate::validate`]).
+    pub headers: Vec<(&'a str, &'a str)>,
+    /// The payload, byte for byte.
+    pub body: &'a [u8],
+}
+
+/// The client gives up on a pending request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Cancel<'a> {
+    /// Correlation id of the request to cancel.
+    pub id: &'a str,
+}
+
+/// The worker's final reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Reply<'a> {
+    /// Correlation id of the request this answers.
+    pub id: &'a str,
+    /// MIME type of `body`, as the worker set it.
+    pub content_type: Option<&'a str>,
+    /// String-valued application headers the worker set (reserved `x-ferry-*` ones excluded).
+    pub headers: Vec<(&'a str, &'a str)>,
+    /// The payload, byte for byte.
+    pub body: &'a [u8],
+}
+
+/// A progress message the worker sent before its final reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Progress<'a> {
+    /// Correlation id of the request this is about.
+    pub id: &'a str,
+    /// MIME type of `body`.
+    pub content_type: Option<&'a str>,
+    /// The payload, byte for byte.
+    pub body: &'a [u8],
+}
+
+/// A request failed, or (with `id: None`) the connection has a problem.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ErrorFrame<'a> {
+    /// Correlation id of the failed request; `None` for a connection-level error.
+    pub id: Option<&'a str>,
+    /// The stable code.
+    pub code: ErrorCode,
+    /// A message a person understands; never a stack trace or a broker internal.
+    pub message: &'a str,
+    /// For `remote` errors: the code the worker set in `x-ferry-error`.
+    pub remote_code: Option<&'a str>,
+    /// MIME type of `details`.
+    pub content_type: Option<&'a str>,
+    /// For `remote` errors: the body of the worker's error reply. Otherwise usually empty.
+    pub details: &'a [u8],
+}

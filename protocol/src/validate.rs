@@ -1,0 +1,199 @@
+//! Rules for the client-chosen parts of a request: ids, destinations, content types, headers.
+//!
+//! Both ends apply them: the client to fail fast, the bridge because it trusts no client.
+
+use thiserror::Error;
+
+use crate::{ErrorCode, headers::RESERVED_PREFIX};
+
+/// Longest correlation id, in bytes.
+pub const MAX_ID_LEN: usize = 128;
+/// Longest destination, in bytes (AMQP's short-string limit).
+pub const MAX_DESTINATION_LEN: usize = 255;
+/// Longest header name, in bytes.
+pub const MAX_HEADER_NAME_LEN: usize = 64;
+/// Longest header value, in bytes.
+pub const MAX_HEADER_VALUE_LEN: usize = 4096;
+/// Most headers on one request.
+pub const MAX_HEADERS: usize = 32;
+/// Longest content type, in bytes.
+pub const MAX_CONTENT_TYPE_LEN: usize = 255;
+
+/// Header names the broker itself interprets; a client may never set them.
+const BROKER_HEADERS: [&str; 8] = [
+    "cc",
+    "bcc",
+    "x-death",
+    "x-delay",
+    "x-match",
+    "x-delivery-count",
+    "x-received-from",
+    "x-dead-letter-exchange",
+];
+/// Header name prefixes the broker itself interprets.
+const BROKER_PREFIXES: [&str; 3] = ["x-first-death-", "x-last-death-", "x-dead-letter-"];
+
+/// A request field breaks a rule. The `Display` text names the field and the rule.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum ValidationError {
+    /// The correlation id is empty, too long, or has a character outside `!`..=`~`.
+    #[error("id must be 1 to {MAX_ID_LEN} printable ASCII characters without spaces")]
+    Id,
+    /// The destination is empty, too long, or has a character outside `[A-Za-z0-9._:-]`.
+    #[error("destination must be 1 to {MAX_DESTINATION_LEN} characters from A-Z a-z 0-9 . _ : -")]
+    Destination,
+    /// The destination starts with `amq.`, which RabbitMQ reserves.
+    #[error("destination may not start with \"amq.\" (reserved by the broker)")]
+    ReservedDestination,
+    /// The content type is too long or not printable ASCII.
+    #[error("content type must be at most {MAX_CONTENT_TYPE_LEN} printable ASCII characters")]
+    ContentType,
+    /// Too many headers.
+    #[error("at most {MAX_HEADERS} headers are allowed")]
+    TooManyHeaders,
+    /// A header name breaks the syntax rule.
+    #[error("header name {0:?} must be 1 to {MAX_HEADER_NAME_LEN} characters from a-z 0-9 - _")]
+    HeaderName(String),
+    /// A header name is reserved for Ferry or interpreted by the broker.
+    #[error("header {0:?} is reserved and may not be set by a client")]
+    ReservedHeader(String),
+    /// A header value is too long or has control characters.
+    #[error(
+        "header {0:?} value must be at most {MAX_HEADER_VALUE_LEN} bytes without control characters"
+    )]
+    HeaderValue(String),
+}
+
+impl ValidationError {
+    /// The wire code: `forbidden` for reserved names, `bad_request` for the rest.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::ReservedDestination | Self::ReservedHeader(_) => ErrorCode::Forbidden,
+            _ => ErrorCode::BadRequest,
+        }
+    }
+}
+
+/// Checks a correlation id.
+pub fn id(id: &str) -> Result<(), ValidationError> {
+    let ok = !id.is_empty() && id.len() <= MAX_ID_LEN && id.bytes().all(|b| b.is_ascii_graphic());
+    ok.then_some(()).ok_or(ValidationError::Id)
+}
+
+/// Checks a destination's syntax (the allowlist is the bridge's business).
+pub fn destination(dest: &str) -> Result<(), ValidationError> {
+    let ok = !dest.is_empty()
+        && dest.len() <= MAX_DESTINATION_LEN
+        && dest
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
+    if !ok {
+        return Err(ValidationError::Destination);
+    }
+    if dest.starts_with("amq.") {
+        return Err(ValidationError::ReservedDestination);
+    }
+    Ok(())
+}
+
+/// Checks a content type.
+pub fn content_type(ct: &str) -> Result<(), ValidationError> {
+    let ok = ct.len() <= MAX_CONTENT_TYPE_LEN && ct.bytes().all(|b| (0x20..0x7f).contains(&b));
+    ok.then_some(()).ok_or(ValidationError::ContentType)
+}
+
+/// Checks one header.
+pub fn header(name: &str, value: &str) -> Result<(), ValidationError> {
+    let syntax = !name.is_empty()
+        && name.len() <= MAX_HEADER_NAME_LEN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_'));
+    if !syntax {
+        return Err(ValidationError::HeaderName(name.to_owned()));
+    }
+    if name.starts_with(RESERVED_PREFIX)
+        || BROKER_HEADERS.contains(&name)
+        || BROKER_PREFIXES.iter().any(|p| name.starts_with(p))
+    {
+        return Err(ValidationError::ReservedHeader(name.to_owned()));
+    }
+    if value.len() > MAX_HEADER_VALUE_LEN || value.chars().any(char::is_control) {
+        return Err(ValidationError::HeaderValue(name.to_owned()));
+    }
+    Ok(())
+}
+
+/// Checks every client-chosen field of a request.
+pub fn request(req: &crate::Request<'_>) -> Result<(), ValidationError> {
+    id(req.id)?;
+    destination(req.destination)?;
+    if let Some(ct) = req.content_type {
+        content_type(ct)?;
+    }
+    if req.headers.len() > MAX_HEADERS {
+        return Err(ValidationError::TooManyHeaders);
+    }
+    req.headers.iter().try_for_each(|(n, v)| header(n, v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids() {
+        assert!(id("0b5e6a1c-3f0e-4c1a-9d7e-2a4f8b9c1d2e").is_ok());
+        assert_eq!(id(""), Err(ValidationError::Id));
+        assert_eq!(id("has space"), Err(ValidationError::Id));
+        assert_eq!(id(&"a".repeat(129)), Err(ValidationError::Id));
+        assert_eq!(id("é"), Err(ValidationError::Id));
+    }
+
+    #[test]
+    fn destinations() {
+        assert!(destination("patient_summary_request").is_ok());
+        assert!(destination("reports.v2:fast-lane").is_ok());
+        assert_eq!(
+            destination("amq.rabbitmq.reply-to"),
+            Err(ValidationError::ReservedDestination)
+        );
+        assert_eq!(destination("a/b"), Err(ValidationError::Destination));
+        assert_eq!(destination(""), Err(ValidationError::Destination));
+        assert_eq!(
+            destination(&"q".repeat(256)),
+            Err(ValidationError::Destination)
+        );
+    }
+
+    #[test]
+    fn headers() {
+        assert!(header("x-tenant", "a").is_ok());
+        assert!(header("traceparent", "00-abc-def-01").is_ok());
+        assert!(matches!(
+            header("X-Tenant", "a"),
+            Err(ValidationError::HeaderName(_))
+        ));
+        assert!(matches!(
+            header("x-ferry-deadline", "1"),
+            Err(ValidationError::ReservedHeader(_))
+        ));
+        assert!(matches!(
+            header("cc", "other_queue"),
+            Err(ValidationError::ReservedHeader(_))
+        ));
+        assert!(matches!(
+            header("x-first-death-queue", "q"),
+            Err(ValidationError::ReservedHeader(_))
+        ));
+        assert!(matches!(
+            header("x-a", "line\nbreak"),
+            Err(ValidationError::HeaderValue(_))
+        ));
+        assert_eq!(
+            header("x-ferry-kind", "").unwrap_err().code(),
+            ErrorCode::Forbidden
+        );
+    }
+}
