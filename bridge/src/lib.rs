@@ -1,0 +1,1 @@
+//! Ferry bridge: relays WebSocket requests to AMQP queues and routes replies back.

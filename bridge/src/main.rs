@@ -1,0 +1,3 @@
+//! Parses configuration and runs the bridge.
+
+fn main() {}

@@ -1,0 +1,1 @@
+//! Ferry client for WebAssembly.

@@ -1,0 +1,3 @@
+//! Example worker.
+
+fn main() {}
