@@ -16,6 +16,10 @@ pub enum Frame<'a> {
     Request(Request<'a>),
     /// `0x03`, client → bridge: the caller no longer wants this reply.
     Cancel(Cancel<'a>),
+    /// `0x04`, client → bridge: publish once to an exchange and gather several replies.
+    Gather(Gather<'a>),
+    /// `0x05`, client → bridge: these final replies arrived; the bridge may forget them.
+    Ack(Ack<'a>),
     /// `0x81`, bridge → client: answer to HELLO; the session is open.
     Welcome(Welcome<'a>),
     /// `0x82`, bridge → client: the final reply to a request.
@@ -24,6 +28,10 @@ pub enum Frame<'a> {
     Error(ErrorFrame<'a>),
     /// `0x84`, bridge → client: a progress message before the final reply.
     Progress(Progress<'a>),
+    /// `0x85`, bridge → client: one of the replies to a GATHER.
+    Part(Part<'a>),
+    /// `0x86`, bridge → client: a GATHER is over.
+    Done(Done<'a>),
 }
 
 impl Frame<'_> {
@@ -33,10 +41,14 @@ impl Frame<'_> {
             Self::Hello(_) => kind::HELLO,
             Self::Request(_) => kind::REQUEST,
             Self::Cancel(_) => kind::CANCEL,
+            Self::Gather(_) => kind::GATHER,
+            Self::Ack(_) => kind::ACK,
             Self::Welcome(_) => kind::WELCOME,
             Self::Reply(_) => kind::REPLY,
             Self::Error(_) => kind::ERROR,
             Self::Progress(_) => kind::PROGRESS,
+            Self::Part(_) => kind::PART,
+            Self::Done(_) => kind::DONE,
         }
     }
 
@@ -54,6 +66,10 @@ pub mod kind {
     pub const REQUEST: u8 = 0x02;
     /// CANCEL, client → bridge.
     pub const CANCEL: u8 = 0x03;
+    /// GATHER, client → bridge.
+    pub const GATHER: u8 = 0x04;
+    /// ACK, client → bridge.
+    pub const ACK: u8 = 0x05;
     /// WELCOME, bridge → client.
     pub const WELCOME: u8 = 0x81;
     /// REPLY, bridge → client.
@@ -62,6 +78,10 @@ pub mod kind {
     pub const ERROR: u8 = 0x83;
     /// PROGRESS, bridge → client.
     pub const PROGRESS: u8 = 0x84;
+    /// PART, bridge → client.
+    pub const PART: u8 = 0x85;
+    /// DONE, bridge → client.
+    pub const DONE: u8 = 0x86;
 
     /// The name of a kind byte (`"unknown"` for one this version does not define).
     pub const fn name(kind: u8) -> &'static str {
@@ -69,10 +89,14 @@ pub mod kind {
             HELLO => "hello",
             REQUEST => "request",
             CANCEL => "cancel",
+            GATHER => "gather",
+            ACK => "ack",
             WELCOME => "welcome",
             REPLY => "reply",
             ERROR => "error",
             PROGRESS => "progress",
+            PART => "part",
+            DONE => "done",
             _ => "unknown",
         }
     }
@@ -85,6 +109,21 @@ pub struct Hello<'a> {
     pub client: Option<&'a str>,
     /// A session id from an earlier WELCOME, to resume that session.
     pub resume: Option<&'a str>,
+    /// The resume token that WELCOME gave with that session id; proves the session is ours.
+    pub resume_token: Option<&'a str>,
+    /// When resuming: the requests still awaited, so the new bridge routes their replies.
+    pub attach: Vec<Attach<'a>>,
+    /// The client sends ACK for final replies; the bridge keeps a reply in RabbitMQ until then.
+    pub acks: bool,
+}
+
+/// A request a resuming client still awaits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Attach<'a> {
+    /// Its correlation id.
+    pub id: &'a str,
+    /// Milliseconds the client will still wait for it.
+    pub timeout_ms: u32,
 }
 
 /// Server limits announced in WELCOME, so a client can fail fast before sending.
@@ -98,6 +137,9 @@ pub struct Limits {
     pub default_timeout_ms: u32,
     /// Largest timeout a request may ask for, in milliseconds (larger ones are clamped).
     pub max_timeout_ms: u32,
+    /// How long the session (and its replies) outlive a dropped socket, in milliseconds.
+    /// Zero: the session ends with its socket.
+    pub session_grace_ms: u32,
 }
 
 /// The bridge's answer to HELLO.
@@ -107,6 +149,8 @@ pub struct Welcome<'a> {
     pub session: &'a str,
     /// True when HELLO's `resume` named a live session and this connection took it over.
     pub resumed: bool,
+    /// Secret to present with `resume` in a later HELLO; absent if the bridge cannot resume.
+    pub resume_token: Option<&'a str>,
     /// The limits this bridge enforces.
     pub limits: Limits,
     /// Free-form bridge name and version (`ferry-bridge/0.1.0`).
@@ -124,10 +168,41 @@ pub struct Request<'a> {
     pub content_type: Option<&'a str>,
     /// Milliseconds the client will wait; `None` means the bridge's default.
     pub timeout_ms: Option<u32>,
+    /// With progress: each PROGRESS moves the deadline to now + this many milliseconds
+    /// (if later), so a job that keeps reporting is not timed out and a silent one is.
+    pub idle_timeout_ms: Option<u32>,
     /// Application headers copied to the AMQP message (names validated, see [`crate::validate`]).
     pub headers: Vec<(&'a str, &'a str)>,
     /// The payload, byte for byte.
     pub body: &'a [u8],
+}
+
+/// Publish `body` once to an exchange and collect the replies that arrive within a window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Gather<'a> {
+    /// Correlation id chosen by the client, unique among its pending requests.
+    pub id: &'a str,
+    /// The exchange to publish to (must be on the bridge's allowlist).
+    pub destination: &'a str,
+    /// Routing key for a topic or direct exchange; empty for fanout.
+    pub routing_key: Option<&'a str>,
+    /// MIME type of `body`.
+    pub content_type: Option<&'a str>,
+    /// The window in milliseconds; `None` means the bridge's default timeout.
+    pub timeout_ms: Option<u32>,
+    /// Stop after this many replies; `None` means as many as arrive in the window.
+    pub max_replies: Option<u32>,
+    /// Application headers copied to the AMQP message.
+    pub headers: Vec<(&'a str, &'a str)>,
+    /// The payload, byte for byte.
+    pub body: &'a [u8],
+}
+
+/// The client received these final replies (sent only when HELLO asked for `acks`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Ack<'a> {
+    /// Correlation ids whose REPLY or ERROR arrived.
+    pub ids: Vec<&'a str>,
 }
 
 /// The client gives up on a pending request.
@@ -159,6 +234,32 @@ pub struct Progress<'a> {
     pub content_type: Option<&'a str>,
     /// The payload, byte for byte.
     pub body: &'a [u8],
+}
+
+/// One reply to a GATHER.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Part<'a> {
+    /// Correlation id of the GATHER.
+    pub id: &'a str,
+    /// Who replied: the reply's `app_id`, else its `x-ferry-replier` header, else absent.
+    pub replier: Option<&'a str>,
+    /// MIME type of `body`.
+    pub content_type: Option<&'a str>,
+    /// Set when this replier answered with an error reply (its `x-ferry-error`).
+    pub remote_code: Option<&'a str>,
+    /// The replier's `x-ferry-error-message`, for an error reply.
+    pub message: Option<&'a str>,
+    /// The payload, byte for byte.
+    pub body: &'a [u8],
+}
+
+/// A GATHER is over: its window closed or it reached `max_replies`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Done<'a> {
+    /// Correlation id of the GATHER.
+    pub id: &'a str,
+    /// How many PART frames were sent for it.
+    pub count: u32,
 }
 
 /// A request failed, or (with `id: None`) the connection has a problem.

@@ -18,7 +18,10 @@ pub mod validate;
 
 pub use code::ErrorCode;
 pub use codec::DecodeError;
-pub use frame::{Cancel, ErrorFrame, Frame, Hello, Limits, Progress, Reply, Request, Welcome};
+pub use frame::{
+    Ack, Attach, Cancel, Done, ErrorFrame, Frame, Gather, Hello, Limits, Part, Progress, Reply,
+    Request, Welcome,
+};
 
 /// The `Sec-WebSocket-Protocol` value of this protocol version.
 pub const SUBPROTOCOL: &str = "ferry.v1";

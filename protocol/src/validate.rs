@@ -58,6 +58,9 @@ pub enum ValidationError {
     /// A header name is reserved for Ferry or interpreted by the broker.
     #[error("header {0:?} is reserved and may not be set by a client")]
     ReservedHeader(String),
+    /// A routing key is too long or not printable ASCII.
+    #[error("routing key must be at most 255 printable ASCII characters")]
+    RoutingKey,
     /// A header value is too long or has control characters.
     #[error(
         "header {0:?} value must be at most {MAX_HEADER_VALUE_LEN} bytes without control characters"
@@ -127,15 +130,36 @@ pub fn header(name: &str, value: &str) -> Result<(), ValidationError> {
 
 /// Checks every client-chosen field of a request.
 pub fn request(req: &crate::Request<'_>) -> Result<(), ValidationError> {
-    id(req.id)?;
-    destination(req.destination)?;
-    if let Some(ct) = req.content_type {
+    common(req.id, req.destination, req.content_type, &req.headers)
+}
+
+/// Checks every client-chosen field of a gather (the destination is an exchange name, which
+/// follows the same rule as a queue name).
+pub fn gather(g: &crate::Gather<'_>) -> Result<(), ValidationError> {
+    common(g.id, g.destination, g.content_type, &g.headers)?;
+    match g.routing_key {
+        Some(k) if k.len() > 255 || !k.bytes().all(|b| b.is_ascii_graphic()) => {
+            Err(ValidationError::RoutingKey)
+        }
+        _ => Ok(()),
+    }
+}
+
+fn common(
+    req_id: &str,
+    dest: &str,
+    ct: Option<&str>,
+    headers: &[(&str, &str)],
+) -> Result<(), ValidationError> {
+    id(req_id)?;
+    destination(dest)?;
+    if let Some(ct) = ct {
         content_type(ct)?;
     }
-    if req.headers.len() > MAX_HEADERS {
+    if headers.len() > MAX_HEADERS {
         return Err(ValidationError::TooManyHeaders);
     }
-    req.headers.iter().try_for_each(|(n, v)| header(n, v))
+    headers.iter().try_for_each(|(n, v)| header(n, v))
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! Round-trip and malformed-input tests of the codec.
 
 use super::*;
+use crate::ErrorCode;
+use crate::frame::*;
 
 fn round_trip(frame: Frame<'_>) {
     let bytes = frame.encode();
@@ -15,7 +17,19 @@ fn round_trip(frame: Frame<'_>) {
 fn every_kind_round_trips() {
     round_trip(Frame::Hello(Hello {
         client: Some("ferry-client/0.1.0"),
-        resume: None,
+        resume: Some("s-1"),
+        resume_token: Some("tok"),
+        attach: vec![
+            Attach {
+                id: "c1",
+                timeout_ms: 5_000,
+            },
+            Attach {
+                id: "c2",
+                timeout_ms: 1,
+            },
+        ],
+        acks: true,
     }));
     round_trip(Frame::Hello(Hello::default()));
     round_trip(Frame::Request(Request {
@@ -23,10 +37,33 @@ fn every_kind_round_trips() {
         destination: "patient_summary_request",
         content_type: Some("application/json"),
         timeout_ms: Some(300_000),
+        idle_timeout_ms: Some(30_000),
         headers: vec![("x-tenant", "a"), ("traceparent", "00-1-2-01")],
         body: br#"{"patientId":42}"#,
     }));
     round_trip(Frame::Cancel(Cancel { id: "c1" }));
+    round_trip(Frame::Gather(Gather {
+        id: "g1",
+        destination: "reviewers",
+        routing_key: Some("cardiology.#"),
+        content_type: Some("application/json"),
+        timeout_ms: Some(2_000),
+        max_replies: Some(3),
+        headers: vec![("x-tenant", "a")],
+        body: b"{}",
+    }));
+    round_trip(Frame::Ack(Ack {
+        ids: vec!["c1", "c2", "c3"],
+    }));
+    round_trip(Frame::Part(Part {
+        id: "g1",
+        replier: Some("worker-2"),
+        content_type: Some("application/json"),
+        remote_code: None,
+        message: None,
+        body: br#"{"name":"Dr. Ada"}"#,
+    }));
+    round_trip(Frame::Done(Done { id: "g1", count: 3 }));
     round_trip(Frame::Welcome(Welcome {
         session: "s-1",
         resumed: true,
@@ -35,7 +72,9 @@ fn every_kind_round_trips() {
             max_inflight: 1024,
             default_timeout_ms: 30_000,
             max_timeout_ms: 3_600_000,
+            session_grace_ms: 60_000,
         },
+        resume_token: Some("tok"),
         server: Some("ferry-bridge/0.1.0"),
     }));
     round_trip(Frame::Reply(Reply {
@@ -67,6 +106,7 @@ fn json_body_stays_readable_on_the_wire() {
         destination: "q",
         content_type: Some("application/json"),
         timeout_ms: None,
+        idle_timeout_ms: None,
         headers: vec![],
         body,
     })
