@@ -1,3 +1,58 @@
-//! Example worker.
+//! `patient-summary-worker`: parses the configuration, wires Ctrl-C/SIGTERM, runs the worker.
 
-fn main() {}
+use std::io::Write;
+
+use clap::Parser;
+use patient_summary_worker::{Config, run};
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
+    let config = Config::parse();
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+
+    let queue = config.queue.clone();
+    let ready = move || {
+        // One line on stdout once consuming, so scripts and tests can wait for it.
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "patient-summary-worker consuming {queue}");
+        let _ = out.flush();
+    };
+    match run(config, shutdown, ready).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(code = err.code(), "worker stopped: {err}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn stop_on_signal(shutdown: CancellationToken) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    tracing::info!("stopping: in-flight requests go back to the queue");
+    shutdown.cancel();
+}

@@ -1,0 +1,72 @@
+//! Command-line and environment configuration of the worker.
+
+use std::time::Duration;
+
+use clap::Parser;
+
+/// An example Ferry worker: an ordinary AMQP RPC server that builds patient summaries.
+///
+/// It consumes requests like `{"patientId": 3}` from a queue and replies to each request's
+/// `reply_to` with the same `correlation_id`, sending a few progress messages first.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "patient-summary-worker", version)]
+pub struct Config {
+    /// AMQP URL of the broker.
+    #[arg(
+        long,
+        env = "FERRY_AMQP_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+    )]
+    pub amqp_url: String,
+
+    /// Queue to declare and consume.
+    #[arg(long, env = "WORKER_QUEUE", default_value = "patient_summary_request")]
+    pub queue: String,
+
+    /// How many requests this worker handles at once (AMQP prefetch).
+    #[arg(long, env = "WORKER_PREFETCH", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
+    pub prefetch: u16,
+
+    /// Time one summary takes to build, in milliseconds.
+    #[arg(long, env = "WORKER_WORK_MS", default_value_t = 3000)]
+    pub work_ms: u64,
+
+    /// Do not send progress messages before the final reply.
+    #[arg(long)]
+    pub no_progress: bool,
+
+    /// Declare the queue auto-delete (gone when its last consumer leaves; handy in tests).
+    #[arg(long)]
+    pub auto_delete: bool,
+
+    /// Name reported in each summary's `worker` field (default: `worker-<pid>`).
+    #[arg(long, env = "WORKER_NAME")]
+    pub name: Option<String>,
+}
+
+impl Config {
+    /// The time one summary takes.
+    pub fn work(&self) -> Duration {
+        Duration::from_millis(self.work_ms)
+    }
+
+    /// The worker's display name.
+    pub fn display_name(&self) -> String {
+        self.name
+            .clone()
+            .unwrap_or_else(|| format!("worker-{}", std::process::id()))
+    }
+
+    /// A configuration for tests and embedding: defaults, given queue and work time.
+    pub fn for_queue(amqp_url: &str, queue: &str, work_ms: u64) -> Self {
+        Self {
+            amqp_url: amqp_url.to_owned(),
+            queue: queue.to_owned(),
+            prefetch: 2,
+            work_ms,
+            no_progress: false,
+            auto_delete: true,
+            name: None,
+        }
+    }
+}

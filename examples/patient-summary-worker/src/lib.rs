@@ -1,0 +1,20 @@
+//! The example Ferry worker: an ordinary AMQP RPC server that builds patient summaries.
+//!
+//! It knows nothing of Ferry's bridge: it follows the documented reply convention
+//! (`docs/protocol.md`, "Writing a worker"), which a worker in any language can follow too.
+//!
+//! - [`config`]: command-line / environment configuration.
+//! - [`server`]: [`run`]: connect (with backoff), declare, consume with a prefetch, reconnect.
+//! - [`job`]: one request: deadline, progress messages, reply or error reply, ack.
+//! - [`patients`]: deterministic fake patient data and the summary built from it.
+//! - [`error`]: [`WorkerError`] (connection-level) and [`RequestError`] (error replies).
+
+pub mod config;
+pub mod error;
+pub mod job;
+pub mod patients;
+pub mod server;
+
+pub use config::Config;
+pub use error::{RequestError, WorkerError};
+pub use server::{declare_queue, run};

@@ -1,0 +1,168 @@
+//! The worker's life: connect with backoff, declare and consume the queue with a prefetch,
+//! run up to `prefetch` jobs at once, reconnect when the broker goes away, stop on request.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use lapin::options::{
+    BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{Channel, Connection, ConnectionProperties, Queue};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::error::WorkerError;
+use crate::job;
+
+const BACKOFF_START: Duration = Duration::from_millis(200);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// Runs the worker until `shutdown` fires. Reconnects (with backoff) whenever the broker
+/// connection is lost; calls `ready` each time it starts consuming.
+///
+/// On shutdown it stops consuming, returns in-flight requests to the queue (so another copy
+/// picks them up) and closes the connection.
+pub async fn run(
+    config: Config,
+    shutdown: CancellationToken,
+    ready: impl Fn() + Send + Sync,
+) -> Result<(), WorkerError> {
+    let config = Arc::new(config);
+    let worker: Arc<str> = config.display_name().into();
+    loop {
+        let Some(conn) = connect(&config, &shutdown).await else {
+            return Ok(());
+        };
+        let result = serve(&conn, &config, &worker, &shutdown, &ready).await;
+        let _ = conn.close(200, "worker stopping".into()).await;
+        match result {
+            Ok(()) => return Ok(()),
+            Err(err) => {
+                tracing::warn!(code = err.code(), "lost the broker: {err}; reconnecting");
+            }
+        }
+    }
+}
+
+/// Declares the work queue the way the worker does (non-durable; auto-delete if configured).
+/// Anyone publishing before a worker is up may call this first: declaring is idempotent.
+pub async fn declare_queue(channel: &Channel, config: &Config) -> lapin::Result<Queue> {
+    let options = QueueDeclareOptions {
+        auto_delete: config.auto_delete,
+        ..QueueDeclareOptions::default()
+    };
+    channel
+        .queue_declare(config.queue.as_str().into(), options, FieldTable::default())
+        .await
+}
+
+/// Connects, retrying with exponential backoff; `None` if shutdown fired first.
+async fn connect(config: &Config, shutdown: &CancellationToken) -> Option<Connection> {
+    let mut delay = BACKOFF_START;
+    let mut attempt = 1u32;
+    loop {
+        let props =
+            ConnectionProperties::default().with_connection_name("patient-summary-worker".into());
+        tokio::select! {
+            () = shutdown.cancelled() => return None,
+            result = Connection::connect(&config.amqp_url, props) => match result {
+                Ok(conn) => {
+                    if attempt > 1 {
+                        tracing::info!(attempt, "connected to the broker");
+                    }
+                    return Some(conn);
+                }
+                Err(err) => {
+                    tracing::warn!(attempt, retry_in_ms = delay.as_millis(), "cannot reach the broker: {err}");
+                }
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return None,
+            () = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(BACKOFF_MAX);
+        attempt += 1;
+    }
+}
+
+/// Consumes on one connection until shutdown (`Ok`) or until the connection fails (`Err`).
+async fn serve(
+    conn: &Connection,
+    config: &Arc<Config>,
+    worker: &Arc<str>,
+    shutdown: &CancellationToken,
+    ready: &(impl Fn() + Send + Sync),
+) -> Result<(), WorkerError> {
+    let channel = conn
+        .create_channel()
+        .await
+        .map_err(WorkerError::broker("channel.open"))?;
+    channel
+        .basic_qos(config.prefetch, BasicQosOptions::default())
+        .await
+        .map_err(WorkerError::broker("basic.qos"))?;
+    declare_queue(&channel, config)
+        .await
+        .map_err(WorkerError::broker("queue.declare"))?;
+    let mut consumer = channel
+        .basic_consume(
+            config.queue.as_str().into(),
+            worker.as_ref().into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(WorkerError::broker("basic.consume"))?;
+    tracing::info!(
+        queue = %config.queue,
+        prefetch = config.prefetch,
+        work_ms = config.work_ms,
+        "consuming"
+    );
+    ready();
+
+    // Jobs of this connection: stopped (requeued) on shutdown or when the connection fails.
+    let jobs_stop = shutdown.child_token();
+    let _stop_jobs = jobs_stop.clone().drop_guard();
+    let jobs = TaskTracker::new();
+    let result = loop {
+        let delivery = tokio::select! {
+            () = shutdown.cancelled() => break Ok(()),
+            next = consumer.next() => next,
+        };
+        match delivery {
+            Some(Ok(delivery)) => {
+                let (channel, config, worker, stop) = (
+                    channel.clone(),
+                    config.clone(),
+                    worker.clone(),
+                    jobs_stop.clone(),
+                );
+                jobs.spawn(async move {
+                    if let Err(err) = job::handle(&channel, &config, &worker, delivery, &stop).await
+                    {
+                        tracing::warn!(code = err.code(), "request not completed: {err}");
+                    }
+                });
+            }
+            Some(Err(err)) => break Err(WorkerError::broker("basic.deliver")(err)),
+            None => break Err(WorkerError::ConsumerCancelled),
+        }
+    };
+    if result.is_ok() {
+        let _ = channel
+            .basic_cancel(worker.as_ref().into(), BasicCancelOptions::default())
+            .await;
+    }
+    jobs_stop.cancel();
+    jobs.close();
+    jobs.wait().await;
+    if result.is_ok() {
+        let _ = channel.close(200, "worker stopping".into()).await;
+    }
+    result
+}
