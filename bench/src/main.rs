@@ -1,0 +1,233 @@
+//! `ferry-bench`: parses the command line, wires Ctrl-C, and hands over to the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use ferry_bench::baseline::{self, ReplyMode};
+use ferry_bench::node::NodeClient;
+use ferry_bench::runner::{self, RunConfig};
+use ferry_bench::stats::{LoadSpec, json_body};
+use ferry_bench::{echo, native, plot, report};
+use tokio_util::sync::CancellationToken;
+
+const DEFAULT_AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+#[derive(Parser)]
+#[command(
+    name = "ferry-bench",
+    about = "Benchmarks Ferry against a direct AMQP RPC."
+)]
+struct Cli {
+    /// Broker URL.
+    #[arg(long, global = true, env = "FERRY_AMQP_URL", default_value = DEFAULT_AMQP)]
+    amqp_url: String,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// The full benchmark (or, with --smoke, a few-second check that the harness works).
+    Run(RunArgs),
+    /// The echo worker alone (an ordinary AMQP RPC server).
+    Echo {
+        #[arg(long)]
+        queue: String,
+        #[arg(long, default_value_t = 1000)]
+        prefetch: u16,
+    },
+    /// One load point with one client, printed as JSON (for profiling a running bridge).
+    Load {
+        #[arg(long, value_enum)]
+        client: LoadClient,
+        #[arg(long)]
+        queue: String,
+        /// Bridge socket URL (ferry client).
+        #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
+        url: String,
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 100)]
+        body_bytes: usize,
+        #[arg(long, default_value_t = 1000)]
+        warmup_ms: u64,
+        #[arg(long, default_value_t = 5000)]
+        duration_ms: u64,
+        #[arg(long, value_enum, default_value = "direct")]
+        baseline_reply: ReplyMode,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LoadClient {
+    Baseline,
+    Ferry,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// A few-second version (1 round, short windows, 200 connections) for CI; writes no docs.
+    #[arg(long)]
+    smoke: bool,
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    #[arg(long, default_value_t = 1000)]
+    warmup_ms: u64,
+    #[arg(long, default_value_t = 5000)]
+    duration_ms: u64,
+    /// Idle sessions for the connections test (0 skips it).
+    #[arg(long, default_value_t = 10_000)]
+    conns: usize,
+    /// Client source addresses to spread connections over (127.0.0.1 ..= 127.0.0.N).
+    #[arg(long, default_value_t = 4)]
+    conn_sources: u8,
+    #[arg(long, default_value = "target/release/ferry-bridge")]
+    bridge: PathBuf,
+    #[arg(long, default_value = "node")]
+    node: PathBuf,
+    #[arg(long, default_value = "bench/node/load.mjs")]
+    node_script: PathBuf,
+    /// The npm package's build output.
+    #[arg(long, default_value = "dist")]
+    dist: PathBuf,
+    /// Markdown doc whose generated section is rewritten.
+    #[arg(long)]
+    doc: Option<PathBuf>,
+    /// SVG plot to write (linked from the doc by file name).
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    #[arg(long, default_value = "target/ferry-bench/results.json")]
+    json: PathBuf,
+    #[arg(long, value_enum, default_value = "direct")]
+    baseline_reply: ReplyMode,
+    #[arg(long, default_value_t = 1024)]
+    max_inflight: u32,
+    /// The command shown in the report.
+    #[arg(long, default_value = "scripts/bench.sh")]
+    command: String,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let cancel = CancellationToken::new();
+    let work = dispatch(cli, cancel.clone());
+    tokio::select! {
+        code = work => code,
+        _ = tokio::signal::ctrl_c() => {
+            cancel.cancel();
+            eprintln!("ferry-bench: interrupted");
+            ExitCode::from(130)
+        }
+    }
+}
+
+async fn dispatch(cli: Cli, cancel: CancellationToken) -> ExitCode {
+    let outcome = match cli.cmd {
+        Cmd::Echo { queue, prefetch } => {
+            let config = echo::EchoConfig {
+                amqp_url: cli.amqp_url,
+                queue,
+                prefetch,
+            };
+            echo::run(config, cancel).await.map(|()| ExitCode::SUCCESS)
+        }
+        Cmd::Load {
+            client,
+            queue,
+            url,
+            concurrency,
+            body_bytes,
+            warmup_ms,
+            duration_ms,
+            baseline_reply,
+        } => {
+            let spec = LoadSpec {
+                concurrency,
+                body: json_body(body_bytes),
+                warmup: Duration::from_millis(warmup_ms),
+                duration: Duration::from_millis(duration_ms),
+            };
+            let stats = match client {
+                LoadClient::Baseline => {
+                    baseline::run(&cli.amqp_url, &queue, baseline_reply, &spec).await
+                }
+                LoadClient::Ferry => native::run(&url, &queue, &spec).await,
+            };
+            stats.and_then(|s| Ok(serde_json::to_string(&s)?)).map(|s| {
+                println!("{s}");
+                ExitCode::SUCCESS
+            })
+        }
+        Cmd::Run(args) => run(cli.amqp_url, args).await,
+    };
+    outcome.unwrap_or_else(|e| {
+        eprintln!("ferry-bench: {} error: {e}", e.code());
+        ExitCode::FAILURE
+    })
+}
+
+async fn run(amqp_url: String, a: RunArgs) -> ferry_bench::Result<ExitCode> {
+    let (rounds, warmup, duration, conns) = if a.smoke {
+        (
+            1,
+            Duration::from_millis(200),
+            Duration::from_millis(500),
+            a.conns.min(200),
+        )
+    } else {
+        (
+            a.rounds.max(1),
+            Duration::from_millis(a.warmup_ms),
+            Duration::from_millis(a.duration_ms),
+            a.conns,
+        )
+    };
+    let cfg = RunConfig {
+        amqp_url,
+        bridge_bin: a.bridge,
+        node: NodeClient {
+            node: a.node,
+            script: a.node_script,
+            client_js: a.dist.join("index.js"),
+        },
+        dist: a.dist,
+        rounds,
+        warmup,
+        duration,
+        conns,
+        conn_sources: a.conn_sources,
+        baseline_mode: a.baseline_reply,
+        max_inflight: a.max_inflight,
+        command: a.command,
+        skip_warmup: a.smoke,
+    };
+    let results = runner::run(&cfg).await?;
+    report::write_json(&results, &a.json)?;
+    let plot_name = a
+        .plot
+        .as_ref()
+        .and_then(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned());
+    if let Some(p) = &a.plot {
+        plot::draw(&results, p)?;
+    }
+    let md = report::markdown(&results, plot_name.as_deref());
+    if let Some(doc) = &a.doc {
+        report::splice_doc(doc, &md)?;
+    }
+    println!("{md}");
+    let failures = results.failures();
+    for f in &failures {
+        eprintln!("ferry-bench: FAILED {f}");
+    }
+    Ok(if failures.is_empty() {
+        println!("ferry-bench: ok");
+        ExitCode::SUCCESS
+    } else {
+        println!("ferry-bench: {} failures", failures.len());
+        ExitCode::FAILURE
+    })
+}

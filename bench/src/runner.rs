@@ -1,0 +1,202 @@
+//! The full run: starts the echo worker and a bridge, then measures baseline, Ferry native and
+//! Ferry real client in alternating rounds, then the connections test and the client size.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use lapin::options::QueueDeleteOptions;
+use lapin::{Connection, ConnectionProperties};
+use rand::Rng;
+
+use crate::baseline::{self, ReplyMode};
+use crate::child::{self, BridgeArgs};
+use crate::conns::{self, ConnsSpec};
+use crate::error::{BenchError, Result};
+use crate::node::NodeClient;
+use crate::procfs;
+use crate::results::{CLIENTS, ClientKind, Point, Results, SCENARIOS, Sample};
+use crate::stats::{LoadSpec, json_body};
+use crate::{machine, native, size};
+
+/// Everything a full (or smoke) run needs to know.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// Broker URL.
+    pub amqp_url: String,
+    /// The `ferry-bridge` binary.
+    pub bridge_bin: PathBuf,
+    /// The Node real-client load generator.
+    pub node: NodeClient,
+    /// The package's `dist/` directory (client size).
+    pub dist: PathBuf,
+    /// Rounds; each load point is measured once per round.
+    pub rounds: usize,
+    /// Warm-up per measurement.
+    pub warmup: Duration,
+    /// Measured time per measurement.
+    pub duration: Duration,
+    /// Idle sessions for the connections test.
+    pub conns: usize,
+    /// Source addresses the connections spread over (127.0.0.1 ..= 127.0.0.N).
+    pub conn_sources: u8,
+    /// Where the baseline's replies come back.
+    pub baseline_mode: ReplyMode,
+    /// `--max-inflight` given to the bridge.
+    pub max_inflight: u32,
+    /// The command line, for the report.
+    pub command: String,
+    /// Skip the warm-up pass (smoke runs).
+    pub skip_warmup: bool,
+}
+
+/// Runs everything and returns the results (the caller writes them out).
+pub async fn run(cfg: &RunConfig) -> Result<Results> {
+    let fd_limit = raise_fd_limit();
+    let queue = format!("ferry.bench.{:08x}", rand::rng().random::<u32>());
+    eprintln!("ferry-bench: queue {queue}, fd limit {fd_limit}");
+    let echo = child::spawn_echo(&cfg.amqp_url, &queue).await?;
+    let bridge_args = BridgeArgs {
+        bin: &cfg.bridge_bin,
+        amqp_url: &cfg.amqp_url,
+        allow: &queue,
+        max_inflight: cfg.max_inflight,
+    };
+    let mut results = Results::new(cfg, machine::describe().await);
+    let node_missing = cfg.node.preflight().await;
+    if let Some(why) = &node_missing {
+        eprintln!("ferry-bench: real-client row missing: {why}");
+    }
+
+    let measured = async {
+        let bridge = child::spawn_bridge(bridge_args.clone()).await?;
+        let url = bridge.ws_url();
+        if !cfg.skip_warmup {
+            let spec = spec(16, 100, Duration::ZERO, Duration::from_secs(2));
+            for client in CLIENTS {
+                if client != ClientKind::Node || node_missing.is_none() {
+                    let _ = measure(cfg, client, &url, &queue, &spec).await;
+                }
+            }
+        }
+        for round in 0..cfg.rounds {
+            for (si, sc) in SCENARIOS.iter().enumerate() {
+                let spec = spec(sc.concurrency, sc.body_bytes, cfg.warmup, cfg.duration);
+                for k in 0..CLIENTS.len() {
+                    let client = CLIENTS[(round + si + k) % CLIENTS.len()];
+                    let point = results.point_mut(*sc, client);
+                    if client == ClientKind::Node
+                        && let Some(why) = &node_missing
+                    {
+                        point.missing = Some(why.clone());
+                        continue;
+                    }
+                    let cpu0 = procfs::cpu_seconds(bridge.proc.pid())?;
+                    let outcome = measure(cfg, client, &url, &queue, &spec).await;
+                    let cpu = procfs::cpu_seconds(bridge.proc.pid())? - cpu0;
+                    record(point, round, outcome, cpu);
+                }
+            }
+        }
+        bridge.proc.stop().await?;
+        Ok::<_, BenchError>(())
+    };
+    let outcome = measured.await;
+    echo.stop().await?;
+    delete_queue(&cfg.amqp_url, &queue).await;
+    outcome?;
+    results.summarize();
+
+    if cfg.conns > 0 {
+        let bridge = child::spawn_bridge(bridge_args).await?;
+        let addr = bridge
+            .addr
+            .parse()
+            .map_err(|e| BenchError::Child(format!("bridge address {}: {e}", bridge.addr)))?;
+        let spec = ConnsSpec {
+            count: cfg.conns,
+            sources: cfg.conn_sources,
+            parallel: 200,
+            settle: Duration::from_secs(2),
+        };
+        eprintln!("ferry-bench: opening {} idle sessions", cfg.conns);
+        let outcome = conns::run(addr, bridge.proc.pid(), &spec).await;
+        bridge.proc.stop().await?;
+        results.conns = Some(outcome?);
+    }
+    results.client_size = size::measure(&cfg.dist)?;
+    Ok(results)
+}
+
+fn spec(concurrency: usize, body: usize, warmup: Duration, duration: Duration) -> LoadSpec {
+    LoadSpec {
+        concurrency,
+        body: json_body(body),
+        warmup,
+        duration,
+    }
+}
+
+async fn measure(
+    cfg: &RunConfig,
+    client: ClientKind,
+    url: &str,
+    queue: &str,
+    spec: &LoadSpec,
+) -> Result<crate::stats::RunStats> {
+    match client {
+        ClientKind::Baseline => baseline::run(&cfg.amqp_url, queue, cfg.baseline_mode, spec).await,
+        ClientKind::Native => native::run(url, queue, spec).await,
+        ClientKind::Node => cfg.node.run(url, queue, spec).await,
+    }
+}
+
+fn record(point: &mut Point, round: usize, outcome: Result<crate::stats::RunStats>, cpu: f64) {
+    let label = format!(
+        "round {} c={} body={}B {}",
+        round + 1,
+        point.scenario.concurrency,
+        point.scenario.body_bytes,
+        point.client.short()
+    );
+    match outcome {
+        Ok(stats) => {
+            eprintln!(
+                "{label}: {:.0} req/s p50 {:.0} µs p99 {:.0} µs errors {} bridge cpu {:.2} s",
+                stats.rps, stats.p50_us, stats.p99_us, stats.errors, cpu
+            );
+            let per_1k = (stats.total > 0).then(|| cpu / stats.total as f64 * 1000.0);
+            point.samples.push(Sample {
+                stats,
+                bridge_cpu_s_per_1k: per_1k,
+            });
+        }
+        Err(e) => {
+            eprintln!("{label}: FAILED ({}): {e}", e.code());
+            point.failures.push(e.to_string());
+        }
+    }
+}
+
+/// Raises the soft open-files limit to the hard limit (children inherit it); returns it.
+fn raise_fd_limit() -> u64 {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("ferry-bench: cannot raise the open-files limit: {e}");
+            0
+        }
+    }
+}
+
+/// Deletes the benchmark queue (it also auto-deletes when the echo worker leaves).
+async fn delete_queue(amqp_url: &str, queue: &str) {
+    let Ok(conn) = Connection::connect(amqp_url, ConnectionProperties::default()).await else {
+        return;
+    };
+    if let Ok(ch) = conn.create_channel().await {
+        let _ = ch
+            .queue_delete(queue.into(), QueueDeleteOptions::default())
+            .await;
+    }
+    let _ = conn.close(200, "bye".into()).await;
+}
