@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# demo.sh: builds Ferry and runs the patient-summary dashboard demo on this machine.
+#
+# Installs what is missing (scripts/setup.sh), builds the bridge and the example worker
+# (release), builds the npm package, packs it and installs the tarball into www/ (the way a
+# web app would), then starts two workers and one bridge that serves both the page and the
+# WebSocket. Prints the URL to open. Ctrl-C stops everything it started.
+#
+#   scripts/demo.sh                  # the whole demo
+#   scripts/demo.sh --prepare-only   # only pack the built package and install it into www/
+#
+# Environment: FERRY_AMQP_URL (default amqp://guest:guest@127.0.0.1:5672/%2f),
+# DEMO_LISTEN (default 127.0.0.1:8080), DEMO_WORKERS (2), DEMO_WORK_MS (3000),
+# DEMO_PREFETCH (2).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+export PATH="$HOME/.cargo/bin:$PATH"
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+STATE=$ROOT/.demo
+LISTEN=${DEMO_LISTEN:-127.0.0.1:8080}
+WORKERS=${DEMO_WORKERS:-2}
+WORK_MS=${DEMO_WORK_MS:-3000}
+PREFETCH=${DEMO_PREFETCH:-2}
+QUEUE=patient_summary_request
+
+say() { printf 'demo: %s\n' "$*"; }
+
+# Packs the built package (dist/ must exist) and installs the tarball into www/node_modules.
+prepare_www() {
+    [ -f dist/index.js ] || { say "dist/index.js missing: run 'npm run build' first" >&2; return 1; }
+    mkdir -p "$STATE"
+    local name
+    name=$(npm pack --silent --pack-destination "$STATE" | tail -n 1)
+    mv -f "$STATE/$name" "$STATE/ferry-client.tgz"
+    rm -rf www/node_modules/ferry-client
+    (cd www && npm install --no-package-lock --no-audit --no-fund --loglevel=error >/dev/null)
+    [ -f www/node_modules/ferry-client/dist/index.js ] || { say "install into www/ failed" >&2; return 1; }
+    say "packed $name and installed it into www/node_modules"
+}
+
+if [ "${1:-}" = "--prepare-only" ]; then
+    prepare_www
+    exit 0
+fi
+
+bash scripts/setup.sh
+
+say "building ferry-bridge and patient-summary-worker (release)"
+cargo build --release --quiet -p ferry-bridge -p patient-summary-worker
+say "building the npm package ferry-client"
+npm run --silent build >/dev/null
+prepare_www
+
+# --- run -------------------------------------------------------------------------------------
+LOGS=$STATE/logs
+mkdir -p "$LOGS"
+PIDS=()
+stop_all() {
+    trap - INT TERM EXIT
+    if [ "${#PIDS[@]}" -gt 0 ]; then
+        say "stopping ${#PIDS[@]} processes"
+        kill -TERM "${PIDS[@]}" 2>/dev/null || true
+        wait "${PIDS[@]}" 2>/dev/null || true
+    fi
+}
+trap 'stop_all; exit 130' INT TERM
+trap stop_all EXIT
+
+# Waits until FILE contains a line matching PATTERN (the process prints it once ready).
+wait_for_line() {
+    local file=$1 pattern=$2 pid=$3 what=$4 i
+    for i in $(seq 1 300); do
+        if grep -q "$pattern" "$file" 2>/dev/null; then return 0; fi
+        if ! kill -0 "$pid" 2>/dev/null; then
+            say "$what exited; its log:" >&2
+            tail -n 20 "${file%.out}.log" >&2 || true
+            return 1
+        fi
+        sleep 0.1
+    done
+    say "$what did not get ready in 30 s; see ${file%.out}.log" >&2
+    return 1
+}
+
+for n in $(seq 1 "$WORKERS"); do
+    "$TARGET_DIR/release/patient-summary-worker" --queue "$QUEUE" --name "worker-$n" \
+        --work-ms "$WORK_MS" --prefetch "$PREFETCH" \
+        >"$LOGS/worker-$n.out" 2>"$LOGS/worker-$n.log" &
+    PIDS+=($!)
+    wait_for_line "$LOGS/worker-$n.out" "consuming" "$!" "worker-$n"
+done
+say "$WORKERS workers consuming $QUEUE (prefetch $PREFETCH, ${WORK_MS} ms per summary)"
+
+"$TARGET_DIR/release/ferry-bridge" --listen "$LISTEN" --static-dir "$ROOT/www" \
+    --allow "$QUEUE" --drain-timeout 3s >"$LOGS/bridge.out" 2>"$LOGS/bridge.log" &
+PIDS+=($!)
+wait_for_line "$LOGS/bridge.out" "listening on" "$!" "ferry-bridge"
+URL=$(grep -o 'http://[^ ]*' "$LOGS/bridge.out" | head -n 1)
+
+cat <<EOF
+
+  Ferry demo is running.
+
+    Open  ${URL}/  in your browser.
+
+  Bridge socket ${URL/http:/ws:}/ws, page served from www/, logs in .demo/logs/.
+  Press Ctrl-C to stop the bridge and the workers.
+
+EOF
+
+# Runs until Ctrl-C or until one of the processes exits.
+wait -n "${PIDS[@]}" || true
+say "a process exited unexpectedly; see .demo/logs/"
+exit 1

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# test.sh: installs what is missing (scripts/setup.sh), then runs every check and test.
+#
+# Steps: setup, cargo fmt --check, clippy (native + wasm32 client), cargo test, build the
+# binaries, npm run build, type-check, npm pack + install into www/, node tests, browser tests
+# (tests/browser, tests/dashboard). Steps whose inputs do not exist yet are skipped. Every
+# step's output is kept in target/test-logs/. The last line is `N passed, M failed`
+# (tests counted from cargo's and node's summaries; a failed non-test step counts as one).
+# Exits non-zero if anything failed.
+set -uo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+export PATH="$HOME/.cargo/bin:$PATH"
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+LOG_DIR=$TARGET_DIR/test-logs
+mkdir -p "$LOG_DIR"
+
+PASSED=0
+FAILED=0
+SUMMARY=()
+T0=$(date +%s)
+
+# run_step NAME COMMAND...: runs a step, logs it, counts its tests (or itself) as passed/failed.
+run_step() {
+    local name=$1
+    shift
+    local log="$LOG_DIR/$name.log" start status
+    start=$(date +%s)
+    printf '\n=== %s: %s\n' "$name" "$*"
+    "$@" 2>&1 | tee "$log"
+    status=${PIPESTATUS[0]}
+    local secs=$(($(date +%s) - start)) p f
+    # cargo: "test result: ok. 5 passed; 0 failed"; node: "# pass 5" (tap) or "ℹ pass 5" (spec).
+    p=$(grep -aoE '(test result: [A-Za-z]+\. [0-9]+ passed)|(^(# |ℹ )pass [0-9]+)' "$log" |
+        grep -oE '[0-9]+' | awk '{ s += $1 } END { print s + 0 }')
+    f=$(grep -aoE '([0-9]+ passed; [0-9]+ failed)|(^(# |ℹ )fail [0-9]+)' "$log" |
+        sed -E 's/^[0-9]+ passed; //' | grep -oE '^[0-9]+|[0-9]+$' |
+        awk '{ s += $1 } END { print s + 0 }')
+    if [ "$p" -eq 0 ] && [ "$f" -eq 0 ]; then
+        # Not a test step: the step itself is the check.
+        if [ "$status" -eq 0 ]; then p=1; else f=1; fi
+    elif [ "$status" -ne 0 ] && [ "$f" -eq 0 ]; then
+        f=1 # failed without a failing test (build error, crash, timeout)
+    fi
+    PASSED=$((PASSED + p))
+    FAILED=$((FAILED + f))
+    local verdict=ok
+    [ "$status" -eq 0 ] || verdict="FAILED (exit $status)"
+    SUMMARY+=("$(printf '%-16s %-20s %4ss  %s passed, %s failed' "$name" "$verdict" "$secs" "$p" "$f")")
+    return "$status"
+}
+
+skip() {
+    SUMMARY+=("$(printf '%-16s %-20s' "$1" "skipped ($2)")")
+    printf '\n=== %s: skipped (%s)\n' "$1" "$2"
+}
+
+finish() {
+    printf '\n=== summary (%ss in all; logs in %s)\n' "$(($(date +%s) - T0))" "$LOG_DIR"
+    printf '%s\n' "${SUMMARY[@]}"
+    echo "$PASSED passed, $FAILED failed"
+    [ "$FAILED" -eq 0 ]
+    exit $?
+}
+
+has_npm_script() {
+    [ -f package.json ] && node -e 'process.exit(require("./package.json").scripts?.[process.argv[1]] ? 0 : 1)' "$1"
+}
+
+# Test files node --test would pick up in a directory.
+has_node_tests() {
+    [ -d "$1" ] && [ -n "$(find "$1" -type f \( -name '*.test.js' -o -name '*.test.mjs' -o -name '*.test.cjs' -o -name 'test-*.js' -o -name 'test-*.mjs' \) -print -quit)" ]
+}
+
+run_step setup bash scripts/setup.sh || finish
+
+run_step fmt cargo fmt --all --check
+run_step clippy cargo clippy --workspace --all-targets --quiet -- -D warnings
+if [ -f client-wasm/Cargo.toml ]; then
+    run_step clippy-wasm cargo clippy -p ferry-client --target wasm32-unknown-unknown --quiet -- -D warnings
+fi
+run_step cargo-test timeout 1200 cargo test --workspace
+BINS_OK=1
+run_step build-bins cargo build --quiet -p ferry-bridge -p patient-summary-worker || BINS_OK=0
+export FERRY_BRIDGE_BIN="$TARGET_DIR/debug/ferry-bridge"
+export FERRY_WORKER_BIN="$TARGET_DIR/debug/patient-summary-worker"
+
+CLIENT_OK=0
+if has_npm_script build; then
+    run_step npm-build npm run build && CLIENT_OK=1
+else
+    skip npm-build "no build script in package.json yet"
+fi
+for script in typecheck check-types test:types; do
+    if has_npm_script "$script"; then
+        run_step typecheck npm run "$script"
+        break
+    fi
+done
+if [ "$CLIENT_OK" -eq 1 ]; then
+    run_step pack-www bash scripts/demo.sh --prepare-only || CLIENT_OK=0
+fi
+
+if has_node_tests tests/node; then
+    run_step node-tests timeout 900 node --test --test-reporter=spec tests/node
+else
+    skip node-tests "no tests in tests/node yet"
+fi
+
+BROWSER_DIRS=()
+for dir in tests/browser tests/dashboard; do
+    has_node_tests "$dir" && BROWSER_DIRS+=("$dir")
+done
+if [ "${#BROWSER_DIRS[@]}" -eq 0 ]; then
+    skip browser-tests "no browser tests yet"
+elif [ "$CLIENT_OK" -eq 0 ] || [ "$BINS_OK" -eq 0 ]; then
+    skip browser-tests "client package or binaries did not build"
+    FAILED=$((FAILED + 1))
+else
+    export FERRY_WWW_DIR="$ROOT/www"
+    run_step browser-tests timeout 900 node --test --test-reporter=spec --test-concurrency=1 "${BROWSER_DIRS[@]}"
+fi
+
+finish
