@@ -1,0 +1,275 @@
+// The patient-summary dashboard: connects to the Ferry bridge that serves this page and asks
+// the `patient_summary_request` AMQP service for summaries, many at once.
+//
+// Everything Ferry-specific is the three calls of the ferry-client package:
+//   connect(url)  ·  client.request(destination, body, { timeoutMs, signal, onProgress })
+//   and FerryError's `.code` when a request fails.
+
+import { PATIENTS } from "./patients.js";
+import { h, renderError, renderSummary } from "./render.js";
+
+const DESTINATION = "patient_summary_request";
+const REQUEST_TIMEOUT_MS = 120_000;
+const STATE_LABELS = {
+  waiting: "Waiting",
+  working: "In progress",
+  done: "Done",
+  failed: "Failed",
+  cancelled: "Cancelled",
+};
+
+const $ = (sel) => document.querySelector(sel);
+const ui = {
+  connection: $(".connection"),
+  status: $("#connection-status"),
+  reconnect: $("#reconnect"),
+  patients: $("#patient-list"),
+  requestAll: $("#request-all"),
+  cards: $("#cards"),
+  empty: $("#empty"),
+  counts: $("#counts"),
+  clear: $("#clear-finished"),
+  announcer: $("#announcer"),
+};
+
+let ferry = null; // the imported package
+let client = null; // the connected client, or null
+let retryTimer = 0;
+let retryDelayMs = 1000;
+let nextCard = 1;
+/** @type {Map<number, Card>} */
+const cards = new Map();
+
+/** The bridge's socket: same origin as the page, path /ws (override with ?ws=URL). */
+function socketUrl() {
+  const override = new URLSearchParams(location.search).get("ws");
+  if (override) return override;
+  const url = new URL("/ws", location.href);
+  url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+  return url.href;
+}
+
+// --- connection ------------------------------------------------------------------------------
+
+function setConnection(state, text) {
+  ui.connection.dataset.state = state;
+  ui.status.textContent = text;
+  ui.reconnect.hidden = state !== "disconnected";
+  const connected = state === "connected";
+  for (const button of document.querySelectorAll("[data-request]")) button.disabled = !connected;
+  ui.requestAll.disabled = !connected;
+}
+
+async function connectNow() {
+  clearTimeout(retryTimer);
+  setConnection("connecting", "Connecting…");
+  try {
+    client = await ferry.connect(socketUrl(), { timeoutMs: REQUEST_TIMEOUT_MS });
+    retryDelayMs = 1000;
+    setConnection("connected", "Connected");
+  } catch (err) {
+    client = null;
+    lostConnection(err);
+  }
+}
+
+function lostConnection(err) {
+  if (client) {
+    const old = client;
+    client = null;
+    old.close?.().catch(() => {});
+  }
+  const seconds = Math.round(retryDelayMs / 1000);
+  const why = err?.code ? ` (${err.code})` : "";
+  setConnection("disconnected", `Disconnected${why}. Retrying in ${seconds} s.`);
+  clearTimeout(retryTimer);
+  retryTimer = setTimeout(connectNow, retryDelayMs);
+  retryDelayMs = Math.min(retryDelayMs * 2, 30_000);
+}
+
+// --- cards -----------------------------------------------------------------------------------
+
+/**
+ * @typedef {object} Card
+ * @property {number} id
+ * @property {{id: number, name: string}} patient
+ * @property {"waiting"|"working"|"done"|"failed"|"cancelled"} state
+ * @property {number} started
+ * @property {AbortController} controller
+ * @property {Record<string, HTMLElement>} el
+ */
+
+function createCard(patient) {
+  const id = nextCard++;
+  const titleId = `card-${id}-title`;
+  const el = {};
+  el.title = h("h3", { id: titleId, tabindex: "-1" }, patient.name, " ", h("span", { class: "pid" }, `#${patient.id}`));
+  el.badge = h("span", { class: "badge" }, STATE_LABELS.waiting);
+  el.elapsed = h("span", { class: "elapsed" }, "0 s");
+  el.stage = h("span", { class: "stage" }, "Queued, waiting for a worker");
+  el.progress = h("progress", { max: "100", "aria-label": `Progress of ${patient.name}'s summary` });
+  el.cancel = h(
+    "button",
+    { type: "button", class: "cancel secondary" },
+    "Cancel",
+    h("span", { class: "visually-hidden" }, ` summary for ${patient.name}`),
+  );
+  el.body = h("div", { class: "card-body" });
+  el.root = h(
+    "li",
+    { class: "card", "data-state": "waiting", "data-patient-id": patient.id, "aria-labelledby": titleId, "aria-busy": "true" },
+    h("div", { class: "card-head" }, el.title, el.badge),
+    h("p", { class: "status-line" }, el.stage, h("span", { "aria-hidden": "true" }, " · "), el.elapsed),
+    el.progress,
+    h("div", { class: "card-actions" }, el.cancel),
+    el.body,
+  );
+  const card = { id, patient, state: "waiting", started: performance.now(), controller: new AbortController(), el };
+  el.cancel.addEventListener("click", () => {
+    card.controller.abort();
+    el.title.focus();
+  });
+  cards.set(id, card);
+  ui.cards.prepend(el.root);
+  return card;
+}
+
+function setState(card, state) {
+  card.state = state;
+  card.el.root.dataset.state = state;
+  card.el.badge.textContent = STATE_LABELS[state];
+  const active = state === "waiting" || state === "working";
+  card.el.root.setAttribute("aria-busy", String(active));
+  if (!active) {
+    tick(card);
+    card.el.cancel.remove();
+    card.el.progress.remove();
+  }
+  updateCounts();
+}
+
+function tick(card) {
+  const seconds = Math.floor((performance.now() - card.started) / 1000);
+  const text = `${seconds} s`;
+  if (card.el.elapsed.textContent !== text) card.el.elapsed.textContent = text;
+}
+
+function announce(text) {
+  ui.announcer.textContent = text;
+}
+
+function updateCounts() {
+  const n = { waiting: 0, working: 0, done: 0, failed: 0, cancelled: 0 };
+  for (const card of cards.values()) n[card.state]++;
+  const inFlight = n.waiting + n.working;
+  const parts = [`${inFlight} in flight`, `${n.done} done`];
+  if (n.failed) parts.push(`${n.failed} failed`);
+  if (n.cancelled) parts.push(`${n.cancelled} cancelled`);
+  ui.counts.textContent = cards.size ? parts.join(" · ") : "No requests yet";
+  ui.clear.disabled = cards.size === inFlight;
+  ui.empty.hidden = cards.size > 0;
+}
+
+// --- requests --------------------------------------------------------------------------------
+
+async function requestSummary(patient) {
+  if (!client) return;
+  const card = createCard(patient);
+  updateCounts();
+  const onProgress = (p) => {
+    if (card.state !== "waiting" && card.state !== "working") return;
+    if (card.state === "waiting") setState(card, "working");
+    const pct = Math.max(0, Math.min(100, Number(p?.pct) || 0));
+    card.el.progress.value = pct;
+    card.el.stage.textContent = `Building: ${p?.stage ?? "working"} (${pct}%)`;
+  };
+  try {
+    const summary = await client.request(DESTINATION, { patientId: patient.id }, {
+      timeoutMs: REQUEST_TIMEOUT_MS,
+      signal: card.controller.signal,
+      onProgress,
+    });
+    card.el.stage.textContent = "Ready";
+    card.el.body.replaceChildren(renderSummary(summary));
+    setState(card, "done");
+    announce(`Summary for ${patient.name} is ready.`);
+  } catch (err) {
+    if (err?.code === "cancelled") {
+      card.el.stage.textContent = "Cancelled";
+      setState(card, "cancelled");
+      announce(`Summary for ${patient.name} cancelled.`);
+      return;
+    }
+    card.el.stage.textContent = "Failed";
+    card.el.body.replaceChildren(renderError(err));
+    setState(card, "failed");
+    announce(`Summary for ${patient.name} failed: ${err?.message ?? err}`);
+    if (err?.code === "disconnected" || err?.code === "closed") lostConnection(err);
+  }
+}
+
+// --- page ------------------------------------------------------------------------------------
+
+function renderPatients() {
+  for (const patient of PATIENTS) {
+    const button = h(
+      "button",
+      { type: "button", "data-request": patient.id, disabled: true },
+      "Request summary",
+      h("span", { class: "visually-hidden" }, ` for ${patient.name}`),
+    );
+    button.addEventListener("click", () => requestSummary(patient));
+    ui.patients.append(
+      h(
+        "li",
+        { class: patient.unknown ? "patient unknown" : "patient" },
+        h("span", { class: "patient-name" }, patient.name),
+        h("span", { class: "pid" }, `#${patient.id}`),
+        button,
+      ),
+    );
+  }
+}
+
+function wireControls() {
+  ui.reconnect.addEventListener("click", () => {
+    retryDelayMs = 1000;
+    connectNow();
+  });
+  ui.requestAll.addEventListener("click", () => {
+    for (const patient of PATIENTS) if (!patient.unknown) requestSummary(patient);
+  });
+  ui.clear.addEventListener("click", () => {
+    for (const [id, card] of cards) {
+      if (card.state !== "waiting" && card.state !== "working") {
+        card.el.root.remove();
+        cards.delete(id);
+      }
+    }
+    updateCounts();
+    $("#summaries-heading").focus();
+  });
+  setInterval(() => {
+    for (const card of cards.values()) if (card.state === "waiting" || card.state === "working") tick(card);
+  }, 250);
+}
+
+async function main() {
+  renderPatients();
+  wireControls();
+  updateCounts();
+  try {
+    ferry = await import("ferry-client");
+  } catch (err) {
+    setConnection("disconnected", "The ferry-client package is not installed in www/.");
+    ui.reconnect.hidden = true;
+    document.body.prepend(
+      h("p", { class: "banner", role: "alert" }, "Could not load ferry-client: run scripts/demo.sh, which builds the package and installs it here. (", String(err?.message ?? err), ")"),
+    );
+    return;
+  }
+  window.ferryDemo = { get client() { return client; }, cards };
+  await connectNow();
+}
+
+main();
