@@ -1,1 +1,176 @@
-//! Ferry bridge: relays WebSocket requests to AMQP queues and routes replies back.
+//! Ferry bridge: relays WebSocket requests to AMQP queues and routes every reply back to
+//! the socket that asked.
+//!
+//! Map of the crate (one responsibility per file):
+//! - [`config`]: CLI flags / `FERRY_*` env vars. [`allow`]: destination allowlists.
+//! - [`http`]: the listening port (`/ws`, `/healthz`, `/readyz`, static files via
+//!   [`static_files`]); [`handshake`]: upgrade checks, Origin, subprotocol negotiation.
+//! - [`session`]: one task per socket (HELLO, requests, replies, deadlines, drain);
+//!   [`outbound`]: its writer task (bounded queue, pings); [`pending`]: its pending map.
+//! - [`broker`]: AMQP connection manager ([`broker::publish`], [`broker::probe`],
+//!   [`broker::replies`]); [`amqp_props`]: the worker contract (properties and headers).
+//! - [`error`]: `BridgeError` and its wire codes; [`stats`]: counters.
+//!
+//! Use: [`Bridge::bind`] then [`Bridge::run`] with a [`CancellationToken`] that starts the drain.
+
+pub mod allow;
+pub mod amqp_props;
+pub mod broker;
+pub mod config;
+pub mod error;
+pub mod handshake;
+pub mod http;
+pub mod outbound;
+pub mod pending;
+pub mod session;
+pub mod static_files;
+pub mod stats;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::{CancellationToken, DropGuard};
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+pub use config::Config;
+pub use error::BridgeError;
+pub use stats::{Stats, StatsSnapshot};
+
+use allow::Allowlist;
+use broker::Broker;
+
+/// State every connection shares.
+pub struct Shared {
+    /// The configuration.
+    pub config: Config,
+    /// Compiled `--allow`.
+    pub allow: Allowlist,
+    /// Compiled `--allow-waiting`.
+    pub waiting: Allowlist,
+    /// The broker links.
+    pub broker: Broker,
+    /// Counters.
+    pub stats: Arc<Stats>,
+    /// Cancelled when the drain starts.
+    pub shutdown: CancellationToken,
+    /// Owns every connection and session task.
+    pub tracker: TaskTracker,
+    /// `ferry-bridge/VERSION`, sent in WELCOME.
+    pub server_name: String,
+}
+
+/// A bound, not yet running bridge.
+pub struct Bridge {
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    broker_task: tokio::task::JoinHandle<()>,
+    broker_stop: CancellationToken,
+    _broker_guard: DropGuard,
+}
+
+/// Startup failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+impl Bridge {
+    /// Binds the listening socket and starts connecting to the broker (in the background,
+    /// with retries).
+    pub async fn bind(config: Config) -> Result<Self, StartError> {
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        if config.allow.is_empty() {
+            warn!("no --allow pattern: every destination is forbidden");
+        }
+        let broker_stop = CancellationToken::new();
+        let (broker, broker_task) = Broker::start(config.amqp_url.clone(), broker_stop.clone());
+        let shared = Arc::new(Shared {
+            allow: config.allowlist(),
+            waiting: config.waiting_list(),
+            config,
+            broker,
+            stats: Arc::new(Stats::default()),
+            shutdown: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+            server_name: format!("ferry-bridge/{}", env!("CARGO_PKG_VERSION")),
+        });
+        Ok(Self {
+            listener,
+            shared,
+            broker_task,
+            _broker_guard: broker_stop.clone().drop_guard(),
+            broker_stop,
+        })
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or(self.shared.config.listen)
+    }
+
+    /// The live counters.
+    pub fn stats(&self) -> Arc<Stats> {
+        self.shared.stats.clone()
+    }
+
+    /// A handle that resolves once the broker is connected.
+    pub fn broker(&self) -> Broker {
+        self.shared.broker.clone()
+    }
+
+    /// Serves until `shutdown` is cancelled, then drains: stops accepting, lets pending
+    /// requests finish up to `--drain-timeout`, closes sockets with 1001, closes the broker.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let shared = self.shared;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                accepted = self.listener.accept() => match accepted {
+                    Ok((tcp, _peer)) => {
+                        shared.tracker.spawn(http::serve(shared.clone(), tcp));
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+        }
+        drop(self.listener);
+        info!(
+            sessions = shared.stats.snapshot().sessions,
+            pending = shared.stats.snapshot().pending,
+            "draining"
+        );
+        shared.shutdown.cancel();
+        shared.tracker.close();
+        let grace = shared.config.drain_timeout + Duration::from_secs(5);
+        if tokio::time::timeout(grace, shared.tracker.wait())
+            .await
+            .is_err()
+        {
+            warn!("some connections did not finish draining in time");
+        }
+        self.broker_stop.cancel();
+        let _ = self.broker_task.await;
+        info!("stopped");
+    }
+}

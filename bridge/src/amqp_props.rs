@@ -1,0 +1,207 @@
+//! The AMQP side of the worker contract: request frame → message properties and headers,
+//! reply delivery → REPLY, ERROR (`remote`) or PROGRESS frame.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ferry_protocol::{ErrorCode, ErrorFrame, Frame, Progress, Reply, Request, headers};
+use lapin::BasicProperties;
+use lapin::types::{AMQPValue, FieldTable, ShortString};
+
+/// Properties of a request message (see the plan's "AMQP conventions").
+pub fn request_properties(
+    req: &Request<'_>,
+    reply_to: &str,
+    session: &str,
+    timeout: Duration,
+) -> BasicProperties {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let deadline_ms = i64::try_from((now + timeout).as_millis()).unwrap_or(i64::MAX);
+    let mut table = FieldTable::default();
+    for (name, value) in &req.headers {
+        table.insert(
+            ShortString::from(*name),
+            AMQPValue::LongString((*value).into()),
+        );
+    }
+    table.insert(
+        headers::DEADLINE.into(),
+        AMQPValue::LongLongInt(deadline_ms),
+    );
+    table.insert(
+        headers::SESSION.into(),
+        AMQPValue::LongString(session.into()),
+    );
+    let mut props = BasicProperties::default()
+        .with_correlation_id(req.id.into())
+        .with_reply_to(reply_to.into())
+        .with_message_id(uuid::Uuid::new_v4().to_string().into())
+        .with_timestamp(now.as_secs())
+        .with_expiration(timeout.as_millis().max(1).to_string().into())
+        .with_delivery_mode(1)
+        .with_headers(table);
+    if let Some(ct) = req.content_type {
+        props = props.with_content_type(ct.into());
+    }
+    props
+}
+
+/// A header value as text, if it is a string type.
+fn text(v: &AMQPValue) -> Option<&str> {
+    match v {
+        AMQPValue::LongString(s) => std::str::from_utf8(s.as_bytes()).ok(),
+        AMQPValue::ShortString(s) => Some(s.as_str()),
+        _ => None,
+    }
+}
+
+/// What a reply delivery means for its request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ReplyKind<'a> {
+    /// The final, successful reply.
+    Final,
+    /// An intermediate progress message; the request stays pending.
+    Progress,
+    /// The worker's error reply: its code and optional message.
+    Error {
+        /// `x-ferry-error`.
+        code: &'a str,
+        /// `x-ferry-error-message`.
+        message: Option<&'a str>,
+    },
+}
+
+/// Classifies a reply by its `x-ferry-*` headers.
+pub fn reply_kind(props: &BasicProperties) -> ReplyKind<'_> {
+    let Some(table) = props.headers() else {
+        return ReplyKind::Final;
+    };
+    let get = |name: &str| table.inner().get(name).and_then(text);
+    if let Some(code) = get(headers::ERROR_CODE) {
+        return ReplyKind::Error {
+            code,
+            message: get(headers::ERROR_MESSAGE),
+        };
+    }
+    if get(headers::KIND) == Some(headers::KIND_PROGRESS) {
+        return ReplyKind::Progress;
+    }
+    ReplyKind::Final
+}
+
+/// The string-valued, non-reserved headers of a reply, for the REPLY frame.
+pub fn reply_headers(props: &BasicProperties) -> Vec<(&str, &str)> {
+    let Some(table) = props.headers() else {
+        return Vec::new();
+    };
+    table
+        .inner()
+        .iter()
+        .filter(|(k, _)| !k.as_str().starts_with(headers::RESERVED_PREFIX))
+        .filter_map(|(k, v)| Some((k.as_str(), text(v)?)))
+        .filter(|(k, _)| k.len() <= usize::from(u8::MAX))
+        .take(ferry_protocol::validate::MAX_HEADERS)
+        .collect()
+}
+
+/// Encodes the frame a reply delivery becomes for the request `id`; the flag is true when
+/// the reply is final (REPLY or remote ERROR) and false for PROGRESS.
+pub fn reply_frame(id: &str, props: &BasicProperties, body: &[u8]) -> (bool, Vec<u8>) {
+    let content_type = props.content_type().as_ref().map(ShortString::as_str);
+    let frame = match reply_kind(props) {
+        ReplyKind::Final => Frame::Reply(Reply {
+            id,
+            content_type,
+            headers: reply_headers(props),
+            body,
+        }),
+        ReplyKind::Progress => {
+            let frame = Frame::Progress(Progress {
+                id,
+                content_type,
+                body,
+            });
+            return (false, frame.encode());
+        }
+        ReplyKind::Error { code, message } => Frame::Error(ErrorFrame {
+            id: Some(id),
+            code: ErrorCode::Remote,
+            message: message.unwrap_or("the worker reported an error"),
+            remote_code: Some(code),
+            content_type,
+            details: body,
+        }),
+    };
+    (true, frame.encode())
+}
+
+/// Encodes an ERROR frame.
+pub fn error_frame(id: Option<&str>, code: ErrorCode, message: &str) -> Vec<u8> {
+    Frame::Error(ErrorFrame {
+        id,
+        code,
+        message,
+        remote_code: None,
+        content_type: None,
+        details: &[],
+    })
+    .encode()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_carries_the_contract() {
+        let req = Request {
+            id: "c-1",
+            destination: "q",
+            content_type: Some("application/json"),
+            timeout_ms: None,
+            idle_timeout_ms: None,
+            headers: vec![("x-tenant", "acme")],
+            body: b"{}",
+        };
+        let p = request_properties(&req, "ferry.reply.s", "s", Duration::from_millis(1500));
+        assert_eq!(p.correlation_id().as_ref().unwrap().as_str(), "c-1");
+        assert_eq!(p.reply_to().as_ref().unwrap().as_str(), "ferry.reply.s");
+        assert_eq!(p.expiration().as_ref().unwrap().as_str(), "1500");
+        assert_eq!(p.delivery_mode(), &Some(1));
+        let h = p.headers().as_ref().unwrap().inner();
+        assert!(matches!(
+            h.get(headers::DEADLINE),
+            Some(AMQPValue::LongLongInt(_))
+        ));
+        assert_eq!(h.get("x-tenant").and_then(text), Some("acme"));
+        assert_eq!(h.get(headers::SESSION).and_then(text), Some("s"));
+    }
+
+    #[test]
+    fn replies_are_classified_by_header() {
+        let mut t = FieldTable::default();
+        t.insert(
+            headers::ERROR_CODE.into(),
+            AMQPValue::LongString("E42".into()),
+        );
+        let p = BasicProperties::default().with_headers(t);
+        assert_eq!(
+            reply_kind(&p),
+            ReplyKind::Error {
+                code: "E42",
+                message: None
+            }
+        );
+        let mut t = FieldTable::default();
+        t.insert(
+            headers::KIND.into(),
+            AMQPValue::LongString("progress".into()),
+        );
+        t.insert("x-app".into(), AMQPValue::LongString("v".into()));
+        let p = BasicProperties::default().with_headers(t);
+        assert_eq!(reply_kind(&p), ReplyKind::Progress);
+        assert_eq!(reply_headers(&p), vec![("x-app", "v")]);
+        assert_eq!(reply_kind(&BasicProperties::default()), ReplyKind::Final);
+    }
+}

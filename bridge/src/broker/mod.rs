@@ -1,0 +1,200 @@
+//! The broker connection manager: separate publish and consume connections, (re)connected
+//! with exponential backoff and jitter, published to sessions through a `watch` channel.
+//!
+//! `None` in the watch means "no broker": new requests fail with `broker_unavailable` at once.
+
+pub mod probe;
+pub mod publish;
+pub mod replies;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use lapin::options::ConfirmSelectOptions;
+use lapin::{Channel, Connection, ConnectionProperties, Event};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::error::BridgeError;
+use probe::Probe;
+
+/// How many channels share the consumers of the per-session reply queues.
+const CONSUME_CHANNELS: usize = 4;
+/// First retry delay after a failed connect; doubles up to [`MAX_BACKOFF`].
+const MIN_BACKOFF: Duration = Duration::from_millis(200);
+/// Longest retry delay.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// One live pair of broker connections and their channels.
+pub struct Links {
+    publish_conn: Connection,
+    consume_conn: Connection,
+    /// Confirm-mode channel every request is published on.
+    pub(crate) publish: Channel,
+    consume: Vec<Channel>,
+    pub(crate) probe: Probe,
+    /// Cancelled when either connection (or a shared channel) fails.
+    pub lost: CancellationToken,
+}
+
+impl Links {
+    /// The consume channel for a session (spread by a hash of its id).
+    pub(crate) fn consume_channel(&self, session: &str) -> &Channel {
+        let h = session.bytes().fold(0usize, |h, b| {
+            h.wrapping_mul(31).wrapping_add(usize::from(b))
+        });
+        &self.consume[h % self.consume.len()]
+    }
+
+    /// The connection probes and reply queues use.
+    pub(crate) fn consume_conn(&self) -> &Connection {
+        &self.consume_conn
+    }
+
+    /// Marks these links broken so the manager reconnects.
+    pub(crate) fn mark_lost(&self, why: &str) {
+        if !self.lost.is_cancelled() {
+            warn!(reason = why, "broker link failed; reconnecting");
+            self.lost.cancel();
+        }
+    }
+
+    async fn close(&self) {
+        let _ = self.publish_conn.close(200, "bridge stopping".into()).await;
+        let _ = self.consume_conn.close(200, "bridge stopping".into()).await;
+    }
+}
+
+/// Sessions' handle on the broker.
+#[derive(Clone)]
+pub struct Broker {
+    rx: watch::Receiver<Option<Arc<Links>>>,
+}
+
+impl Broker {
+    /// Starts the manager task; it runs until `stop` is cancelled (then closes the links).
+    pub fn start(url: String, stop: CancellationToken) -> (Self, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = watch::channel(None);
+        let task = tokio::spawn(manage(url, tx, stop));
+        (Self { rx }, task)
+    }
+
+    /// The current links, if the broker is connected.
+    pub fn current(&self) -> Option<Arc<Links>> {
+        self.rx
+            .borrow()
+            .as_ref()
+            .filter(|l| !l.lost.is_cancelled())
+            .cloned()
+    }
+
+    /// True when the broker is connected.
+    pub fn ready(&self) -> bool {
+        self.current().is_some()
+    }
+
+    /// Waits until the broker is connected.
+    pub async fn wait_ready(&self) {
+        let mut rx = self.rx.clone();
+        let _ = rx.wait_for(|l| l.is_some()).await;
+    }
+}
+
+async fn manage(url: String, tx: watch::Sender<Option<Arc<Links>>>, stop: CancellationToken) {
+    let mut backoff = MIN_BACKOFF;
+    loop {
+        let links = tokio::select! {
+            _ = stop.cancelled() => return,
+            r = connect(&url) => r,
+        };
+        let (links, mut events) = match links {
+            Ok(l) => l,
+            Err(e) => {
+                let delay = jitter(backoff);
+                warn!(error = %e, retry_in = ?delay, "cannot connect to the broker; retrying");
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(delay) => {}
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                continue;
+            }
+        };
+        backoff = MIN_BACKOFF;
+        info!("connected to the broker");
+        let links = Arc::new(links);
+        tx.send_replace(Some(links.clone()));
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => {
+                    tx.send_replace(None);
+                    links.close().await;
+                    return;
+                }
+                _ = links.lost.cancelled() => break,
+                ev = events.next() => match ev {
+                    Some(Event::Error(e)) => {
+                        links.mark_lost(&e.to_string());
+                        break;
+                    }
+                    Some(Event::ConnectionBlocked(why)) => warn!(reason = why, "broker blocked publishing"),
+                    Some(Event::ConnectionUnblocked) => info!("broker unblocked publishing"),
+                    Some(_) => {}
+                    None => {
+                        links.mark_lost("event stream ended");
+                        break;
+                    }
+                }
+            }
+        }
+        tx.send_replace(None);
+        links.close().await;
+        warn!("broker connection lost; reconnecting");
+    }
+}
+
+type EventStream = futures_util::stream::BoxStream<'static, Event>;
+
+async fn connect(url: &str) -> Result<(Links, EventStream), BridgeError> {
+    let publish_conn = Connection::connect(
+        url,
+        ConnectionProperties::default().with_connection_name("ferry-bridge publish".into()),
+    )
+    .await?;
+    let consume_conn = Connection::connect(
+        url,
+        ConnectionProperties::default().with_connection_name("ferry-bridge consume".into()),
+    )
+    .await?;
+    let publish = publish_conn.create_channel().await?;
+    publish
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    let mut consume = Vec::with_capacity(CONSUME_CHANNELS);
+    for _ in 0..CONSUME_CHANNELS {
+        consume.push(consume_conn.create_channel().await?);
+    }
+    let events = futures_util::stream::select(
+        publish_conn.events_listener(),
+        consume_conn.events_listener(),
+    )
+    .boxed();
+    Ok((
+        Links {
+            publish_conn,
+            consume_conn,
+            publish,
+            consume,
+            probe: Probe::default(),
+            lost: CancellationToken::new(),
+        },
+        events,
+    ))
+}
+
+/// `d` scaled by a random factor in 0.75..1.25.
+fn jitter(d: Duration) -> Duration {
+    d.mul_f64(rand::random_range(0.75..1.25))
+}

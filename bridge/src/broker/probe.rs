@@ -1,0 +1,93 @@
+//! The `no_responders` check: a passive `queue_declare` tells whether a destination queue
+//! exists and how many consumers it has. Positive answers are cached briefly.
+//!
+//! A failed passive declare (404) closes its AMQP channel, so probes use a dedicated channel
+//! that is reopened on the next probe.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use lapin::options::QueueDeclareOptions;
+use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
+use lapin::types::FieldTable;
+use lapin::{Channel, Connection, ErrorKind};
+
+use crate::error::BridgeError;
+
+/// How long "this queue has consumers" is trusted.
+const CACHE_TTL: Duration = Duration::from_secs(1);
+/// Cache entries kept before expired ones are swept.
+const CACHE_SWEEP_AT: usize = 1024;
+
+/// The probe channel and the cache of destinations recently seen with consumers.
+#[derive(Default)]
+pub struct Probe {
+    channel: tokio::sync::Mutex<Option<Channel>>,
+    has_consumers: Mutex<HashMap<String, Instant>>,
+}
+
+impl Probe {
+    fn cached(&self, dest: &str) -> bool {
+        let Ok(cache) = self.has_consumers.lock() else {
+            return false;
+        };
+        cache.get(dest).is_some_and(|t| t.elapsed() < CACHE_TTL)
+    }
+
+    fn remember(&self, dest: &str) {
+        if let Ok(mut cache) = self.has_consumers.lock() {
+            if cache.len() >= CACHE_SWEEP_AT {
+                cache.retain(|_, t| t.elapsed() < CACHE_TTL);
+            }
+            cache.insert(dest.to_owned(), Instant::now());
+        }
+    }
+
+    /// `Ok` when `dest` exists and has a consumer; `no_route` when it does not exist;
+    /// `no_responders` when nobody consumes it.
+    pub async fn check(&self, conn: &Connection, dest: &str) -> Result<(), BridgeError> {
+        if self.cached(dest) {
+            return Ok(());
+        }
+        let mut slot = self.channel.lock().await;
+        if self.cached(dest) {
+            return Ok(());
+        }
+        let channel = match slot.as_ref() {
+            Some(c) if c.status().connected() => c.clone(),
+            _ => {
+                let c = conn.create_channel().await?;
+                *slot = Some(c.clone());
+                c
+            }
+        };
+        let opts = QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        };
+        match channel
+            .queue_declare(dest.into(), opts, FieldTable::default())
+            .await
+        {
+            Ok(q) if q.consumer_count() > 0 => {
+                self.remember(dest);
+                Ok(())
+            }
+            Ok(_) => Err(BridgeError::NoResponders(dest.to_owned())),
+            Err(e) => {
+                *slot = None;
+                if is_not_found(&e) {
+                    Err(BridgeError::NoRoute(dest.to_owned()))
+                } else {
+                    Err(e.into())
+                }
+            }
+        }
+    }
+}
+
+fn is_not_found(e: &lapin::Error) -> bool {
+    matches!(e.kind(), ErrorKind::ProtocolError(err)
+        if *err.kind() == AMQPErrorKind::Soft(AMQPSoftError::NOTFOUND))
+}

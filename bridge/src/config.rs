@@ -1,0 +1,110 @@
+//! The bridge's configuration: every CLI flag, each also readable from a `FERRY_*` env var.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::allow::Allowlist;
+
+/// `ferry-bridge` options. Durations use humantime (`30s`, `1h`, `250ms`).
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "ferry-bridge",
+    version,
+    about = "Ferry's WebSocket-to-AMQP request-reply bridge"
+)]
+pub struct Config {
+    /// Address to listen on; the socket is at `/ws`, health at `/healthz` and `/readyz`.
+    #[arg(long, env = "FERRY_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// AMQP URI of the broker (`?heartbeat=10` is honoured).
+    #[arg(
+        long,
+        env = "FERRY_AMQP_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f",
+        hide_env_values = true
+    )]
+    pub amqp_url: String,
+
+    /// Destinations clients may call: exact queue names, `prefix.*`, or `*` for all.
+    /// Repeatable and/or comma-separated. Without any, every destination is forbidden.
+    #[arg(long = "allow", env = "FERRY_ALLOW", value_delimiter = ',')]
+    pub allow: Vec<String>,
+
+    /// Destinations where requests may wait for a worker: the `no_responders` check is skipped.
+    #[arg(
+        long = "allow-waiting",
+        env = "FERRY_ALLOW_WAITING",
+        value_delimiter = ','
+    )]
+    pub allow_waiting: Vec<String>,
+
+    /// Largest WebSocket message accepted, in bytes.
+    #[arg(long, env = "FERRY_MAX_FRAME_BYTES", default_value_t = 1_048_576)]
+    pub max_frame_bytes: u32,
+
+    /// Most pending requests per socket.
+    #[arg(long, env = "FERRY_MAX_INFLIGHT", default_value_t = 1024)]
+    pub max_inflight: u32,
+
+    /// Timeout of a request that names none.
+    #[arg(long, env = "FERRY_DEFAULT_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub default_timeout: Duration,
+
+    /// Largest timeout a request may ask for (larger ones are clamped).
+    #[arg(long, env = "FERRY_MAX_TIMEOUT", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub max_timeout: Duration,
+
+    /// On SIGTERM, how long pending requests may take to finish before sockets are closed.
+    #[arg(long, env = "FERRY_DRAIN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub drain_timeout: Duration,
+
+    /// Interval of WebSocket pings; a socket that has not answered the previous ping is closed.
+    #[arg(long, env = "FERRY_PING_INTERVAL", default_value = "25s", value_parser = humantime::parse_duration)]
+    pub ping_interval: Duration,
+
+    /// How long a new socket has to send HELLO.
+    #[arg(long, env = "FERRY_HELLO_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub hello_timeout: Duration,
+
+    /// Serve the files of this directory over HTTP (GET only; `index.html` for directories).
+    #[arg(long, env = "FERRY_STATIC_DIR")]
+    pub static_dir: Option<PathBuf>,
+
+    /// Origins allowed to open a socket (exact, e.g. `https://app.example`). Repeatable and/or
+    /// comma-separated. Without any, every origin is allowed.
+    #[arg(
+        long = "allowed-origin",
+        env = "FERRY_ALLOWED_ORIGIN",
+        value_delimiter = ','
+    )]
+    pub allowed_origins: Vec<String>,
+}
+
+impl Config {
+    /// A configuration with every default, listening on `listen` and allowing `allow`.
+    pub fn with_defaults(listen: SocketAddr, allow: &[&str]) -> Self {
+        let mut cfg = Self::parse_from(["ferry-bridge"]);
+        cfg.listen = listen;
+        cfg.allow = allow.iter().map(|s| (*s).to_owned()).collect();
+        cfg
+    }
+
+    /// The compiled destination allowlist.
+    pub fn allowlist(&self) -> Allowlist {
+        Allowlist::new(&self.allow)
+    }
+
+    /// The compiled allowlist of destinations exempt from the `no_responders` check.
+    pub fn waiting_list(&self) -> Allowlist {
+        Allowlist::new(&self.allow_waiting)
+    }
+
+    /// Milliseconds of a duration, saturating at `u32::MAX` (the wire type).
+    pub fn millis_u32(d: Duration) -> u32 {
+        u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
+    }
+}

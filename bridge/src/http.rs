@@ -1,0 +1,171 @@
+//! HTTP on the listening port: `/ws` (upgrade), `/healthz`, `/readyz`, static files.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tracing::debug;
+
+use crate::Shared;
+use crate::handshake::{self, Verdict};
+use crate::{session, static_files};
+
+type Body = Full<Bytes>;
+
+/// Serves one TCP connection until it closes, upgrades, or the bridge drains.
+pub async fn serve(shared: Arc<Shared>, tcp: TcpStream) {
+    let _ = tcp.set_nodelay(true);
+    let io = TokioIo::new(tcp);
+    let svc_shared = shared.clone();
+    let svc = service_fn(move |req| {
+        let shared = svc_shared.clone();
+        async move { Ok::<_, Infallible>(route(shared, req).await) }
+    });
+    let conn = http1::Builder::new()
+        .max_buf_size(16 * 1024)
+        .serve_connection(io, svc)
+        .with_upgrades();
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => if let Err(e) = r { debug!(error = %e, "http connection error") },
+        _ = shared.shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
+    match req.uri().path() {
+        "/ws" => upgrade(shared, req),
+        "/healthz" => text(StatusCode::OK, "ok\n"),
+        "/readyz" => {
+            if shared.shutdown.is_cancelled() {
+                text(StatusCode::SERVICE_UNAVAILABLE, "draining\n")
+            } else if shared.broker.ready() {
+                text(StatusCode::OK, "ready\n")
+            } else {
+                text(StatusCode::SERVICE_UNAVAILABLE, "broker not connected\n")
+            }
+        }
+        path => static_file(&shared, req.method(), path).await,
+    }
+}
+
+async fn static_file(shared: &Shared, method: &Method, path: &str) -> Response<Body> {
+    let Some(root) = &shared.config.static_dir else {
+        return text(StatusCode::NOT_FOUND, "not found\n");
+    };
+    if method != Method::GET && method != Method::HEAD {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+    }
+    match static_files::load(root, path).await {
+        Some((ctype, data)) => {
+            let body = if method == Method::HEAD {
+                Bytes::new()
+            } else {
+                data
+            };
+            let mut r = Response::new(Full::new(body));
+            r.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+            r.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            r
+        }
+        None => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+fn upgrade(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<Body> {
+    if shared.shutdown.is_cancelled() {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "bridge shutting down\n");
+    }
+    let (accept, verdict) = match handshake::check(&req, &shared.config.allowed_origins) {
+        Ok(v) => v,
+        Err(r) => return text(r.status, r.message),
+    };
+    let mut resp = Response::new(Full::new(Bytes::new()));
+    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = resp.headers_mut();
+    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    let protocol = match &verdict {
+        Verdict::Accept => Some(ferry_protocol::SUBPROTOCOL.to_owned()),
+        Verdict::Refuse { protocol, .. } => protocol.clone(),
+    };
+    if let Some(p) = protocol.and_then(|p| HeaderValue::from_str(&p).ok()) {
+        h.insert(header::SEC_WEBSOCKET_PROTOCOL, p);
+    }
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let tracker = shared.tracker.clone();
+    tracker.spawn(async move {
+        let upgraded = match on_upgrade.await {
+            Ok(u) => u,
+            Err(e) => return debug!(error = %e, "upgrade failed"),
+        };
+        let ws = WebSocketStream::from_raw_socket(
+            TokioIo::new(upgraded),
+            Role::Server,
+            Some(ws_config(shared.config.max_frame_bytes)),
+        )
+        .await;
+        match verdict {
+            Verdict::Accept => session::run(shared, ws).await,
+            Verdict::Refuse { reason, .. } => refuse(ws, reason).await,
+        }
+    });
+    resp
+}
+
+/// Socket limits. Messages up to twice `--max-frame-bytes` are read and answered with a
+/// `too_large` error naming the request; bigger ones close the socket with 1009.
+fn ws_config(max_frame_bytes: u32) -> WebSocketConfig {
+    let limit = (max_frame_bytes as usize).saturating_mul(2).max(1024);
+    WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(usize::MAX)
+        .max_message_size(Some(limit))
+        .max_frame_size(Some(limit))
+}
+
+async fn refuse<S>(mut ws: WebSocketStream<S>, reason: String)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use futures_util::StreamExt;
+    debug!(%reason, "socket refused");
+    let frame = CloseFrame {
+        code: CloseCode::Protocol,
+        reason: reason.into(),
+    };
+    let _ = ws.close(Some(frame)).await;
+    // Read until the peer answers the close (bounded), so the reason is delivered cleanly.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+        while let Some(Ok(_)) = ws.next().await {}
+    })
+    .await;
+}

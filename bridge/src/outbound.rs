@@ -1,0 +1,108 @@
+//! The writer half of a socket: one task per connection that writes queued frames (bounded
+//! queue = backpressure on the session), pings every `--ping-interval` and closes a socket
+//! that did not answer the previous ping.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{Sink, SinkExt};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Frames queued per socket before the session waits for the writer.
+const QUEUE: usize = 32;
+
+enum Out {
+    Frame(Vec<u8>),
+    Close(CloseCode, String),
+}
+
+/// The session's handle on its writer.
+pub struct Outbound {
+    tx: mpsc::Sender<Out>,
+    pong: Arc<AtomicBool>,
+    /// Cancelled when the writer stopped (write error, ping timeout, close sent).
+    pub dead: CancellationToken,
+}
+
+impl Outbound {
+    /// Spawns the writer for `sink` on `tracker`.
+    pub fn spawn<S>(sink: S, ping_interval: Duration, tracker: &TaskTracker) -> Self
+    where
+        S: Sink<Message, Error = WsError> + Unpin + Send + 'static,
+    {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let pong = Arc::new(AtomicBool::new(true));
+        let dead = CancellationToken::new();
+        tracker.spawn(write_loop(
+            sink,
+            rx,
+            ping_interval,
+            pong.clone(),
+            dead.clone(),
+        ));
+        Self { tx, pong, dead }
+    }
+
+    /// Queues a binary frame; false when the socket is gone.
+    pub async fn send(&self, frame: Vec<u8>) -> bool {
+        self.tx.send(Out::Frame(frame)).await.is_ok()
+    }
+
+    /// Queues a close frame; the writer stops after sending it.
+    pub async fn close(&self, code: CloseCode, reason: &str) {
+        let _ = self.tx.send(Out::Close(code, reason.to_owned())).await;
+    }
+
+    /// Records that the peer answered a ping.
+    pub fn pong(&self) {
+        self.pong.store(true, Ordering::Relaxed);
+    }
+}
+
+async fn write_loop<S>(
+    mut sink: S,
+    mut rx: mpsc::Receiver<Out>,
+    ping_interval: Duration,
+    pong: Arc<AtomicBool>,
+    dead: CancellationToken,
+) where
+    S: Sink<Message, Error = WsError> + Unpin,
+{
+    let start = tokio::time::Instant::now() + ping_interval;
+    let mut ping = tokio::time::interval_at(start, ping_interval);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let result = tokio::select! {
+            out = rx.recv() => match out {
+                Some(Out::Frame(f)) => sink.send(Message::Binary(Bytes::from(f))).await,
+                Some(Out::Close(code, reason)) => {
+                    let frame = CloseFrame { code, reason: reason.into() };
+                    let _ = sink.send(Message::Close(Some(frame))).await;
+                    break;
+                }
+                None => break,
+            },
+            _ = ping.tick() => {
+                if !pong.swap(false, Ordering::Relaxed) {
+                    tracing::debug!("no pong since the last ping; closing the socket");
+                    let frame = CloseFrame { code: CloseCode::Away, reason: "ping timeout".into() };
+                    let _ = sink.send(Message::Close(Some(frame))).await;
+                    break;
+                }
+                sink.send(Message::Ping(Bytes::new())).await
+            }
+        };
+        if result.is_err() {
+            break;
+        }
+    }
+    let _ = sink.close().await;
+    dead.cancel();
+}

@@ -1,0 +1,390 @@
+//! One WebSocket connection: HELLO/WELCOME, then a loop over socket frames, reply
+//! deliveries, deadlines, publish outcomes and shutdown. One task per connection; the
+//! writer runs in [`crate::outbound`].
+//!
+//! Designed so a session could later outlive its socket (resume): the socket halves are
+//! locals of [`run`], the session state lives in [`Session`].
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use ferry_protocol::{ErrorCode, Frame, Limits, Request, Welcome, validate};
+use futures_util::stream::FuturesUnordered;
+use futures_util::{Stream, StreamExt};
+use lapin::message::Delivery;
+use tokio_tungstenite::tungstenite::error::CapacityError;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tracing::{debug, info, warn};
+
+use crate::Shared;
+use crate::amqp_props::{error_frame, reply_frame, request_properties};
+use crate::broker::{Links, publish, replies::ReplySub};
+use crate::config::Config;
+use crate::error::BridgeError;
+use crate::outbound::Outbound;
+use crate::pending::Pending;
+use crate::stats::Stats;
+
+type PublishOutcome = (Box<str>, u64, Result<(), BridgeError>);
+type PublishFuture = Pin<Box<dyn Future<Output = PublishOutcome> + Send>>;
+
+/// Runs one socket from the first frame to the close.
+pub async fn run<S>(shared: Arc<Shared>, ws: S)
+where
+    S: Stream<Item = Result<Message, WsError>>
+        + futures_util::Sink<Message, Error = WsError>
+        + Unpin
+        + Send
+        + 'static,
+{
+    let (sink, mut stream) = ws.split();
+    let out = Outbound::spawn(sink, shared.config.ping_interval, &shared.tracker);
+    let Some(session) = hello(&shared, &mut stream, &out).await else {
+        return;
+    };
+    Stats::inc(&shared.stats.sessions);
+    Stats::inc(&shared.stats.sessions_total);
+    let mut session = Session {
+        pending: Pending::new(shared.stats.clone()),
+        shared,
+        id: session,
+        out,
+        reply: None,
+        publishes: FuturesUnordered::new(),
+        draining: false,
+    };
+    session.run(&mut stream).await;
+    session.finish().await;
+}
+
+/// Waits for HELLO and answers WELCOME; `None` (socket closed with 1008) otherwise.
+async fn hello<St>(shared: &Shared, stream: &mut St, out: &Outbound) -> Option<String>
+where
+    St: Stream<Item = Result<Message, WsError>> + Unpin,
+{
+    let first = tokio::time::timeout(shared.config.hello_timeout, async {
+        loop {
+            match stream.next().await {
+                Some(Ok(Message::Binary(b))) => return Ok(b),
+                Some(Ok(Message::Text(_))) => return Err(BridgeError::TextFrame),
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
+                    return Err(BridgeError::Internal(String::new()));
+                }
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    let problem = match first {
+        Err(_) => BridgeError::HelloFirst("nothing (hello timeout)"),
+        Ok(Err(BridgeError::Internal(_))) => return None,
+        Ok(Err(e)) => e,
+        Ok(Ok(bytes)) => match Frame::decode_from_client(&bytes) {
+            Ok(Frame::Hello(h)) => {
+                let session = uuid::Uuid::new_v4().to_string();
+                if let Some(old) = h.resume {
+                    debug!(old, "resume is not supported yet; opening a new session");
+                }
+                info!(session, client = h.client.unwrap_or("-"), "session opened");
+                let welcome = Frame::Welcome(Welcome {
+                    session: &session,
+                    resumed: false,
+                    resume_token: None,
+                    limits: limits(&shared.config),
+                    server: Some(&shared.server_name),
+                });
+                return out.send(welcome.encode()).await.then_some(session);
+            }
+            Ok(other) => BridgeError::HelloFirst(other.kind_name()),
+            Err(e) => e.into(),
+        },
+    };
+    debug!(error = %problem, "socket refused before hello");
+    out.send(error_frame(None, problem.code(), &problem.wire_message()))
+        .await;
+    out.close(CloseCode::Policy, "hello expected").await;
+    None
+}
+
+fn limits(c: &Config) -> Limits {
+    Limits {
+        max_frame_bytes: c.max_frame_bytes,
+        max_inflight: c.max_inflight,
+        default_timeout_ms: Config::millis_u32(c.default_timeout),
+        max_timeout_ms: Config::millis_u32(c.max_timeout),
+        session_grace_ms: 0,
+    }
+}
+
+/// What the loop does after handling an event.
+enum Flow {
+    Continue,
+    Stop,
+}
+
+struct Session {
+    shared: Arc<Shared>,
+    id: String,
+    out: Outbound,
+    pending: Pending,
+    reply: Option<ReplySub>,
+    publishes: FuturesUnordered<PublishFuture>,
+    draining: bool,
+}
+
+async fn next_reply(sub: &mut Option<ReplySub>) -> Option<Delivery> {
+    match sub {
+        Some(s) => s.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Session {
+    async fn run<St>(&mut self, stream: &mut St)
+    where
+        St: Stream<Item = Result<Message, WsError>> + Unpin,
+    {
+        let shutdown = self.shared.shutdown.clone();
+        let drain = tokio::time::sleep(Duration::MAX / 4);
+        tokio::pin!(drain);
+        loop {
+            if self.draining && self.pending.is_empty() {
+                self.out
+                    .close(CloseCode::Away, "bridge shutting down")
+                    .await;
+                return;
+            }
+            let flow = tokio::select! {
+                _ = self.out.dead.cancelled() => Flow::Stop,
+                _ = shutdown.cancelled(), if !self.draining => {
+                    self.draining = true;
+                    let deadline = tokio::time::Instant::now() + self.shared.config.drain_timeout;
+                    drain.as_mut().reset(deadline);
+                    Flow::Continue
+                }
+                _ = &mut drain, if self.draining => {
+                    self.fail_all(ErrorCode::ShuttingDown, "the bridge shut down before the reply came").await;
+                    self.out.close(CloseCode::Away, "bridge shutting down").await;
+                    Flow::Stop
+                }
+                msg = stream.next() => self.on_socket(msg).await,
+                delivery = next_reply(&mut self.reply) => self.on_reply(delivery).await,
+                Some((id, entry)) = self.pending.next_expired() => {
+                    let ms = entry.timeout.as_millis() as u64;
+                    self.send_error(Some(&id), &BridgeError::Timeout(ms)).await;
+                    Flow::Continue
+                }
+                Some((id, seq, result)) = self.publishes.next() => {
+                    if let Err(e) = result {
+                        if self.pending.remove_seq(&id, seq).is_some() {
+                            debug!(session = %self.id, id = %id, error = %e, "request failed");
+                            self.send_error(Some(&id), &e).await;
+                        }
+                    }
+                    Flow::Continue
+                }
+            };
+            if let Flow::Stop = flow {
+                return;
+            }
+        }
+    }
+
+    async fn on_socket(&mut self, msg: Option<Result<Message, WsError>>) -> Flow {
+        match msg {
+            Some(Ok(Message::Binary(bytes))) => {
+                self.on_frame(bytes).await;
+                Flow::Continue
+            }
+            Some(Ok(Message::Text(_))) => {
+                self.send_error(None, &BridgeError::TextFrame).await;
+                Flow::Continue
+            }
+            Some(Ok(Message::Pong(_))) => {
+                self.out.pong();
+                Flow::Continue
+            }
+            Some(Ok(Message::Ping(_) | Message::Frame(_))) => Flow::Continue,
+            Some(Ok(Message::Close(_))) | None => Flow::Stop,
+            Some(Err(WsError::Capacity(CapacityError::MessageTooLong { size, .. }))) => {
+                let max = self.shared.config.max_frame_bytes;
+                self.send_error(None, &BridgeError::TooLarge { size, max })
+                    .await;
+                let reason = format!("message exceeds {max} bytes");
+                self.out.close(CloseCode::Size, &reason).await;
+                Flow::Stop
+            }
+            Some(Err(e)) => {
+                debug!(session = %self.id, error = %e, "socket error");
+                Flow::Stop
+            }
+        }
+    }
+
+    async fn on_frame(&mut self, bytes: Bytes) {
+        let max = self.shared.config.max_frame_bytes;
+        let frame = match Frame::decode_from_client(&bytes) {
+            Ok(f) => f,
+            Err(e) => return self.send_error(None, &e.into()).await,
+        };
+        if bytes.len() > max as usize {
+            let id = match &frame {
+                Frame::Request(r) if validate::id(r.id).is_ok() => Some(r.id),
+                _ => None,
+            };
+            let e = BridgeError::TooLarge {
+                size: bytes.len(),
+                max,
+            };
+            return self.send_error(id, &e).await;
+        }
+        match frame {
+            Frame::Request(req) => {
+                let id_ok = validate::id(req.id).is_ok();
+                let id: Box<str> = req.id.into();
+                if let Err(e) = self.on_request(&req, &bytes).await {
+                    debug!(session = %self.id, id = %id, error = %e, "request refused");
+                    self.send_error(id_ok.then_some(&*id), &e).await;
+                }
+            }
+            Frame::Cancel(c) => {
+                if self.pending.remove(c.id).is_some() {
+                    debug!(session = %self.id, id = c.id, "request cancelled");
+                }
+            }
+            Frame::Hello(_) => self.send_error(None, &BridgeError::HelloTwice).await,
+            Frame::Ack(_) => {} // end-to-end acks are not offered (WELCOME never enables them)
+            Frame::Gather(g) => {
+                let e = BridgeError::Unsupported("gather");
+                let id = validate::id(g.id).is_ok().then_some(g.id);
+                self.send_error(id, &e).await;
+            }
+            other => {
+                let e = BridgeError::Unexpected(other.kind_name());
+                self.send_error(None, &e).await;
+            }
+        }
+    }
+
+    async fn on_request(&mut self, req: &Request<'_>, raw: &Bytes) -> Result<(), BridgeError> {
+        validate::request(req)?;
+        let shared = self.shared.clone();
+        let cfg = &shared.config;
+        if self.draining {
+            return Err(BridgeError::ShuttingDown);
+        }
+        if !self.shared.allow.allows(req.destination) {
+            return Err(BridgeError::Forbidden(req.destination.to_owned()));
+        }
+        if self.pending.contains(req.id) {
+            return Err(BridgeError::DuplicateId(req.id.to_owned()));
+        }
+        if self.pending.len() >= cfg.max_inflight as usize {
+            return Err(BridgeError::Overloaded(cfg.max_inflight));
+        }
+        let links = self
+            .shared
+            .broker
+            .current()
+            .ok_or_else(|| BridgeError::BrokerUnavailable("not connected".into()))?;
+        let reply_to = self.reply_queue(&links).await?;
+        let timeout = req
+            .timeout_ms
+            .map_or(cfg.default_timeout, |ms| {
+                Duration::from_millis(u64::from(ms))
+            })
+            .min(cfg.max_timeout)
+            .max(Duration::from_millis(1));
+        let props = request_properties(req, &reply_to, &self.id, timeout);
+        let seq = self.pending.insert(req.id, timeout)?;
+        Stats::inc(&self.shared.stats.requests_total);
+        let probe = !self.shared.waiting.allows(req.destination);
+        let body = raw.slice_ref(req.body);
+        let id: Box<str> = req.id.into();
+        let dest = req.destination.to_owned();
+        self.publishes.push(Box::pin(async move {
+            let work = async {
+                if probe {
+                    links.probe.check(links.consume_conn(), &dest).await?;
+                }
+                publish::publish(&links, &dest, &body, props).await
+            };
+            let result = tokio::time::timeout(timeout, work)
+                .await
+                .unwrap_or(Err(BridgeError::Timeout(timeout.as_millis() as u64)));
+            (id, seq, result)
+        }));
+        Ok(())
+    }
+
+    /// The reply queue name, declaring and consuming it on first use (or after a reconnect).
+    async fn reply_queue(&mut self, links: &Arc<Links>) -> Result<String, BridgeError> {
+        if let Some(sub) = &self.reply
+            && sub.is_live()
+        {
+            return Ok(sub.queue().to_owned());
+        }
+        let sub = ReplySub::open(links.clone(), &self.id).await?;
+        let name = sub.queue().to_owned();
+        self.reply = Some(sub);
+        Ok(name)
+    }
+
+    async fn on_reply(&mut self, delivery: Option<Delivery>) -> Flow {
+        let Some(d) = delivery else {
+            // The consumer ended: the broker connection died or the queue was deleted.
+            warn!(session = %self.id, "reply consumer ended; failing pending requests");
+            self.reply = None;
+            self.fail_all(
+                ErrorCode::BrokerUnavailable,
+                "the broker connection was lost",
+            )
+            .await;
+            return Flow::Continue;
+        };
+        let id = d
+            .properties
+            .correlation_id()
+            .as_ref()
+            .map(|c| c.as_str())
+            .unwrap_or("");
+        if !self.pending.contains(id) {
+            Stats::inc(&self.shared.stats.dropped_replies);
+            debug!(session = %self.id, id, "reply for no pending request dropped");
+            return Flow::Continue;
+        }
+        let (is_final, frame) = reply_frame(id, &d.properties, &d.data);
+        if is_final {
+            self.pending.remove(id);
+            Stats::inc(&self.shared.stats.replies_total);
+        }
+        self.out.send(frame).await;
+        Flow::Continue
+    }
+
+    async fn fail_all(&mut self, code: ErrorCode, message: &str) {
+        for id in self.pending.drain() {
+            self.out.send(error_frame(Some(&id), code, message)).await;
+        }
+    }
+
+    async fn send_error(&mut self, id: Option<&str>, e: &BridgeError) {
+        self.out
+            .send(error_frame(id, e.code(), &e.wire_message()))
+            .await;
+    }
+
+    /// Releases everything the session holds: pending entries (via drop), the reply queue.
+    async fn finish(self) {
+        Stats::dec(&self.shared.stats.sessions, 1);
+        let pending = self.pending.len();
+        info!(session = %self.id, pending, "session closed");
+        if let Some(sub) = self.reply {
+            self.shared.tracker.spawn(sub.close());
+        }
+    }
+}

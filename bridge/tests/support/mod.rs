@@ -1,0 +1,367 @@
+//! Shared helpers for the bridge's integration tests: an in-process bridge on port 0, a
+//! tokio-tungstenite client speaking ferry.v1, and a lapin test worker on a unique queue.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use ferry_bridge::{Bridge, Config, Stats};
+use ferry_protocol::{Frame, Hello, Request};
+use futures_util::{SinkExt, StreamExt};
+use lapin::message::Delivery;
+use lapin::options::{
+    BasicConsumeOptions, BasicPublishOptions, QueueDeclareOptions, QueueDeleteOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_util::sync::CancellationToken;
+
+pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+/// Longest any single test step may wait for an event.
+pub const STEP: Duration = Duration::from_secs(10);
+
+/// A unique queue name for this test run.
+pub fn unique(prefix: &str) -> String {
+    format!("test.{prefix}.{}", uuid::Uuid::new_v4().simple())
+}
+
+/// A running in-process bridge.
+pub struct TestBridge {
+    pub addr: std::net::SocketAddr,
+    pub stats: Arc<Stats>,
+    pub shutdown: CancellationToken,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+impl TestBridge {
+    /// Starts a bridge allowing `test.*` with `tweak` applied, and waits for the broker.
+    pub async fn start(tweak: impl FnOnce(&mut Config)) -> Self {
+        let mut cfg = Config::with_defaults("127.0.0.1:0".parse().unwrap(), &["test.*"]);
+        cfg.amqp_url = AMQP_URL.into();
+        tweak(&mut cfg);
+        let bridge = Bridge::bind(cfg).await.unwrap();
+        let addr = bridge.local_addr();
+        let stats = bridge.stats();
+        tokio::time::timeout(STEP, bridge.broker().wait_ready())
+            .await
+            .expect("broker ready");
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(bridge.run(shutdown.clone()));
+        Self {
+            addr,
+            stats,
+            shutdown,
+            task,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    /// Waits (polling the counters, there is no event for it) until `f` holds.
+    pub async fn until(&self, what: &str, f: impl Fn(&ferry_bridge::StatsSnapshot) -> bool) {
+        let deadline = tokio::time::Instant::now() + STEP;
+        loop {
+            if f(&self.stats.snapshot()) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}: {:?}",
+                self.stats.snapshot()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+impl Drop for TestBridge {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Opens a raw socket offering `protocols` (none when empty).
+pub async fn raw_socket(url: &str, protocols: &[&str]) -> Ws {
+    let mut req = url.into_client_request().unwrap();
+    if !protocols.is_empty() {
+        req.headers_mut().insert(
+            "sec-websocket-protocol",
+            HeaderValue::from_str(&protocols.join(", ")).unwrap(),
+        );
+    }
+    let (ws, _resp) = tokio_tungstenite::connect_async(req).await.unwrap();
+    ws
+}
+
+/// A frame received from the bridge (owns its bytes; decode with [`Received::frame`]).
+#[derive(Debug, Clone)]
+pub struct Received(pub Bytes);
+
+impl Received {
+    pub fn frame(&self) -> Frame<'_> {
+        Frame::decode(&self.0).expect("bridge sent a valid frame")
+    }
+    /// `(id, code, message, remote_code, details)` of an ERROR frame; panics otherwise.
+    pub fn error(&self) -> (Option<String>, String, String, Option<String>, Vec<u8>) {
+        match self.frame() {
+            Frame::Error(e) => (
+                e.id.map(str::to_owned),
+                e.code.as_str().to_owned(),
+                e.message.to_owned(),
+                e.remote_code.map(str::to_owned),
+                e.details.to_vec(),
+            ),
+            other => panic!("expected an error frame, got {other:?}"),
+        }
+    }
+    /// `(id, body)` of a REPLY frame; panics otherwise.
+    pub fn reply(&self) -> (String, Vec<u8>) {
+        match self.frame() {
+            Frame::Reply(r) => (r.id.to_owned(), r.body.to_vec()),
+            other => panic!("expected a reply frame, got {other:?}"),
+        }
+    }
+    /// The id of a frame that has one.
+    pub fn id(&self) -> Option<String> {
+        match self.frame() {
+            Frame::Reply(r) => Some(r.id.to_owned()),
+            Frame::Error(e) => e.id.map(str::to_owned),
+            Frame::Progress(p) => Some(p.id.to_owned()),
+            _ => None,
+        }
+    }
+}
+
+/// A ferry.v1 test client.
+pub struct Client {
+    pub ws: Ws,
+    pub session: String,
+}
+
+impl Client {
+    /// Connects, says HELLO and waits for WELCOME.
+    pub async fn connect(url: &str) -> Self {
+        let mut ws = raw_socket(url, &["ferry.v1"]).await;
+        let hello = Frame::Hello(Hello {
+            client: Some("bridge-tests"),
+            ..Hello::default()
+        });
+        ws.send(Message::Binary(hello.encode().into()))
+            .await
+            .unwrap();
+        let mut c = Self {
+            ws,
+            session: String::new(),
+        };
+        let welcome = c.recv().await;
+        match welcome.frame() {
+            Frame::Welcome(w) => c.session = w.session.to_owned(),
+            other => panic!("expected welcome, got {other:?}"),
+        }
+        c
+    }
+
+    pub async fn send_raw(&mut self, bytes: Vec<u8>) {
+        self.ws.send(Message::Binary(bytes.into())).await.unwrap();
+    }
+
+    pub async fn send(&mut self, frame: Frame<'_>) {
+        self.send_raw(frame.encode()).await;
+    }
+
+    /// Sends a REQUEST.
+    pub async fn request(&mut self, id: &str, dest: &str, body: &[u8], timeout_ms: Option<u32>) {
+        self.send(request(id, dest, body, timeout_ms)).await;
+    }
+
+    /// The next binary frame (panics after [`STEP`] or on close).
+    pub async fn recv(&mut self) -> Received {
+        loop {
+            let msg = tokio::time::timeout(STEP, self.ws.next())
+                .await
+                .expect("a frame within the step timeout")
+                .expect("socket open")
+                .expect("socket ok");
+            match msg {
+                Message::Binary(b) => return Received(b),
+                Message::Close(c) => panic!("socket closed: {c:?}"),
+                _ => {}
+            }
+        }
+    }
+
+    /// True when no frame arrives within `wait` (used only to prove an absence).
+    pub async fn nothing_within(&mut self, wait: Duration) -> bool {
+        match tokio::time::timeout(wait, self.ws.next()).await {
+            Err(_) => true,
+            Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => true,
+            Ok(other) => panic!("unexpected {other:?}"),
+        }
+    }
+
+    /// Waits for the close frame and returns it.
+    pub async fn closed(&mut self) -> Option<CloseFrame> {
+        closed(&mut self.ws).await
+    }
+}
+
+/// Waits for a close frame on `ws`, skipping data frames.
+pub async fn closed(ws: &mut Ws) -> Option<CloseFrame> {
+    loop {
+        let msg = tokio::time::timeout(STEP, ws.next())
+            .await
+            .expect("close within the step timeout");
+        match msg {
+            Some(Ok(Message::Close(c))) => return c,
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => return None,
+        }
+    }
+}
+
+pub fn request<'a>(
+    id: &'a str,
+    dest: &'a str,
+    body: &'a [u8],
+    timeout_ms: Option<u32>,
+) -> Frame<'a> {
+    Frame::Request(Request {
+        id,
+        destination: dest,
+        content_type: Some("application/json"),
+        timeout_ms,
+        idle_timeout_ms: None,
+        headers: vec![],
+        body,
+    })
+}
+
+/// A worker on a unique queue, driven step by step by the test.
+pub struct Worker {
+    pub conn: Connection,
+    pub channel: Channel,
+    pub queue: String,
+    consumer: Option<Consumer>,
+}
+
+impl Worker {
+    /// Declares `queue` (auto-deleted when the worker goes) without consuming it yet.
+    pub async fn declare(queue: &str) -> Self {
+        let conn = Connection::connect(AMQP_URL, ConnectionProperties::default())
+            .await
+            .unwrap();
+        let channel = conn.create_channel().await.unwrap();
+        let mut args = FieldTable::default();
+        args.insert("x-expires".into(), AMQPValue::LongInt(120_000));
+        channel
+            .queue_declare(queue.into(), QueueDeclareOptions::default(), args)
+            .await
+            .unwrap();
+        Self {
+            conn,
+            channel,
+            queue: queue.to_owned(),
+            consumer: None,
+        }
+    }
+
+    /// Declares `queue` and consumes it.
+    pub async fn start(queue: &str) -> Self {
+        let mut w = Self::declare(queue).await;
+        w.consume().await;
+        w
+    }
+
+    pub async fn consume(&mut self) {
+        let opts = BasicConsumeOptions {
+            no_ack: true,
+            ..BasicConsumeOptions::default()
+        };
+        self.consumer = Some(
+            self.channel
+                .basic_consume(
+                    self.queue.as_str().into(),
+                    "".into(),
+                    opts,
+                    FieldTable::default(),
+                )
+                .await
+                .unwrap(),
+        );
+    }
+
+    /// The next request delivered to the worker.
+    pub async fn next(&mut self) -> Delivery {
+        let consumer = self.consumer.as_mut().expect("consuming");
+        tokio::time::timeout(STEP, consumer.next())
+            .await
+            .expect("a request within the step timeout")
+            .expect("consumer open")
+            .expect("delivery ok")
+    }
+
+    /// Replies to `req` the way any AMQP RPC server does, plus `headers`.
+    pub async fn reply_with(&self, req: &Delivery, body: &[u8], headers: FieldTable) {
+        let props = BasicProperties::default()
+            .with_correlation_id(req.properties.correlation_id().clone().unwrap())
+            .with_content_type("application/json".into())
+            .with_headers(headers);
+        let reply_to = req.properties.reply_to().clone().unwrap();
+        self.channel
+            .basic_publish(
+                "".into(),
+                reply_to,
+                BasicPublishOptions::default(),
+                body,
+                props,
+            )
+            .await
+            .unwrap();
+    }
+
+    pub async fn reply(&self, req: &Delivery, body: &[u8]) {
+        self.reply_with(req, body, FieldTable::default()).await;
+    }
+
+    /// Messages waiting in the queue.
+    pub async fn depth(&self) -> u32 {
+        let opts = QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        };
+        self.channel
+            .queue_declare(self.queue.as_str().into(), opts, FieldTable::default())
+            .await
+            .unwrap()
+            .message_count()
+    }
+
+    pub async fn delete(self) {
+        let _ = self
+            .channel
+            .queue_delete(self.queue.as_str().into(), QueueDeleteOptions::default())
+            .await;
+        let _ = self.conn.close(200, "bye".into()).await;
+    }
+}
+
+/// A text header value for a worker reply.
+pub fn headers(pairs: &[(&str, &str)]) -> FieldTable {
+    let mut t = FieldTable::default();
+    for (k, v) in pairs {
+        t.insert((*k).into(), AMQPValue::LongString((*v).into()));
+    }
+    t
+}
