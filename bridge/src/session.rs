@@ -179,11 +179,11 @@ impl Session {
                     Flow::Continue
                 }
                 Some((id, seq, result)) = self.publishes.next() => {
-                    if let Err(e) = result {
-                        if self.pending.remove_seq(&id, seq).is_some() {
-                            debug!(session = %self.id, id = %id, error = %e, "request failed");
-                            self.send_error(Some(&id), &e).await;
-                        }
+                    if let Err(e) = result
+                        && self.pending.remove_seq(&id, seq).is_some()
+                    {
+                        debug!(session = %self.id, id = %id, error = %e, "request failed");
+                        self.send_error(Some(&id), &e).await;
                     }
                     Flow::Continue
                 }

@@ -15,7 +15,7 @@ use lapin::options::ConfirmSelectOptions;
 use lapin::{Channel, Connection, ConnectionProperties, Event};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::error::BridgeError;
 use probe::Probe;
@@ -51,6 +51,11 @@ impl Links {
     /// The connection probes and reply queues use.
     pub(crate) fn consume_conn(&self) -> &Connection {
         &self.consume_conn
+    }
+
+    /// True while both connections are up.
+    pub(crate) fn connected(&self) -> bool {
+        self.publish_conn.status().connected() && self.consume_conn.status().connected()
     }
 
     /// Marks these links broken so the manager reconnects.
@@ -135,6 +140,11 @@ async fn manage(url: String, tx: watch::Sender<Option<Arc<Links>>>, stop: Cancel
                 }
                 _ = links.lost.cancelled() => break,
                 ev = events.next() => match ev {
+                    // Channel errors (e.g. a probe's 404) arrive here too; only a
+                    // connection that is no longer connected means the links are gone.
+                    Some(Event::Error(e)) if links.connected() => {
+                        debug!(error = %e, "broker channel error");
+                    }
                     Some(Event::Error(e)) => {
                         links.mark_lost(&e.to_string());
                         break;
