@@ -8,7 +8,8 @@
 import { PATIENTS } from "./patients.js";
 import { h, renderError, renderSummary } from "./render.js";
 
-const DESTINATION = "patient_summary_request";
+// The AMQP queue the worker consumes (tests point the page at their own with ?queue=NAME).
+const DESTINATION = new URLSearchParams(location.search).get("queue") || "patient_summary_request";
 const REQUEST_TIMEOUT_MS = 120_000;
 const STATE_LABELS = {
   waiting: "Waiting",

@@ -1,0 +1,111 @@
+// The dashboard in headless Chromium, doing what a person would: against a real bridge,
+// RabbitMQ and example worker. Saves a screenshot to tests/artifacts/dashboard.png, and to
+// docs/screenshot.png when FERRY_UPDATE_SCREENSHOT=1.
+
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync, copyFileSync } from "node:fs";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+import {
+  ROOT,
+  CHROMIUM_ARGS,
+  CHROMIUM_PATH,
+  startBridge,
+  startWorker,
+  uniqueName,
+  wwwDir,
+} from "./harness.mjs";
+
+const queue = uniqueName("test.dashboard");
+let worker;
+let bridge;
+let browser;
+
+before(async () => {
+  const www = wwwDir();
+  // Three at once, 1.5 s per summary: long enough to see progress and to cancel.
+  worker = await startWorker(queue, ["--work-ms", "1500", "--prefetch", "3", "--name", "worker-1"]);
+  bridge = await startBridge(["--static-dir", www, "--allow", queue]);
+  browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS });
+});
+
+after(async () => {
+  await browser?.close();
+  await bridge?.stop();
+  await worker?.stop();
+});
+
+const cardsIn = (page, state) => page.locator(`#cards > li.card[data-state="${state}"]`);
+const cardFor = (page, id) => page.locator(`#cards > li.card[data-patient-id="${id}"]`);
+const requestButton = (page, id) => page.locator(`button[data-request="${id}"]`);
+
+test("request three summaries, cancel one, see an unknown patient's error", async () => {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
+  const problems = [];
+  page.on("pageerror", (err) => problems.push(err.message));
+  await page.goto(`${bridge.url}/?queue=${encodeURIComponent(queue)}`);
+
+  const status = page.locator("#connection-status");
+  await page.locator('.connection[data-state="connected"]').waitFor();
+  assert.equal(await status.textContent(), "Connected");
+
+  // Three requests; the first by keyboard, as a person using only the keyboard would.
+  await requestButton(page, 3).focus();
+  await page.keyboard.press("Enter");
+  await requestButton(page, 7).click();
+  await requestButton(page, 11).click();
+  assert.equal(await page.locator("#cards > li.card").count(), 3);
+
+  // Cancel patient 7 while it is still being built.
+  const seven = cardFor(page, 7);
+  assert.match(await seven.getAttribute("data-state"), /^(waiting|working)$/);
+  await seven.getByRole("button", { name: /Cancel/ }).click();
+  await cardsIn(page, "cancelled").waitFor();
+  assert.equal(await seven.getAttribute("data-state"), "cancelled");
+  assert.equal(await seven.locator(".badge").textContent(), "Cancelled");
+
+  // The other two arrive, rendered.
+  await page.waitForFunction(
+    () => document.querySelectorAll('#cards > li.card[data-state="done"]').length === 2,
+    null,
+    { timeout: 20_000 },
+  );
+  for (const [id, name] of [[3, "Chiara Rossi"], [11, "Keiko Tanaka"]]) {
+    const card = cardFor(page, id);
+    assert.equal(await card.getAttribute("data-state"), "done");
+    assert.match(await card.locator("h3").textContent(), new RegExp(name));
+    assert.match(await card.locator(".narrative").textContent(), new RegExp(`^${name} is a \\d+-year-old`));
+    assert.ok((await card.locator(".summary-section li").count()) >= 2, "conditions and medications listed");
+    assert.match(await card.locator(".provenance").textContent(), /worker-1/);
+  }
+
+  // The unknown patient: a remote error with the worker's code and message.
+  await requestButton(page, 99).click();
+  const unknown = cardFor(page, 99);
+  await page.locator('#cards > li.card[data-patient-id="99"][data-state="failed"]').waitFor();
+  assert.equal(await unknown.locator(".error-code").textContent(), "remote");
+  assert.equal(await unknown.locator(".remote-code").textContent(), "unknown_patient");
+  assert.equal(await unknown.locator(".error-message").textContent(), "no patient with id 99");
+
+  // Nothing is left pending in the client.
+  assert.equal(await page.evaluate(() => window.ferryDemo.client.pending), 0);
+  assert.match(await page.locator("#counts").textContent(), /0 in flight · 2 done · 1 failed · 1 cancelled/);
+
+  // One more in progress, so the screenshot shows every state.
+  await requestButton(page, 5).click();
+  await page.locator('#cards > li.card[data-patient-id="5"][data-state="working"]').waitFor();
+  await page.waitForFunction(
+    () => Number(document.querySelector('#cards > li.card[data-patient-id="5"] progress')?.value) >= 45,
+  );
+  const artifacts = join(ROOT, "tests", "artifacts");
+  mkdirSync(artifacts, { recursive: true });
+  const shot = join(artifacts, "dashboard.png");
+  await page.screenshot({ path: shot, fullPage: true });
+  if (process.env.FERRY_UPDATE_SCREENSHOT === "1") {
+    copyFileSync(shot, join(ROOT, "docs", "screenshot.png"));
+  }
+
+  assert.deepEqual(problems, []);
+  await page.close();
+});
