@@ -379,3 +379,17 @@ pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
         .unwrap();
     String::from_utf8_lossy(&out).into_owned()
 }
+
+/// Reads an ERROR frame and then the close: `(code, message, close frame)`.
+pub async fn closed_after_error(ws: &mut Ws) -> (String, String, Option<CloseFrame>) {
+    let msg = tokio::time::timeout(STEP, ws.next())
+        .await
+        .expect("a frame")
+        .expect("open")
+        .expect("ok");
+    let Message::Binary(b) = msg else {
+        panic!("expected an error frame, got {msg:?}");
+    };
+    let (_, code, message, ..) = Received(b).error();
+    (code, message, closed(ws).await)
+}
