@@ -393,3 +393,28 @@ pub async fn closed_after_error(ws: &mut Ws) -> (String, String, Option<CloseFra
     let (_, code, message, ..) = Received(b).error();
     (code, message, closed(ws).await)
 }
+
+/// Starts a worker task on `queue` that echoes every request body back.
+pub async fn echo_worker(queue: &str) -> (Worker, tokio::task::JoinHandle<()>) {
+    let mut w = Worker::start(queue).await;
+    let consumer = w.consumer.take().unwrap();
+    let channel = w.channel.clone();
+    let task = tokio::spawn(async move {
+        let mut consumer = consumer;
+        while let Some(Ok(d)) = consumer.next().await {
+            let props = BasicProperties::default()
+                .with_correlation_id(d.properties.correlation_id().clone().unwrap());
+            let reply_to = d.properties.reply_to().clone().unwrap();
+            let _ = channel
+                .basic_publish(
+                    "".into(),
+                    reply_to,
+                    BasicPublishOptions::default(),
+                    &d.data,
+                    props,
+                )
+                .await;
+        }
+    });
+    (w, task)
+}

@@ -1,0 +1,95 @@
+//! Every reply reaches exactly the socket that asked: same ids on two sockets, and a socket
+//! that closes with requests in flight leaves nothing behind.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use lapin::options::QueueDeclareOptions;
+use lapin::types::FieldTable;
+use support::{Client, TestBridge, Worker, unique};
+
+#[tokio::test]
+async fn two_sockets_with_the_same_correlation_id_get_only_their_own_reply() {
+    let bridge = TestBridge::start(|_| {}).await;
+    let mut worker = Worker::start(&unique("same")).await;
+    let mut a = Client::connect(&bridge.url()).await;
+    let mut b = Client::connect(&bridge.url()).await;
+    a.request("42", &worker.queue, b"from a", Some(5_000)).await;
+    let da = worker.next().await;
+    b.request("42", &worker.queue, b"from b", Some(5_000)).await;
+    let db = worker.next().await;
+    assert_ne!(da.properties.reply_to(), db.properties.reply_to());
+    // Answer b first, then a.
+    worker.reply(&db, b"for b").await;
+    worker.reply(&da, b"for a").await;
+    assert_eq!(b.recv().await.reply(), ("42".into(), b"for b".to_vec()));
+    assert_eq!(a.recv().await.reply(), ("42".into(), b"for a".to_vec()));
+    // Neither got a second frame: a fresh round trip on each is the next thing each sees.
+    for (c, tag) in [(&mut a, "a2"), (&mut b, "b2")] {
+        c.request(tag, &worker.queue, b"", Some(5_000)).await;
+        let d = worker.next().await;
+        worker.reply(&d, tag.as_bytes()).await;
+        assert_eq!(
+            c.recv().await.reply(),
+            (tag.into(), tag.as_bytes().to_vec())
+        );
+    }
+    assert_eq!(bridge.stats.snapshot().dropped_replies, 0);
+    worker.delete().await;
+}
+
+#[tokio::test]
+async fn closing_with_requests_in_flight_releases_everything() {
+    let bridge = TestBridge::start(|_| {}).await;
+    let mut worker = Worker::start(&unique("close")).await;
+    let mut client = Client::connect(&bridge.url()).await;
+    for i in 0..10 {
+        client
+            .request(&format!("r{i}"), &worker.queue, b"", Some(30_000))
+            .await;
+    }
+    let mut deliveries = Vec::new();
+    for _ in 0..10 {
+        deliveries.push(worker.next().await);
+    }
+    let reply_queue = format!("ferry.reply.{}", client.session);
+    assert_eq!(bridge.stats.snapshot().pending, 10);
+    client.ws.close(None).await.unwrap();
+    drop(client);
+    bridge
+        .until("pending back to zero", |s| s.pending == 0)
+        .await;
+    bridge.until("session gone", |s| s.sessions == 0).await;
+
+    // The reply queue is deleted (a passive declare on a fresh channel gets 404).
+    let deadline = tokio::time::Instant::now() + support::STEP;
+    loop {
+        let ch = worker.conn.create_channel().await.unwrap();
+        let opts = QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        };
+        if ch
+            .queue_declare(reply_queue.as_str().into(), opts, FieldTable::default())
+            .await
+            .is_err()
+        {
+            break;
+        }
+        let _ = ch.close(200, "".into()).await;
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "reply queue still exists"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Late replies go nowhere (the queue is gone) and nothing else is disturbed.
+    for d in &deliveries {
+        worker.reply(d, b"late").await;
+    }
+    assert_eq!(bridge.stats.snapshot().pending, 0);
+    worker.delete().await;
+}
