@@ -38,7 +38,7 @@ pub struct TestBridge {
     pub addr: std::net::SocketAddr,
     pub stats: Arc<Stats>,
     pub shutdown: CancellationToken,
-    pub task: tokio::task::JoinHandle<()>,
+    pub task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl TestBridge {
@@ -59,8 +59,14 @@ impl TestBridge {
             addr,
             stats,
             shutdown,
-            task,
+            task: Some(task),
         }
+    }
+
+    /// Waits for `run` to return (after `shutdown` was cancelled).
+    pub async fn stopped(&mut self) {
+        let task = self.task.take().expect("running");
+        tokio::time::timeout(STEP, task).await.unwrap().unwrap();
     }
 
     pub fn url(&self) -> String {
