@@ -216,8 +216,8 @@ function renderPatients() {
     const button = h(
       "button",
       { type: "button", "data-request": patient.id, disabled: true },
-      "Request summary",
-      h("span", { class: "visually-hidden" }, ` for ${patient.name}`),
+      "Request",
+      h("span", { class: "visually-hidden" }, ` summary for ${patient.name}`),
     );
     button.addEventListener("click", () => requestSummary(patient));
     ui.patients.append(

@@ -143,7 +143,7 @@ pub fn summary(id: u64) -> Option<Summary> {
         temperature_c: f64::from(rng.range(361, 381)) / 10.0,
         spo2_pct: rng.range(91, 99),
         respiratory_rate: rng.range(12, 22),
-        recorded_days_ago: rng.range(0, 30),
+        recorded_days_ago: rng.range(0, 20),
     };
 
     let mut flags = Vec::new();
@@ -161,8 +161,8 @@ pub fn summary(id: u64) -> Option<Summary> {
             vitals.temperature_c
         ));
     }
-    if vitals.recorded_days_ago > 21 {
-        flags.push("Vitals older than three weeks".to_owned());
+    if vitals.recorded_days_ago > 14 {
+        flags.push("Vitals older than two weeks".to_owned());
     }
 
     let narrative = format!(
