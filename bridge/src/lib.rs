@@ -60,6 +60,8 @@ pub struct Shared {
     pub tracker: TaskTracker,
     /// `ferry-bridge/VERSION`, sent in WELCOME.
     pub server_name: String,
+    /// A random id of this bridge process, in its AMQP connection names and logs.
+    pub instance: String,
 }
 
 /// A bound, not yet running bridge.
@@ -99,7 +101,13 @@ impl Bridge {
             warn!("no --allow pattern: every destination is forbidden");
         }
         let broker_stop = CancellationToken::new();
-        let (broker, broker_task) = Broker::start(config.amqp_url.clone(), broker_stop.clone());
+        let instance = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+        info!(instance, "bridge instance");
+        let (broker, broker_task) = Broker::start(
+            config.amqp_url.clone(),
+            instance.clone(),
+            broker_stop.clone(),
+        );
         let shared = Arc::new(Shared {
             allow: config.allowlist(),
             waiting: config.waiting_list(),
@@ -109,6 +117,7 @@ impl Bridge {
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
             server_name: format!("ferry-bridge/{}", env!("CARGO_PKG_VERSION")),
+            instance,
         });
         Ok(Self {
             listener,
@@ -124,6 +133,12 @@ impl Bridge {
         self.listener
             .local_addr()
             .unwrap_or(self.shared.config.listen)
+    }
+
+    /// This bridge's instance id (its AMQP connections are named `ferry-bridge publish <id>`
+    /// and `ferry-bridge consume <id>`).
+    pub fn instance(&self) -> &str {
+        &self.shared.instance
     }
 
     /// The live counters.

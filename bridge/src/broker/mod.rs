@@ -80,9 +80,15 @@ pub struct Broker {
 
 impl Broker {
     /// Starts the manager task; it runs until `stop` is cancelled (then closes the links).
-    pub fn start(url: String, stop: CancellationToken) -> (Self, tokio::task::JoinHandle<()>) {
+    /// `instance` ends the AMQP connection names (`ferry-bridge publish <instance>`), so an
+    /// operator can tell bridges apart in the broker's connection list.
+    pub fn start(
+        url: String,
+        instance: String,
+        stop: CancellationToken,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = watch::channel(None);
-        let task = tokio::spawn(manage(url, tx, stop));
+        let task = tokio::spawn(manage(url, instance, tx, stop));
         (Self { rx }, task)
     }
 
@@ -107,12 +113,17 @@ impl Broker {
     }
 }
 
-async fn manage(url: String, tx: watch::Sender<Option<Arc<Links>>>, stop: CancellationToken) {
+async fn manage(
+    url: String,
+    instance: String,
+    tx: watch::Sender<Option<Arc<Links>>>,
+    stop: CancellationToken,
+) {
     let mut backoff = MIN_BACKOFF;
     loop {
         let links = tokio::select! {
             _ = stop.cancelled() => return,
-            r = connect(&url) => r,
+            r = connect(&url, &instance) => r,
         };
         let (links, mut events) = match links {
             Ok(l) => l,
@@ -167,17 +178,13 @@ async fn manage(url: String, tx: watch::Sender<Option<Arc<Links>>>, stop: Cancel
 
 type EventStream = futures_util::stream::BoxStream<'static, Event>;
 
-async fn connect(url: &str) -> Result<(Links, EventStream), BridgeError> {
-    let publish_conn = Connection::connect(
-        url,
-        ConnectionProperties::default().with_connection_name("ferry-bridge publish".into()),
-    )
-    .await?;
-    let consume_conn = Connection::connect(
-        url,
-        ConnectionProperties::default().with_connection_name("ferry-bridge consume".into()),
-    )
-    .await?;
+async fn connect(url: &str, instance: &str) -> Result<(Links, EventStream), BridgeError> {
+    let props = |role: &str| {
+        ConnectionProperties::default()
+            .with_connection_name(format!("ferry-bridge {role} {instance}").into())
+    };
+    let publish_conn = Connection::connect(url, props("publish")).await?;
+    let consume_conn = Connection::connect(url, props("consume")).await?;
     let publish = publish_conn.create_channel().await?;
     publish
         .confirm_select(ConfirmSelectOptions::default())

@@ -36,6 +36,7 @@ pub fn unique(prefix: &str) -> String {
 /// A running in-process bridge.
 pub struct TestBridge {
     pub addr: std::net::SocketAddr,
+    pub instance: String,
     pub stats: Arc<Stats>,
     pub shutdown: CancellationToken,
     pub task: Option<tokio::task::JoinHandle<()>>,
@@ -50,6 +51,7 @@ impl TestBridge {
         let bridge = Bridge::bind(cfg).await.unwrap();
         let addr = bridge.local_addr();
         let stats = bridge.stats();
+        let instance = bridge.instance().to_owned();
         tokio::time::timeout(STEP, bridge.broker().wait_ready())
             .await
             .expect("broker ready");
@@ -57,6 +59,7 @@ impl TestBridge {
         let task = tokio::spawn(bridge.run(shutdown.clone()));
         Self {
             addr,
+            instance,
             stats,
             shutdown,
             task: Some(task),

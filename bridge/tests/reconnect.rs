@@ -1,0 +1,86 @@
+//! Broker loss: pending requests fail with broker_unavailable (not a timeout), the bridge
+//! reconnects by itself, and the same socket works again.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use support::{Client, STEP, TestBridge, Worker, unique};
+
+/// Closes this bridge's AMQP connections from the broker side (`rabbitmqctl`).
+/// `None` when `rabbitmqctl` is not available.
+fn close_bridge_connections(instance: &str) -> Option<usize> {
+    let out = std::process::Command::new("rabbitmqctl")
+        .args([
+            "list_connections",
+            "-q",
+            "--no-table-headers",
+            "pid",
+            "client_properties",
+        ])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut closed = 0;
+    for line in text.lines().filter(|l| l.contains(instance)) {
+        let pid = line.split_whitespace().next().unwrap();
+        let st = std::process::Command::new("rabbitmqctl")
+            .args(["close_connection", pid, "test: simulated broker failure"])
+            .output()
+            .unwrap();
+        assert!(st.status.success(), "{st:?}");
+        closed += 1;
+    }
+    Some(closed)
+}
+
+#[tokio::test]
+async fn broker_loss_fails_pending_fast_and_the_bridge_reconnects() {
+    let bridge = TestBridge::start(|_| {}).await;
+    let mut worker = Worker::start(&unique("loss")).await;
+    let mut client = Client::connect(&bridge.url()).await;
+    client
+        .request("before", &worker.queue, b"", Some(30_000))
+        .await;
+    worker.next().await; // received, never answered
+
+    let instance = bridge.instance.clone();
+    let n = tokio::task::spawn_blocking(move || close_bridge_connections(&instance))
+        .await
+        .unwrap();
+    let Some(n) = n else {
+        eprintln!("rabbitmqctl not available: skipping");
+        return;
+    };
+    assert_eq!(n, 2, "publish and consume connections");
+
+    let (id, code, ..) = client.recv().await.error();
+    assert_eq!(
+        (id.as_deref(), code.as_str()),
+        (Some("before"), "broker_unavailable")
+    );
+    assert_eq!(bridge.stats.snapshot().pending, 0);
+
+    // The bridge reconnects; the same socket works again (its reply queue is redeclared).
+    let deadline = tokio::time::Instant::now() + STEP;
+    for attempt in 1.. {
+        let id = format!("after-{attempt}");
+        client.request(&id, &worker.queue, b"", Some(5_000)).await;
+        tokio::select! {
+            frame = client.recv() => {
+                let (_, code, ..) = frame.error();
+                assert_eq!(code, "broker_unavailable");
+                assert!(tokio::time::Instant::now() < deadline, "no reconnect");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            req = worker.next() => {
+                worker.reply(&req, b"back").await;
+                assert_eq!(client.recv().await.reply(), (id, b"back".to_vec()));
+                break;
+            }
+        }
+    }
+    worker.delete().await;
+}
