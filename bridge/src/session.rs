@@ -352,17 +352,18 @@ impl Session {
             .as_ref()
             .map(|c| c.as_str())
             .unwrap_or("");
-        if !self.pending.contains(id) {
+        if self.pending.contains(id) {
+            let (is_final, frame) = reply_frame(id, &d.properties, &d.data);
+            if is_final {
+                self.pending.remove(id);
+                Stats::inc(&self.shared.stats.replies_total);
+            }
+            self.out.send(frame).await;
+        } else {
             Stats::inc(&self.shared.stats.dropped_replies);
             debug!(session = %self.id, id, "reply for no pending request dropped");
-            return Flow::Continue;
         }
-        let (is_final, frame) = reply_frame(id, &d.properties, &d.data);
-        if is_final {
-            self.pending.remove(id);
-            Stats::inc(&self.shared.stats.replies_total);
-        }
-        self.out.send(frame).await;
+        ReplySub::ack(&d).await;
         Flow::Continue
     }
 

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use lapin::options::ConfirmSelectOptions;
+use lapin::options::{BasicQosOptions, ConfirmSelectOptions};
 use lapin::{Channel, Connection, ConnectionProperties, Event};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -22,6 +22,8 @@ use probe::Probe;
 
 /// How many channels share the consumers of the per-session reply queues.
 const CONSUME_CHANNELS: usize = 4;
+/// Unacknowledged replies per session before the broker holds further ones back.
+const REPLY_PREFETCH: u16 = 128;
 /// First retry delay after a failed connect; doubles up to [`MAX_BACKOFF`].
 const MIN_BACKOFF: Duration = Duration::from_millis(200);
 /// Longest retry delay.
@@ -191,7 +193,13 @@ async fn connect(url: &str, instance: &str) -> Result<(Links, EventStream), Brid
         .await?;
     let mut consume = Vec::with_capacity(CONSUME_CHANNELS);
     for _ in 0..CONSUME_CHANNELS {
-        consume.push(consume_conn.create_channel().await?);
+        let ch = consume_conn.create_channel().await?;
+        // RabbitMQ applies a non-global prefetch per consumer: each session's reply queue
+        // may have this many replies in flight to the bridge; the rest wait in the broker
+        // until the session has written earlier ones to its socket.
+        ch.basic_qos(REPLY_PREFETCH, BasicQosOptions { global: false })
+            .await?;
+        consume.push(ch);
     }
     let events = futures_util::stream::select(
         publish_conn.events_listener(),

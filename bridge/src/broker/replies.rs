@@ -1,13 +1,16 @@
 //! The per-session reply queue `ferry.reply.<session>`: declared on the session's first
-//! request, consumed (exclusively, no-ack) by the bridge holding the session, deleted when
-//! the session ends. `x-expires` removes it if the bridge dies without deleting it.
+//! request, consumed (exclusively, with acks and a prefetch, so a slow socket leaves replies
+//! in the broker rather than in bridge memory) by the bridge holding the session, deleted
+//! when the session ends. `x-expires` removes it if the bridge dies without deleting it.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use lapin::message::Delivery;
-use lapin::options::{BasicConsumeOptions, QueueDeclareOptions, QueueDeleteOptions};
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, QueueDeclareOptions, QueueDeleteOptions,
+};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Consumer};
 
@@ -44,7 +47,7 @@ impl ReplySub {
                 .queue_declare(queue.as_str().into(), QueueDeclareOptions::default(), args)
                 .await?;
             let opts = BasicConsumeOptions {
-                no_ack: true,
+                no_ack: false,
                 exclusive: true,
                 ..BasicConsumeOptions::default()
             };
@@ -89,6 +92,13 @@ impl ReplySub {
         match self.consumer.next().await {
             Some(Ok(d)) => Some(d),
             Some(Err(_)) | None => None,
+        }
+    }
+
+    /// Acknowledges a reply once it was handled (forwarded or dropped).
+    pub async fn ack(delivery: &Delivery) {
+        if let Err(e) = delivery.acker.ack(BasicAckOptions::default()).await {
+            tracing::debug!(error = %e, "reply ack failed");
         }
     }
 
