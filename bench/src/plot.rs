@@ -71,7 +71,8 @@ fn panel(
             let mut chart = builder.build_cartesian_2d(x, $y).map_err(err)?;
             chart
                 .configure_mesh()
-                .x_desc("requests in flight")
+                .x_desc("requests in flight (100-byte JSON body)")
+                .light_line_style(RGBColor(244, 244, 244))
                 .x_label_formatter(&|v| format!("{v:.0}"))
                 .y_label_formatter(&|v| format!("{v:.0}"))
                 .draw()
@@ -102,7 +103,7 @@ fn panel(
         }};
     }
     if log_y {
-        body!((min / 2.0..max * 2.0).log_scale());
+        body!((min / 1.5..max * 1.5).log_scale());
     } else {
         body!(0.0..max * 1.15);
     }

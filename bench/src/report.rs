@@ -41,6 +41,14 @@ pub fn splice_doc(doc: &Path, body: &str) -> Result<()> {
     Ok(())
 }
 
+fn cpu(seconds: f64) -> String {
+    if seconds.is_finite() {
+        format!("{seconds:.3}")
+    } else {
+        "—".to_owned()
+    }
+}
+
 fn body_label(sc: Scenario) -> String {
     if sc.body_bytes >= 1024 {
         format!("{} KiB", sc.body_bytes / 1024)
@@ -63,12 +71,16 @@ pub fn markdown(r: &Results, plot_file: Option<&str>) -> String {
     let _ = writeln!(s, "### Request-reply\n");
     let _ = writeln!(
         s,
-        "Median of {} rounds; each measurement is {:.0} s of warm-up then {:.0} s \
+        "Median of {} round{}; each measurement is {} s of warm-up then {} s \
         measured, baseline and Ferry alternating within every round. Baseline replies: {}.\n",
-        r.rounds, r.warmup_s, r.duration_s, r.baseline_reply
+        r.rounds,
+        if r.rounds == 1 { "" } else { "s" },
+        r.warmup_s,
+        r.duration_s,
+        r.baseline_reply
     );
-    s.push_str("| in flight | body | client | req/s | × baseline | p50 µs | p99 µs | bridge CPU s / 1k req | errors |\n");
-    s.push_str("|---:|---:|---|---:|---:|---:|---:|---:|---:|\n");
+    s.push_str("| in flight | body | client | req/s | × baseline | p50 µs | p99 µs | bridge CPU s / 1k req | broker CPU s / 1k req | machine CPU s / 1k req | errors |\n");
+    s.push_str("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for sc in SCENARIOS {
         let base = r.summary(sc, ClientKind::Baseline);
         for c in CLIENTS {
@@ -81,15 +93,20 @@ pub fn markdown(r: &Results, plot_file: Option<&str>) -> String {
                         (_, Some(b)) if b.rps > 0.0 => format!("{:.2}", x.rps / b.rps),
                         _ => "—".to_owned(),
                     };
-                    let cpu = if c == ClientKind::Baseline || !x.bridge_cpu_s_per_1k.is_finite() {
+                    let bridge = if c == ClientKind::Baseline {
                         "—".to_owned()
                     } else {
-                        format!("{:.3}", x.bridge_cpu_s_per_1k)
+                        cpu(x.bridge_cpu_s_per_1k)
                     };
                     let _ = writeln!(
                         s,
-                        "{head}| {:.0} | {ratio} | {:.0} | {:.0} | {cpu} | {} |",
-                        x.rps, x.p50_us, x.p99_us, x.errors
+                        "{head}| {:.0} | {ratio} | {:.0} | {:.0} | {bridge} | {} | {} | {} |",
+                        x.rps,
+                        x.p50_us,
+                        x.p99_us,
+                        cpu(x.broker_cpu_s_per_1k),
+                        cpu(x.machine_cpu_s_per_1k),
+                        x.errors
                     );
                 }
                 (None, Some(p)) => {
@@ -98,7 +115,11 @@ pub fn markdown(r: &Results, plot_file: Option<&str>) -> String {
                         .clone()
                         .or_else(|| p.failures.first().cloned())
                         .unwrap_or_else(|| "did not run".into());
-                    let _ = writeln!(s, "{head}| missing: {} | | | | | |", why.replace('|', "/"));
+                    let _ = writeln!(
+                        s,
+                        "{head}| missing: {} | | | | | | | |",
+                        why.replace('|', "/")
+                    );
                 }
                 (None, None) => {}
             }
@@ -204,7 +225,7 @@ pub fn target_lines(r: &Results) -> Vec<(String, String, Option<bool>)> {
                     "{} of {} opened, {} errors, {:.2} s",
                     c.opened, c.requested, c.errors, c.open_seconds
                 ),
-                Some(c.requested >= MIN_CONNS && c.opened == c.requested && c.errors == 0),
+                (c.requested >= MIN_CONNS).then_some(c.opened == c.requested && c.errors == 0),
             ));
         }
         None => out.push(("connections".into(), "not measured".into(), None)),
@@ -243,7 +264,7 @@ mod tests {
     fn markdown_has_every_row_ratios_and_targets() {
         let md = markdown(&fake(), Some("bench-concurrency.svg"));
         assert!(
-            md.contains("| 128 | 100 B | Ferry, native Rust client | 2701 | 0.90 |"),
+            md.contains("| 128 | 100 B | Ferry, native Rust client | 2701 | 0.90 | 1540 | 4590 | 0.050 | 0.100 | 0.200 | 0 |"),
             "{md}"
         );
         assert!(md.contains("missing: dist/index.js not built"), "{md}");

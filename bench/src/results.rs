@@ -81,6 +81,10 @@ pub struct Sample {
     pub stats: RunStats,
     /// Bridge CPU seconds per 1,000 requests over the whole measurement.
     pub bridge_cpu_s_per_1k: Option<f64>,
+    /// RabbitMQ (`beam.smp`) CPU seconds per 1,000 requests, if the broker runs here.
+    pub broker_cpu_s_per_1k: Option<f64>,
+    /// CPU seconds of the whole machine (every process) per 1,000 requests.
+    pub machine_cpu_s_per_1k: Option<f64>,
 }
 
 /// The medians of a point's samples.
@@ -94,6 +98,10 @@ pub struct Summary {
     pub p99_us: f64,
     /// Bridge CPU seconds per 1,000 requests.
     pub bridge_cpu_s_per_1k: f64,
+    /// RabbitMQ CPU seconds per 1,000 requests (NaN when not measured).
+    pub broker_cpu_s_per_1k: f64,
+    /// Whole-machine CPU seconds per 1,000 requests.
+    pub machine_cpu_s_per_1k: f64,
     /// Failed requests over all samples.
     pub errors: u64,
     /// Samples the medians are taken over.
@@ -212,6 +220,8 @@ impl Results {
                 p50_us: pick(|s| s.stats.p50_us),
                 p99_us: pick(|s| s.stats.p99_us),
                 bridge_cpu_s_per_1k: pick(|s| s.bridge_cpu_s_per_1k.unwrap_or(f64::NAN)),
+                broker_cpu_s_per_1k: pick(|s| s.broker_cpu_s_per_1k.unwrap_or(f64::NAN)),
+                machine_cpu_s_per_1k: pick(|s| s.machine_cpu_s_per_1k.unwrap_or(f64::NAN)),
                 errors: p.samples.iter().map(|s| s.stats.errors).sum(),
                 samples: p.samples.len(),
             });
@@ -289,6 +299,8 @@ pub fn fake() -> Results {
                         errors: 0,
                     },
                     bridge_cpu_s_per_1k: Some(0.05),
+                    broker_cpu_s_per_1k: Some(0.1),
+                    machine_cpu_s_per_1k: Some(0.2),
                 });
             }
         }

@@ -67,6 +67,7 @@ pub async fn run(cfg: &RunConfig) -> Result<Results> {
         eprintln!("ferry-bench: real-client row missing: {why}");
     }
 
+    let broker = procfs::pid_of("beam.smp");
     let measured = async {
         let bridge = child::spawn_bridge(bridge_args.clone()).await?;
         let url = bridge.ws_url();
@@ -90,10 +91,10 @@ pub async fn run(cfg: &RunConfig) -> Result<Results> {
                         point.missing = Some(why.clone());
                         continue;
                     }
-                    let cpu0 = procfs::cpu_seconds(bridge.proc.pid())?;
+                    let before = Cpu::read(bridge.proc.pid(), broker)?;
                     let outcome = measure(cfg, client, &url, &queue, &spec).await;
-                    let cpu = procfs::cpu_seconds(bridge.proc.pid())? - cpu0;
-                    record(point, round, outcome, cpu);
+                    let cpu = Cpu::read(bridge.proc.pid(), broker)?.minus(&before);
+                    record(point, round, outcome, &cpu);
                 }
             }
         }
@@ -150,7 +151,32 @@ async fn measure(
     }
 }
 
-fn record(point: &mut Point, round: usize, outcome: Result<crate::stats::RunStats>, cpu: f64) {
+/// CPU seconds used so far by the bridge, the broker (if found) and the whole machine.
+struct Cpu {
+    bridge: f64,
+    broker: Option<f64>,
+    machine: f64,
+}
+
+impl Cpu {
+    fn read(bridge: u32, broker: Option<u32>) -> Result<Self> {
+        Ok(Self {
+            bridge: procfs::cpu_seconds(bridge)?,
+            broker: broker.and_then(|pid| procfs::cpu_seconds(pid).ok()),
+            machine: procfs::machine_cpu_seconds()?,
+        })
+    }
+
+    fn minus(&self, before: &Self) -> Self {
+        Self {
+            bridge: self.bridge - before.bridge,
+            broker: self.broker.zip(before.broker).map(|(a, b)| a - b),
+            machine: self.machine - before.machine,
+        }
+    }
+}
+
+fn record(point: &mut Point, round: usize, outcome: Result<crate::stats::RunStats>, cpu: &Cpu) {
     let label = format!(
         "round {} c={} body={}B {}",
         round + 1,
@@ -161,13 +187,22 @@ fn record(point: &mut Point, round: usize, outcome: Result<crate::stats::RunStat
     match outcome {
         Ok(stats) => {
             eprintln!(
-                "{label}: {:.0} req/s p50 {:.0} µs p99 {:.0} µs errors {} bridge cpu {:.2} s",
-                stats.rps, stats.p50_us, stats.p99_us, stats.errors, cpu
+                "{label}: {:.0} req/s p50 {:.0} µs p99 {:.0} µs errors {} cpu s: bridge {:.2} broker {:.2} machine {:.2}",
+                stats.rps,
+                stats.p50_us,
+                stats.p99_us,
+                stats.errors,
+                cpu.bridge,
+                cpu.broker.unwrap_or(f64::NAN),
+                cpu.machine
             );
-            let per_1k = (stats.total > 0).then(|| cpu / stats.total as f64 * 1000.0);
+            let n = stats.total as f64 / 1000.0;
+            let per_1k = |s: f64| (n > 0.0).then(|| s / n);
             point.samples.push(Sample {
+                bridge_cpu_s_per_1k: per_1k(cpu.bridge),
+                broker_cpu_s_per_1k: cpu.broker.and_then(per_1k),
+                machine_cpu_s_per_1k: per_1k(cpu.machine),
                 stats,
-                bridge_cpu_s_per_1k: per_1k,
             });
         }
         Err(e) => {
