@@ -182,7 +182,8 @@ async function requestSummary(patient) {
     if (card.state === "waiting") setState(card, "working");
     const pct = Math.max(0, Math.min(100, Number(p?.pct) || 0));
     card.el.progress.value = pct;
-    card.el.stage.textContent = `Building: ${p?.stage ?? "working"} (${pct}%)`;
+    const where = p?.worker ? ` on ${p.worker}` : "";
+    card.el.stage.textContent = `Building${where}: ${p?.stage ?? "working"} (${pct}%)`;
   };
   try {
     const summary = await client.request(DESTINATION, { patientId: patient.id }, {

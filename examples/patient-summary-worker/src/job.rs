@@ -91,7 +91,8 @@ pub async fn handle(
     let step = config.work() / STAGES.len() as u32;
     for (stage, pct) in STAGES {
         if !config.no_progress {
-            let body = json!({ "pct": pct, "stage": stage, "patientId": patient_id });
+            let body =
+                json!({ "pct": pct, "stage": stage, "patientId": patient_id, "worker": worker });
             reply.progress(&body).await?;
         }
         match wait(step, deadline, stop).await {
