@@ -1,1 +1,18 @@
-//! Ferry client for WebAssembly.
+//! Ferry client for WebAssembly: request-reply over a WebSocket to a Ferry bridge.
+//!
+//! The npm package `ferry-client` wraps this crate with hand-written JS (`js/`): `connect()`,
+//! the `FerryError` class and the wasm loading live there; everything stateful lives here.
+//!
+//! - [`client`]: `WasmClient`, the socket, its handlers, requests, close.
+//! - [`pending`]: the pending map and its one timer (pure, unit-tested natively).
+//! - [`body`]: JS value ↔ bytes + content type (JSON through the host's `JSON`).
+//! - [`error`]: failures and their messages, turned into `FerryError`s by a JS hook.
+//! - [`js`]: bindings to host globals (`setTimeout`, `crypto`, `Date`) and the hooks object.
+
+pub mod body;
+pub mod client;
+pub mod error;
+pub mod js;
+pub mod pending;
+
+pub use client::WasmClient;

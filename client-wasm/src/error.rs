@@ -1,0 +1,138 @@
+//! Failures before they become JS `FerryError`s, and their messages (built without
+//! `core::fmt`, which would cost the wasm several kilobytes).
+
+use ferry_protocol::ErrorCode;
+use ferry_protocol::validate::{self, ValidationError};
+use wasm_bindgen::JsValue;
+
+use crate::js::Hooks;
+
+/// A failure the client reports: a code, a message, and optional extras.
+pub struct Failure {
+    /// The stable code (`error.code`).
+    pub code: ErrorCode,
+    /// A message a person understands.
+    pub message: String,
+    /// The request's correlation id.
+    pub id: Option<String>,
+    /// The decoded details (a worker's error body) or `undefined`.
+    pub details: JsValue,
+    /// The worker's own error code (for `remote`).
+    pub remote_code: Option<String>,
+}
+
+impl Failure {
+    /// A failure with just a code and a message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            id: None,
+            details: JsValue::UNDEFINED,
+            remote_code: None,
+        }
+    }
+
+    /// Adds the correlation id.
+    pub fn with_id(mut self, id: impl Into<String>) -> Self {
+        self.id = Some(id.into());
+        self
+    }
+
+    /// Builds the JS `FerryError`.
+    pub fn to_js(&self, hooks: &Hooks) -> JsValue {
+        hooks.error(
+            self.code.as_str(),
+            &self.message,
+            self.id.clone(),
+            &self.details,
+            self.remote_code.clone(),
+        )
+    }
+}
+
+/// Concatenates string pieces.
+pub fn cat(parts: &[&str]) -> String {
+    parts.concat()
+}
+
+/// Appends the decimal form of `n`.
+pub fn push_u32(out: &mut String, mut n: u32) {
+    let mut digits = [0u8; 10];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[i..] {
+        out.push(char::from(d));
+    }
+}
+
+/// The message and code for a request field that breaks a protocol rule.
+pub fn invalid(e: &ValidationError) -> Failure {
+    let msg = match e {
+        ValidationError::Id => "request id must be 1 to 128 printable ASCII characters".into(),
+        ValidationError::Destination => {
+            "destination must be 1 to 255 characters from A-Z a-z 0-9 . _ : -".into()
+        }
+        ValidationError::ReservedDestination => {
+            "destination may not start with \"amq.\" (reserved by the broker)".into()
+        }
+        ValidationError::ContentType => {
+            "contentType must be at most 255 printable ASCII characters".into()
+        }
+        ValidationError::TooManyHeaders => "at most 32 headers are allowed".into(),
+        ValidationError::HeaderName(n) => cat(&[
+            "header name \"",
+            n,
+            "\" must be 1 to 64 characters from a-z 0-9 - _",
+        ]),
+        ValidationError::ReservedHeader(n) => cat(&[
+            "header \"",
+            n,
+            "\" is reserved and may not be set by a client",
+        ]),
+        ValidationError::HeaderValue(n) => cat(&[
+            "header \"",
+            n,
+            "\" value must be at most 4096 bytes without control characters",
+        ]),
+        _ => "invalid request".into(),
+    };
+    Failure::new(e.code(), msg)
+}
+
+/// Validates a destination, mapping the error to a [`Failure`].
+pub fn check_destination(dest: &str) -> Result<(), Failure> {
+    validate::destination(dest).map_err(|e| invalid(&e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_print_without_fmt() {
+        for n in [0u32, 7, 10, 1006, 4000, u32::MAX] {
+            let mut s = String::new();
+            push_u32(&mut s, n);
+            assert_eq!(s, n.to_string());
+        }
+    }
+
+    #[test]
+    fn validation_failures_keep_the_protocol_code() {
+        let f = invalid(&ValidationError::ReservedHeader("x-ferry-kind".into()));
+        assert_eq!(f.code, ErrorCode::Forbidden);
+        assert!(f.message.contains("x-ferry-kind"));
+        let f = invalid(&ValidationError::Destination);
+        assert_eq!(f.code, ErrorCode::BadRequest);
+        assert!(check_destination("amq.direct").is_err());
+        assert!(check_destination("patient_summary_request").is_ok());
+    }
+}

@@ -1,0 +1,60 @@
+//! Bindings to host globals every runtime has (browsers, Node 20, Deno, workers), and the
+//! hooks object the hand-written JS layer passes in.
+
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen]
+extern "C" {
+    /// `globalThis.setTimeout`; the handle is a number in browsers, an object in Node.
+    #[wasm_bindgen(js_name = setTimeout)]
+    pub fn set_timeout(callback: &js_sys::Function, ms: f64) -> JsValue;
+
+    /// `globalThis.clearTimeout`.
+    #[wasm_bindgen(js_name = clearTimeout)]
+    pub fn clear_timeout(handle: &JsValue);
+
+    /// `crypto.getRandomValues` (works in insecure contexts, unlike `randomUUID`).
+    #[wasm_bindgen(js_namespace = crypto, js_name = getRandomValues)]
+    pub fn get_random_values(buf: &mut [u8]);
+
+    /// `Date.now()`.
+    #[wasm_bindgen(js_namespace = Date, js_name = now)]
+    pub fn date_now() -> f64;
+
+    /// What `js/core.js` passes to the client: makes `FerryError`s and hears when the
+    /// connection ends.
+    #[derive(Clone)]
+    pub type Hooks;
+
+    /// `hooks.error(code, message, correlationId, details, remoteCode)` → a `FerryError`.
+    #[wasm_bindgen(method, structural)]
+    pub fn error(
+        this: &Hooks,
+        code: &str,
+        message: &str,
+        id: Option<String>,
+        details: &JsValue,
+        remote_code: Option<String>,
+    ) -> JsValue;
+
+    /// `hooks.ended(error)`: the connection is over (`error.code` says why).
+    #[wasm_bindgen(method, structural)]
+    pub fn ended(this: &Hooks, error: &JsValue);
+}
+
+/// Milliseconds since the epoch, as an integer.
+pub fn now_ms() -> u64 {
+    date_now() as u64
+}
+
+/// A fresh UUID v4 from the platform's cryptographic random source.
+pub fn uuid_v4() -> String {
+    let mut bytes = [0u8; 16];
+    get_random_values(&mut bytes);
+    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .hyphenated()
+        .encode_lower(&mut buf)
+        .to_owned()
+}

@@ -1,0 +1,251 @@
+//! The pending map and its one timer: pure bookkeeping, no JS types (generic over the slot).
+//!
+//! Every request (and the handshake) is one entry: id → slot, with an absolute deadline in
+//! milliseconds. A second ordered index (deadline, sequence) finds the earliest deadline, so
+//! the client needs ONE timer armed for it instead of one timer per request. [`TimerPlan`]
+//! decides when that timer must be re-armed. Everything here runs natively in unit tests.
+
+use std::collections::BTreeMap;
+
+/// One entry: its deadline, its sequence number (tie-breaker), and what the caller stored.
+struct Entry<T> {
+    deadline: u64,
+    seq: u64,
+    slot: T,
+}
+
+/// Pending entries keyed by correlation id, with an index by deadline.
+pub struct Pending<T> {
+    entries: BTreeMap<String, Entry<T>>,
+    by_deadline: BTreeMap<(u64, u64), String>,
+    seq: u64,
+}
+
+impl<T> Default for Pending<T> {
+    fn default() -> Self {
+        Self {
+            entries: BTreeMap::new(),
+            by_deadline: BTreeMap::new(),
+            seq: 0,
+        }
+    }
+}
+
+impl<T> Pending<T> {
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when nothing is pending.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// True when `id` is pending.
+    pub fn contains(&self, id: &str) -> bool {
+        self.entries.contains_key(id)
+    }
+
+    /// Adds an entry. An id already present is refused and the slot handed back.
+    pub fn insert(&mut self, id: String, deadline: u64, slot: T) -> Result<(), T> {
+        if self.entries.contains_key(&id) {
+            return Err(slot);
+        }
+        self.seq += 1;
+        let seq = self.seq;
+        self.by_deadline.insert((deadline, seq), id.clone());
+        self.entries.insert(
+            id,
+            Entry {
+                deadline,
+                seq,
+                slot,
+            },
+        );
+        Ok(())
+    }
+
+    /// A shared reference to a slot.
+    pub fn get(&self, id: &str) -> Option<&T> {
+        self.entries.get(id).map(|e| &e.slot)
+    }
+
+    /// Removes an entry (reply, error, abort, ...) and returns its slot.
+    pub fn remove(&mut self, id: &str) -> Option<T> {
+        let e = self.entries.remove(id)?;
+        self.by_deadline.remove(&(e.deadline, e.seq));
+        Some(e.slot)
+    }
+
+    /// Removes and returns every entry whose deadline is at or before `now`, earliest first.
+    pub fn take_expired(&mut self, now: u64) -> Vec<(String, T)> {
+        let mut out = Vec::new();
+        while let Some((&(deadline, seq), _)) = self.by_deadline.first_key_value() {
+            if deadline > now {
+                break;
+            }
+            if let Some(id) = self.by_deadline.remove(&(deadline, seq))
+                && let Some(e) = self.entries.remove(&id)
+            {
+                out.push((id, e.slot));
+            }
+        }
+        out
+    }
+
+    /// Removes and returns every entry (close, disconnect), earliest deadline first.
+    pub fn drain(&mut self) -> Vec<(String, T)> {
+        let index = std::mem::take(&mut self.by_deadline);
+        let mut entries = std::mem::take(&mut self.entries);
+        index
+            .into_values()
+            .filter_map(|id| entries.remove(&id).map(|e| (id, e.slot)))
+            .collect()
+    }
+
+    /// The earliest deadline, if anything is pending.
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.by_deadline.first_key_value().map(|(&(d, _), _)| d)
+    }
+}
+
+/// The largest delay `setTimeout` honours (2^31 - 1 ms); longer ones fire at once.
+pub const MAX_TIMER_DELAY_MS: u64 = 0x7fff_ffff;
+
+/// What to do with the one timer after the pending map changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimerAction {
+    /// The timer is already right.
+    Keep,
+    /// Nothing is pending: clear the armed timer.
+    Clear,
+    /// (Re-)arm: clear any armed timer, then set one `delay_ms` from now.
+    Arm {
+        /// Delay to pass to `setTimeout`.
+        delay_ms: u64,
+    },
+}
+
+/// Tracks which deadline the timer is armed for.
+#[derive(Debug, Default)]
+pub struct TimerPlan {
+    armed_for: Option<u64>,
+}
+
+impl TimerPlan {
+    /// Decides what to do given the earliest pending deadline and the current time, and
+    /// records the new state. The timer fires at the earliest deadline (or at the longest
+    /// delay `setTimeout` honours; the caller then simply plans again).
+    pub fn plan(&mut self, next: Option<u64>, now: u64) -> TimerAction {
+        match (next, self.armed_for) {
+            (None, None) => TimerAction::Keep,
+            (None, Some(_)) => {
+                self.armed_for = None;
+                TimerAction::Clear
+            }
+            (Some(n), Some(a)) if n == a => TimerAction::Keep,
+            (Some(n), _) => {
+                self.armed_for = Some(n);
+                TimerAction::Arm {
+                    delay_ms: n.saturating_sub(now).min(MAX_TIMER_DELAY_MS),
+                }
+            }
+        }
+    }
+
+    /// The timer fired (it is no longer armed).
+    pub fn fired(&mut self) {
+        self.armed_for = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insert_remove_and_len() {
+        let mut p = Pending::default();
+        assert!(p.insert("a".into(), 100, 1).is_ok());
+        assert!(p.insert("b".into(), 50, 2).is_ok());
+        assert_eq!(p.insert("a".into(), 10, 3), Err(3));
+        assert_eq!(p.len(), 2);
+        assert_eq!(p.next_deadline(), Some(50));
+        assert_eq!(p.remove("b"), Some(2));
+        assert_eq!(p.remove("b"), None);
+        assert_eq!(p.next_deadline(), Some(100));
+        assert_eq!(p.remove("a"), Some(1));
+        assert!(p.is_empty());
+        assert_eq!(p.next_deadline(), None);
+    }
+
+    #[test]
+    fn expired_entries_come_out_earliest_first() {
+        let mut p = Pending::default();
+        p.insert("late".into(), 300, "l").unwrap();
+        p.insert("x".into(), 100, "x").unwrap();
+        p.insert("y".into(), 100, "y").unwrap();
+        p.insert("early".into(), 50, "e").unwrap();
+        assert!(p.take_expired(49).is_empty());
+        let got = p.take_expired(100);
+        let ids: Vec<_> = got.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(ids, ["early", "x", "y"]);
+        assert_eq!(p.len(), 1);
+        assert_eq!(p.next_deadline(), Some(300));
+        assert_eq!(p.drain().len(), 1);
+        assert!(p.is_empty());
+        assert_eq!(p.next_deadline(), None);
+    }
+
+    #[test]
+    fn drain_empties_both_indexes() {
+        let mut p = Pending::default();
+        for i in 0..1000u64 {
+            p.insert(format!("id{i}"), 1000 - i, i).unwrap();
+        }
+        p.remove("id5");
+        let all = p.drain();
+        assert_eq!(all.len(), 999);
+        assert_eq!(all[0].1, 999);
+        assert!(p.is_empty());
+        assert!(p.take_expired(u64::MAX).is_empty());
+    }
+
+    #[test]
+    fn a_reused_id_after_removal_is_accepted() {
+        let mut p = Pending::default();
+        p.insert("a".into(), 10, 1).unwrap();
+        p.remove("a");
+        p.insert("a".into(), 20, 2).unwrap();
+        assert_eq!(p.take_expired(15), vec![]);
+        assert_eq!(p.take_expired(20), vec![("a".to_string(), 2)]);
+    }
+
+    #[test]
+    fn timer_is_armed_once_for_the_earliest_deadline() {
+        let mut t = TimerPlan::default();
+        assert_eq!(t.plan(None, 0), TimerAction::Keep);
+        assert_eq!(t.plan(Some(100), 10), TimerAction::Arm { delay_ms: 90 });
+        assert_eq!(t.plan(Some(100), 20), TimerAction::Keep);
+        assert_eq!(t.plan(Some(50), 20), TimerAction::Arm { delay_ms: 30 });
+        assert_eq!(t.plan(Some(100), 30), TimerAction::Arm { delay_ms: 70 });
+        assert_eq!(t.plan(None, 40), TimerAction::Clear);
+        assert_eq!(t.plan(None, 40), TimerAction::Keep);
+    }
+
+    #[test]
+    fn timer_rearms_after_firing_and_clamps_long_delays() {
+        let mut t = TimerPlan::default();
+        assert_eq!(t.plan(Some(100), 0), TimerAction::Arm { delay_ms: 100 });
+        t.fired();
+        assert_eq!(t.plan(Some(100), 99), TimerAction::Arm { delay_ms: 1 });
+        assert_eq!(t.plan(Some(5), 10), TimerAction::Arm { delay_ms: 0 });
+        assert_eq!(
+            t.plan(Some(u64::MAX), 0),
+            TimerAction::Arm {
+                delay_ms: MAX_TIMER_DELAY_MS
+            }
+        );
+    }
+}

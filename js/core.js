@@ -1,0 +1,141 @@
+// ferry-client core: FerryError, the client wrapper and connect(), shared by every entry
+// point (index.js for browsers/Node/Deno, workerd.js for Cloudflare Workers). The stateful
+// part (socket, pending map, timer) is the WebAssembly module; this file stays thin.
+
+/** Every failure of ferry-client rejects with a FerryError. */
+export class FerryError extends Error {
+  /**
+   * @param {string} code one of the stable codes (`timeout`, `no_route`, `remote`, ...)
+   * @param {string} message a message a person understands
+   * @param {{correlationId?: string, details?: unknown, remoteCode?: string, cause?: unknown}} [options]
+   */
+  constructor(code, message, options = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "FerryError";
+    this.code = code;
+    this.correlationId = options.correlationId;
+    this.details = options.details;
+    this.remoteCode = options.remoteCode;
+  }
+}
+
+const makeError = (code, message, correlationId, details, remoteCode) =>
+  new FerryError(code, message, { correlationId, details, remoteCode });
+
+// Open clients are kept reachable, like an open WebSocket: a client is never garbage
+// collected (which would close it) while connected, only after it ended.
+const live = new Set();
+
+function flatHeaders(headers) {
+  if (headers == null) return [];
+  const entries = Array.isArray(headers)
+    ? headers
+    : typeof headers.entries === "function"
+      ? Array.from(headers.entries())
+      : Object.entries(headers);
+  const out = [];
+  for (const [name, value] of entries) {
+    if (value !== undefined) out.push(String(name), String(value));
+  }
+  return out;
+}
+
+function wsUrl(url) {
+  try {
+    const base = globalThis.location?.href;
+    const u = base ? new URL(String(url), base) : new URL(String(url));
+    if (u.protocol === "http:") u.protocol = "ws:";
+    else if (u.protocol === "https:") u.protocol = "wss:";
+    return u.href;
+  } catch (e) {
+    throw new FerryError("bad_request", `invalid bridge URL ${JSON.stringify(String(url))}`, { cause: e });
+  }
+}
+
+/** A connection to a Ferry bridge. Made by `connect()`. */
+export class FerryClient {
+  #w;
+  #closed;
+  constructor(wasmClient, closed) {
+    this.#w = wasmClient;
+    this.#closed = closed;
+  }
+
+  /** Sends `body` to `destination` and resolves with the worker's decoded reply. */
+  request(destination, body, options = {}) {
+    const { timeoutMs, signal, headers, onProgress, contentType } = options ?? {};
+    let flat;
+    try {
+      flat = flatHeaders(headers);
+    } catch (e) {
+      return Promise.reject(new FerryError("bad_request", "headers must be an object of strings", { cause: e }));
+    }
+    if (onProgress != null && typeof onProgress !== "function") {
+      return Promise.reject(new FerryError("bad_request", "onProgress must be a function"));
+    }
+    return this.#w.request(
+      String(destination),
+      body,
+      timeoutMs == null ? undefined : Number(timeoutMs),
+      signal ?? undefined,
+      flat,
+      onProgress ?? undefined,
+      contentType == null ? undefined : String(contentType),
+    );
+  }
+
+  /** Number of requests awaiting a reply. */
+  get pending() {
+    return this.#w.pending;
+  }
+
+  /** The session id the bridge assigned. */
+  get session() {
+    return this.#w.session;
+  }
+
+  /** Settles when the connection ends, with a FerryError saying why (`closed`, `disconnected`, ...). */
+  get closed() {
+    return this.#closed;
+  }
+
+  /** Closes the connection; pending requests reject with `closed`. */
+  close() {
+    return this.#w.close();
+  }
+}
+
+/** Builds `connect()` around a loader that returns the initialised wasm bindings. */
+export function makeConnect(load) {
+  return async function connect(url, options = {}) {
+    const { WasmClient } = await load();
+    const Ctor = options?.WebSocket ?? globalThis.WebSocket;
+    if (typeof Ctor !== "function") {
+      throw new FerryError(
+        "bad_request",
+        "this runtime has no WebSocket: pass one as options.WebSocket (e.g. the \"ws\" package on Node 20)",
+      );
+    }
+    let client;
+    let resolveClosed;
+    const closed = new Promise((resolve) => (resolveClosed = resolve));
+    const hooks = {
+      error: makeError,
+      ended(error) {
+        live.delete(client);
+        resolveClosed(error);
+      },
+    };
+    const num = (v) => (v == null ? undefined : Number(v));
+    const w = new WasmClient(wsUrl(url), Ctor, num(options?.connectTimeoutMs), num(options?.timeoutMs), hooks);
+    client = new FerryClient(w, closed);
+    live.add(client);
+    try {
+      await w.ready;
+    } catch (e) {
+      live.delete(client);
+      throw e;
+    }
+    return client;
+  };
+}

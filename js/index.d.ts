@@ -1,0 +1,101 @@
+// Type declarations of the npm package ferry-client (hand-written; they describe js/core.js).
+
+/** The stable codes a {@link FerryError} carries in `.code`. */
+export type FerryErrorCode =
+  | "timeout"
+  | "no_route"
+  | "forbidden"
+  | "remote"
+  | "cancelled"
+  | "disconnected"
+  | "closed"
+  | "bad_request"
+  | "too_large"
+  | "overloaded"
+  | "no_responders"
+  | "broker_rejected"
+  | "broker_unavailable"
+  | "session_expired"
+  | "shutting_down"
+  | "internal"
+  | "unknown";
+
+/** Every failure of ferry-client rejects with a FerryError (a real `Error` subclass). */
+export declare class FerryError extends Error {
+  constructor(
+    code: FerryErrorCode,
+    message: string,
+    options?: { correlationId?: string; details?: unknown; remoteCode?: string; cause?: unknown },
+  );
+  readonly name: "FerryError";
+  /** Why the request (or the connection) failed. */
+  readonly code: FerryErrorCode;
+  /** The request's correlation id (a UUID v4), when the failure concerns one request. */
+  readonly correlationId: string | undefined;
+  /** For `remote`: the worker's error body, decoded by its content type. */
+  readonly details: unknown;
+  /** For `remote`: the worker's own error code (its `x-ferry-error` header). */
+  readonly remoteCode: string | undefined;
+}
+
+/** A WebSocket constructor: the browser's, or e.g. the `ws` package's on Node 20. */
+export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => unknown;
+
+/** The subset of `AbortSignal` the client uses (a real `AbortSignal` fits). */
+export interface AbortSignalLike {
+  readonly aborted: boolean;
+  addEventListener(type: "abort", listener: () => void): void;
+  removeEventListener(type: "abort", listener: () => void): void;
+}
+
+export interface ConnectOptions {
+  /** Default timeout of a request, in milliseconds (default: the bridge's). */
+  timeoutMs?: number;
+  /** Time allowed to open the socket and complete the handshake (default 10 000 ms). */
+  connectTimeoutMs?: number;
+  /** The WebSocket constructor to use where the runtime has no global one. */
+  WebSocket?: WebSocketConstructor;
+}
+
+/** A JSON value. */
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json | undefined };
+
+/**
+ * A request body: a plain object, array, number, boolean or null is sent as JSON, a string as
+ * `text/plain; charset=utf-8`, bytes as `application/octet-stream`, `undefined` as empty.
+ */
+export type RequestBody = Json | object | Uint8Array | ArrayBuffer | ArrayBufferView | undefined;
+
+/** What a reply decodes to: JSON → its value, `text/*` → a string, anything else → bytes. */
+export type ReplyBody = unknown;
+
+export interface RequestOptions<P = any> {
+  /** Milliseconds to wait for the reply (clamped to the bridge's maximum). */
+  timeoutMs?: number;
+  /** Aborting it rejects the request with `cancelled` and tells the bridge. */
+  signal?: AbortSignalLike;
+  /** Application headers for the worker (names `a-z 0-9 - _`, no `x-ferry-*`). */
+  headers?: Record<string, string | number | boolean> | Iterable<[string, string]> | { entries(): Iterable<[string, string]> };
+  /** Called with each progress message the worker sends before its reply. */
+  onProgress?: (progress: P) => void;
+  /** Send a string or bytes body with this content type instead of the default. */
+  contentType?: string;
+}
+
+/** A connection to a Ferry bridge. */
+export declare class FerryClient {
+  private constructor();
+  /** Sends `body` to the queue `destination`; resolves with the decoded reply. */
+  request<T = any, P = any>(destination: string, body?: RequestBody, options?: RequestOptions<P>): Promise<T>;
+  /** Number of requests awaiting a reply. */
+  readonly pending: number;
+  /** The session id the bridge assigned. */
+  readonly session: string | undefined;
+  /** Settles when the connection ends, with a FerryError saying why. */
+  readonly closed: Promise<FerryError>;
+  /** Closes the connection; pending requests reject with `closed`. */
+  close(): Promise<void>;
+}
+
+/** Connects to a Ferry bridge (`ws://host:port/ws`); resolves once the handshake is done. */
+export declare function connect(url: string | URL, options?: ConnectOptions): Promise<FerryClient>;

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Builds the npm package ferry-client into dist/: the wasm crate (size profile), its
+# wasm-bindgen glue, wasm-opt, and the hand-written JS/TS from js/. Prints the sizes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PROFILE=wasm-release
+TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+BIN="node_modules/.bin"
+
+if [ ! -x "$BIN/wasm-opt" ] || [ ! -x "$BIN/esbuild" ]; then
+  echo "build-client: installing npm dev dependencies (npm ci)" >&2
+  npm ci --no-audit --no-fund >&2
+fi
+command -v wasm-bindgen >/dev/null || {
+  echo "build-client: wasm-bindgen CLI missing: cargo install wasm-bindgen-cli --version 0.2.130" >&2
+  exit 1
+}
+
+cargo build -p ferry-client --target wasm32-unknown-unknown --profile "$PROFILE"
+
+rm -rf dist
+mkdir -p dist/wasm
+wasm-bindgen --target web --no-typescript --out-dir dist/wasm \
+  "$TARGET_DIR/wasm32-unknown-unknown/$PROFILE/ferry_client.wasm"
+# binaryen from npm: Debian's wasm-opt 108 cannot parse the reference-types instructions
+# that Rust's default wasm32 features produce.
+"$BIN/wasm-opt" -Oz --strip-debug --strip-producers \
+  --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+  --enable-mutable-globals --enable-reference-types --enable-multivalue \
+  dist/wasm/ferry_client_bg.wasm -o dist/wasm/ferry_client_bg.wasm
+cp js/core.js js/index.js js/workerd.js js/index.d.ts dist/
+cp dist/index.d.ts dist/workerd.d.ts
+
+# Sizes: the wasm, and the JS an app ships (glue + core + entry), minified by esbuild.
+min_js="$(mktemp)"
+"$BIN/esbuild" dist/index.js --bundle --minify --format=esm --platform=browser \
+  --log-level=error --outfile="$min_js"
+size() { wc -c <"$1" | tr -d ' '; }
+gz() { gzip -9c "$1" | wc -c | tr -d ' '; }
+wasm=dist/wasm/ferry_client_bg.wasm
+total_gz=$(( $(gz "$wasm") + $(gz "$min_js") ))
+printf 'ferry-client size: wasm %s B (gzip %s B), JS min %s B (gzip %s B), total min+gzip %s B (%s KB)\n' \
+  "$(size "$wasm")" "$(gz "$wasm")" "$(size "$min_js")" "$(gz "$min_js")" \
+  "$total_gz" "$(awk "BEGIN{printf \"%.1f\", $total_gz/1024}")"
+rm -f "$min_js"
