@@ -1,0 +1,195 @@
+// ferry-client from Node 20 with the `ws` package injected, installed from `npm pack`, against
+// a real ferry-bridge, RabbitMQ and an ordinary amqplib RPC worker.
+
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import WebSocket from "ws";
+import { startBridge, uniqueName } from "../support/bridge.mjs";
+import { startWorker } from "../support/worker.mjs";
+import { importInstalled } from "../support/package.mjs";
+
+const PREFIX = uniqueName("ferry.node");
+const queue = `${PREFIX}.echo`;
+let bridge;
+let worker;
+let lib;
+let client;
+
+before(async () => {
+  lib = await importInstalled();
+  worker = await startWorker(queue);
+  bridge = await startBridge({ allow: [`${PREFIX}.*`] });
+  client = await lib.connect(bridge.wsUrl, { WebSocket });
+});
+
+after(async () => {
+  await client?.close();
+  await worker?.stop();
+  await bridge?.stop();
+});
+
+/** Awaits `promise`, expecting it to reject with a FerryError of `code`; returns the error. */
+async function rejectsWith(promise, code) {
+  const err = await promise.then(
+    (v) => assert.fail(`expected ${code}, resolved with ${JSON.stringify(v)}`),
+    (e) => e,
+  );
+  assert.ok(err instanceof lib.FerryError, `not a FerryError: ${err}`);
+  assert.ok(err instanceof Error);
+  assert.equal(err.code, code, err.message);
+  return err;
+}
+
+describe("happy path", () => {
+  test("JSON in, JSON out", async () => {
+    const body = { patientId: 42, tags: ["a", "b"], nested: { ok: true } };
+    assert.deepEqual(await client.request(queue, body), body);
+    assert.deepEqual(await client.request(queue, [1, 2, 3]), [1, 2, 3]);
+  });
+
+  test("text in, text out", async () => {
+    assert.equal(await client.request(queue, "héllo wörld ✓"), "héllo wörld ✓");
+  });
+
+  test("bytes in, bytes out (Uint8Array and ArrayBuffer)", async () => {
+    const bytes = new Uint8Array([0, 1, 2, 250, 255]);
+    const r = await client.request(queue, bytes);
+    assert.ok(r instanceof Uint8Array);
+    assert.deepEqual([...r], [...bytes]);
+    const r2 = await client.request(queue, bytes.buffer);
+    assert.deepEqual([...r2], [...bytes]);
+  });
+
+  test("progress messages reach onProgress in order before the reply", async () => {
+    const seen = [];
+    const reply = await client.request(queue, { job: 1 }, {
+      headers: { "x-mode": "progress", "x-progress": "3" },
+      onProgress: (p) => seen.push(p.step),
+    });
+    assert.deepEqual(reply, { job: 1 });
+    assert.deepEqual(seen, [1, 2, 3]);
+  });
+
+  test("concurrent requests resolve to their own replies", async () => {
+    const n = 200;
+    const replies = await Promise.all(Array.from({ length: n }, (_, i) => client.request(queue, { i })));
+    replies.forEach((r, i) => assert.equal(r.i, i));
+    assert.equal(client.pending, 0);
+  });
+});
+
+describe("failures", () => {
+  test("timeout: a worker that never replies", async () => {
+    const t0 = Date.now();
+    const err = await rejectsWith(client.request(queue, {}, { headers: { "x-mode": "silent" }, timeoutMs: 300 }), "timeout");
+    assert.match(err.correlationId, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    assert.ok(Date.now() - t0 < 5000);
+  });
+
+  test("abort: rejects with cancelled, already-aborted signals too", async () => {
+    const ac = new AbortController();
+    const p = client.request(queue, {}, { headers: { "x-mode": "silent" }, signal: ac.signal });
+    assert.equal(client.pending, 1);
+    ac.abort();
+    await rejectsWith(p, "cancelled");
+    assert.equal(client.pending, 0);
+    await rejectsWith(client.request(queue, {}, { signal: AbortSignal.abort() }), "cancelled");
+  });
+
+  test("no_route: no such queue", async () => {
+    await rejectsWith(client.request(`${PREFIX}.nobody-declared-this`, {}), "no_route");
+  });
+
+  test("forbidden: a destination off the allowlist, or a reserved header", async () => {
+    await rejectsWith(client.request("not.on.the.list", {}), "forbidden");
+    await rejectsWith(client.request(queue, {}, { headers: { "x-ferry-deadline": "1" } }), "forbidden");
+  });
+
+  test("bad_request: malformed destination, header or timeout", async () => {
+    await rejectsWith(client.request("has space", {}), "bad_request");
+    await rejectsWith(client.request(queue, {}, { headers: { "X-Upper": "a" } }), "bad_request");
+    await rejectsWith(client.request(queue, {}, { timeoutMs: -1 }), "bad_request");
+    const cyclic = {};
+    cyclic.self = cyclic;
+    await rejectsWith(client.request(queue, cyclic), "bad_request");
+  });
+
+  test("remote: the worker's error reply, with its code, message and details", async () => {
+    const err = await rejectsWith(
+      client.request(queue, { q: 1 }, { headers: { "x-mode": "error", "x-error-code": "unknown_patient", "x-error-message": "no patient 7" } }),
+      "remote",
+    );
+    assert.equal(err.remoteCode, "unknown_patient");
+    assert.equal(err.message, "no patient 7");
+    assert.equal(err.details.reason, "the worker refused");
+    assert.equal(typeof err.correlationId, "string");
+  });
+
+  test("pending is back to 0 after a mix of outcomes", async () => {
+    const ac = new AbortController();
+    const all = [
+      client.request(queue, { ok: 1 }),
+      client.request(queue, {}, { headers: { "x-mode": "error" } }),
+      client.request(queue, {}, { headers: { "x-mode": "silent" }, timeoutMs: 200 }),
+      client.request(queue, {}, { headers: { "x-mode": "silent" }, signal: ac.signal }),
+      client.request("not.allowed", {}),
+      client.request(`${PREFIX}.missing`, {}),
+    ];
+    ac.abort();
+    const results = await Promise.allSettled(all);
+    assert.deepEqual(results.map((r) => r.status === "fulfilled" ? "ok" : r.reason.code),
+      ["ok", "remote", "timeout", "cancelled", "forbidden", "no_route"]);
+    assert.equal(client.pending, 0);
+  });
+});
+
+describe("connection", () => {
+  test("FerryError is a real Error subclass", () => {
+    const e = new lib.FerryError("timeout", "x", { correlationId: "c1" });
+    assert.ok(e instanceof Error);
+    assert.ok(e instanceof lib.FerryError);
+    assert.equal(e.name, "FerryError");
+    assert.equal(e.code, "timeout");
+    assert.equal(e.correlationId, "c1");
+    assert.ok(e.stack.includes("FerryError"));
+  });
+
+  test("close rejects pending requests with closed and later requests too", async () => {
+    const c = await lib.connect(bridge.wsUrl, { WebSocket });
+    assert.ok(c.session);
+    const p = rejectsWith(c.request(queue, {}, { headers: { "x-mode": "silent" } }), "closed");
+    assert.equal(c.pending, 1);
+    await c.close();
+    await p;
+    assert.equal(c.pending, 0);
+    assert.equal((await c.closed).code, "closed");
+    await rejectsWith(c.request(queue, {}), "closed");
+    await c.close(); // idempotent
+  });
+
+  test("connect to nothing rejects with disconnected", async () => {
+    const b = await startBridge({ allow: [`${PREFIX}.*`] });
+    const url = b.wsUrl;
+    await b.stop();
+    await rejectsWith(lib.connect(url, { WebSocket }), "disconnected");
+  });
+
+  test("connect without a WebSocket on Node 20 explains itself", async () => {
+    if (typeof globalThis.WebSocket === "function") return;
+    const err = await rejectsWith(lib.connect(bridge.wsUrl), "bad_request");
+    assert.match(err.message, /WebSocket/);
+  });
+
+  test("the bridge killed mid-request: pending requests reject with disconnected", async () => {
+    const b = await startBridge({ allow: [`${PREFIX}.*`] });
+    const c = await lib.connect(b.wsUrl, { WebSocket });
+    const ps = Array.from({ length: 20 }, () =>
+      rejectsWith(c.request(queue, {}, { headers: { "x-mode": "silent" }, timeoutMs: 60_000 }), "disconnected"));
+    assert.equal(c.pending, 20);
+    await b.kill();
+    await Promise.all(ps);
+    assert.equal(c.pending, 0);
+    assert.equal((await c.closed).code, "disconnected");
+    await rejectsWith(c.request(queue, {}), "disconnected");
+  });
+});

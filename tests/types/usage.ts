@@ -1,0 +1,53 @@
+// Type-level test of the package's declarations (npm run typecheck): how an app uses them.
+import { connect, FerryClient, FerryError, type FerryErrorCode, type RequestOptions } from "ferry-client";
+
+declare const NodeWs: new (address: string | URL, protocols?: string | string[], options?: object) => object;
+
+async function main(): Promise<void> {
+  const client: FerryClient = await connect("ws://localhost:8080/ws", { timeoutMs: 30_000 });
+  await connect(new URL("ws://localhost:8080/ws"), { WebSocket: NodeWs, connectTimeoutMs: 5_000 });
+  await connect("ws://localhost:8080/ws", { WebSocket });
+
+  const ac = new AbortController();
+  const summary = await client.request<{ patientId: number; name: string }>(
+    "patient_summary_request",
+    { patientId: 42 },
+    { timeoutMs: 120_000, signal: ac.signal, headers: { "x-tenant": "a" }, onProgress: (p: { step: number }) => p.step },
+  );
+  const id: number = summary.patientId;
+  const text = await client.request<string>("echo", "hello");
+  const bytes = await client.request<Uint8Array>("echo", new Uint8Array([1, 2]));
+  await client.request("echo", new ArrayBuffer(4), { contentType: "application/x-thing" });
+  await client.request("echo", [1, 2, 3], { headers: new Map([["x-a", "b"]]) });
+  await client.request("echo");
+  const opts: RequestOptions = { headers: [["x-a", "b"]] };
+  await client.request("echo", null, opts);
+
+  const n: number = client.pending;
+  const session: string | undefined = client.session;
+  const ended: FerryError = await client.closed;
+  await client.close();
+
+  try {
+    await client.request("echo", {});
+  } catch (e) {
+    if (e instanceof FerryError) {
+      const code: FerryErrorCode = e.code;
+      const remote: string | undefined = e.remoteCode;
+      const cid: string | undefined = e.correlationId;
+      const details: unknown = e.details;
+      const msg: string = e.message;
+      console.log(code, remote, cid, details, msg, id, text, bytes, n, session, ended);
+    }
+  }
+  // @ts-expect-error: destination is required
+  await client.request();
+  // @ts-expect-error: not a code
+  const bad: FerryErrorCode = "nope";
+  console.log(bad);
+  const err = new FerryError("timeout", "late", { correlationId: "c" });
+  const asError: Error = err;
+  console.log(asError);
+}
+
+void main;
