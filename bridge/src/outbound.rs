@@ -17,6 +17,8 @@ use tokio_util::task::TaskTracker;
 
 /// Frames queued per socket before the session waits for the writer.
 const QUEUE: usize = 32;
+/// Shortest time one write may take before the peer counts as stalled.
+const MIN_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 enum Out {
     Frame(Vec<u8>),
@@ -75,16 +77,28 @@ async fn write_loop<S>(
 ) where
     S: Sink<Message, Error = WsError> + Unpin,
 {
+    // A peer that stops reading blocks writes; give up on it after a while.
+    let write_timeout = ping_interval.max(MIN_WRITE_TIMEOUT);
     let start = tokio::time::Instant::now() + ping_interval;
     let mut ping = tokio::time::interval_at(start, ping_interval);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let result = tokio::select! {
             out = rx.recv() => match out {
-                Some(Out::Frame(f)) => sink.send(Message::Binary(Bytes::from(f))).await,
+                Some(Out::Frame(f)) => {
+                    let write = sink.send(Message::Binary(Bytes::from(f)));
+                    match tokio::time::timeout(write_timeout, write).await {
+                        Ok(r) => r,
+                        Err(_) => {
+                            tracing::debug!("socket write stalled; dropping the connection");
+                            break;
+                        }
+                    }
+                }
                 Some(Out::Close(code, reason)) => {
                     let frame = CloseFrame { code, reason: reason.into() };
-                    let _ = sink.send(Message::Close(Some(frame))).await;
+                    let close = sink.send(Message::Close(Some(frame)));
+                    let _ = tokio::time::timeout(write_timeout, close).await;
                     break;
                 }
                 None => break,
@@ -93,16 +107,19 @@ async fn write_loop<S>(
                 if !pong.swap(false, Ordering::Relaxed) {
                     tracing::debug!("no pong since the last ping; closing the socket");
                     let frame = CloseFrame { code: CloseCode::Away, reason: "ping timeout".into() };
-                    let _ = sink.send(Message::Close(Some(frame))).await;
+                    let close = sink.send(Message::Close(Some(frame)));
+                    let _ = tokio::time::timeout(write_timeout, close).await;
                     break;
                 }
-                sink.send(Message::Ping(Bytes::new())).await
+                tokio::time::timeout(write_timeout, sink.send(Message::Ping(Bytes::new())))
+                    .await
+                    .unwrap_or(Err(WsError::ConnectionClosed))
             }
         };
         if result.is_err() {
             break;
         }
     }
-    let _ = sink.close().await;
+    let _ = tokio::time::timeout(write_timeout, sink.close()).await;
     dead.cancel();
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use tokio::time::Instant;
 use tokio_util::time::{DelayQueue, delay_queue};
 
 use crate::error::BridgeError;
@@ -21,6 +22,9 @@ pub struct Entry {
     pub seq: u64,
     /// The timeout the request got (after clamping), for the error message.
     pub timeout: Duration,
+    /// With progress messages: each one moves the deadline to now + this (if later).
+    idle: Option<Duration>,
+    deadline: Instant,
     timer: delay_queue::Key,
 }
 
@@ -44,8 +48,14 @@ impl Pending {
         }
     }
 
-    /// Adds a request that expires after `timeout`; an id already pending is refused.
-    pub fn insert(&mut self, id: &str, timeout: Duration) -> Result<u64, BridgeError> {
+    /// Adds a request that expires after `timeout` (or, while progress keeps coming, `idle`
+    /// after the last progress message); an id already pending is refused.
+    pub fn insert(
+        &mut self,
+        id: &str,
+        timeout: Duration,
+        idle: Option<Duration>,
+    ) -> Result<u64, BridgeError> {
         if self.entries.contains_key(id) {
             return Err(BridgeError::DuplicateId(id.to_owned()));
         }
@@ -57,6 +67,8 @@ impl Pending {
             Entry {
                 seq,
                 timeout,
+                idle,
+                deadline: Instant::now() + timeout,
                 timer,
             },
         );
@@ -70,6 +82,22 @@ impl Pending {
         self.timers.remove(&entry.timer);
         Stats::dec(&self.stats.pending, 1);
         Some(entry)
+    }
+
+    /// A progress message arrived: with an idle timeout, push the deadline to now + idle
+    /// if that is later.
+    pub fn touch(&mut self, id: &str) {
+        let Some(entry) = self.entries.get_mut(id) else {
+            return;
+        };
+        let Some(idle) = entry.idle else {
+            return;
+        };
+        let new = Instant::now() + idle;
+        if new > entry.deadline {
+            entry.deadline = new;
+            self.timers.reset(&entry.timer, idle);
+        }
     }
 
     /// Removes a request only if it is the one numbered `seq` (not a later one with its id).
@@ -146,9 +174,9 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn duplicate_ids_are_refused() {
         let (_, mut p) = pending();
-        p.insert("a", Duration::from_secs(5)).unwrap();
+        p.insert("a", Duration::from_secs(5), None).unwrap();
         assert!(matches!(
-            p.insert("a", Duration::from_secs(5)),
+            p.insert("a", Duration::from_secs(5), None),
             Err(BridgeError::DuplicateId(_))
         ));
     }
@@ -156,10 +184,11 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn map_is_empty_after_mixed_outcomes() {
         let (stats, mut p) = pending();
-        let a = p.insert("reply", Duration::from_secs(5)).unwrap();
-        p.insert("cancel", Duration::from_secs(5)).unwrap();
-        p.insert("timeout", Duration::from_millis(10)).unwrap();
-        let old = p.insert("failed", Duration::from_secs(5)).unwrap();
+        let a = p.insert("reply", Duration::from_secs(5), None).unwrap();
+        p.insert("cancel", Duration::from_secs(5), None).unwrap();
+        p.insert("timeout", Duration::from_millis(10), None)
+            .unwrap();
+        let old = p.insert("failed", Duration::from_secs(5), None).unwrap();
         assert_eq!(stats.snapshot().pending, 4);
 
         assert!(p.remove_seq("reply", a).is_some());
@@ -169,7 +198,7 @@ mod tests {
         assert_eq!(&*id, "timeout");
         // A stale publish result for an id that was reused does not remove the new request.
         p.remove("failed").unwrap();
-        let new = p.insert("failed", Duration::from_secs(5)).unwrap();
+        let new = p.insert("failed", Duration::from_secs(5), None).unwrap();
         assert!(p.remove_seq("failed", old).is_none());
         assert!(p.remove_seq("failed", new).is_some());
         assert!(p.is_empty());
@@ -178,12 +207,28 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn progress_extends_only_idle_requests() {
+        let (_, mut p) = pending();
+        let ms = Duration::from_millis;
+        p.insert("idle", ms(100), Some(ms(100))).unwrap();
+        p.insert("fixed", ms(150), None).unwrap();
+        tokio::time::advance(ms(80)).await;
+        p.touch("idle"); // deadline now 180 ms
+        p.touch("fixed"); // no effect
+        p.touch("unknown");
+        let (first, _) = p.next_expired().await.unwrap();
+        assert_eq!(&*first, "fixed");
+        let (second, _) = p.next_expired().await.unwrap();
+        assert_eq!(&*second, "idle");
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn dropping_or_draining_releases_the_count() {
         let (stats, mut p) = pending();
-        p.insert("x", Duration::from_secs(5)).unwrap();
-        p.insert("y", Duration::from_secs(5)).unwrap();
+        p.insert("x", Duration::from_secs(5), None).unwrap();
+        p.insert("y", Duration::from_secs(5), None).unwrap();
         assert_eq!(p.drain().len(), 2);
-        p.insert("z", Duration::from_secs(5)).unwrap();
+        p.insert("z", Duration::from_secs(5), None).unwrap();
         assert_eq!(stats.snapshot().pending, 1);
         drop(p);
         assert_eq!(stats.snapshot().pending, 0);

@@ -299,8 +299,11 @@ impl Session {
             })
             .min(cfg.max_timeout)
             .max(Duration::from_millis(1));
+        let idle = req.idle_timeout_ms.map(|ms| {
+            Duration::from_millis(u64::from(ms)).clamp(Duration::from_millis(1), cfg.max_timeout)
+        });
         let props = request_properties(req, &reply_to, &self.id, timeout);
-        let seq = self.pending.insert(req.id, timeout)?;
+        let seq = self.pending.insert(req.id, timeout, idle)?;
         Stats::inc(&self.shared.stats.requests_total);
         let probe = !self.shared.waiting.allows(req.destination);
         let body = raw.slice_ref(req.body);
@@ -357,6 +360,8 @@ impl Session {
             if is_final {
                 self.pending.remove(id);
                 Stats::inc(&self.shared.stats.replies_total);
+            } else {
+                self.pending.touch(id);
             }
             self.out.send(frame).await;
         } else {

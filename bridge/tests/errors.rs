@@ -264,3 +264,55 @@ async fn broker_down_means_broker_unavailable_at_once() {
     shutdown.cancel();
     task.await.unwrap();
 }
+
+#[tokio::test]
+async fn progress_keeps_an_idle_timeout_request_alive() {
+    use std::time::Duration;
+    let bridge = TestBridge::start(|_| {}).await;
+    let mut worker = Worker::start(&unique("idle")).await;
+    let mut client = Client::connect(&bridge.url()).await;
+    client
+        .send(Frame::Request(Request {
+            id: "long",
+            destination: &worker.queue,
+            content_type: None,
+            timeout_ms: Some(300),
+            idle_timeout_ms: Some(300),
+            headers: vec![],
+            body: b"",
+        }))
+        .await;
+    let req = worker.next().await;
+    // The job runs 3x longer than its timeout but reports progress every 150 ms.
+    for step in 0..6 {
+        worker
+            .reply_with(
+                &req,
+                format!("{step}").as_bytes(),
+                headers(&[("x-ferry-kind", "progress")]),
+            )
+            .await;
+        assert!(matches!(client.recv().await.frame(), Frame::Progress(_)));
+        tokio::time::sleep(Duration::from_millis(150)).await; // the worker "working"
+    }
+    worker.reply(&req, b"done").await;
+    assert_eq!(
+        client.recv().await.reply(),
+        ("long".into(), b"done".to_vec())
+    );
+    // A silent job still times out after the idle period.
+    client
+        .send(Frame::Request(Request {
+            id: "silent",
+            destination: &worker.queue,
+            content_type: None,
+            timeout_ms: Some(200),
+            idle_timeout_ms: Some(200),
+            headers: vec![],
+            body: b"",
+        }))
+        .await;
+    worker.next().await;
+    assert_eq!(client.recv().await.error().1, "timeout");
+    worker.delete().await;
+}

@@ -140,3 +140,17 @@ async fn binary_prints_its_address_and_drains_on_sigterm() {
         "exactly one stdout line"
     );
 }
+
+#[tokio::test]
+async fn pings_keep_live_sockets_and_close_silent_ones() {
+    let bridge = TestBridge::start(|c| c.ping_interval = Duration::from_millis(100)).await;
+    let mut live = Client::connect(&bridge.url()).await;
+    let mut silent = Client::connect(&bridge.url()).await;
+    // `live` keeps reading (its library answers pings); `silent` reads nothing meanwhile.
+    assert!(live.nothing_within(Duration::from_millis(500)).await);
+    let close = silent.closed().await.expect("close frame");
+    assert_eq!(close.code, CloseCode::Away);
+    assert_eq!(close.reason.as_str(), "ping timeout");
+    bridge.until("one session left", |s| s.sessions == 1).await;
+    assert!(live.nothing_within(Duration::from_millis(100)).await);
+}

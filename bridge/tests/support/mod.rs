@@ -211,12 +211,16 @@ impl Client {
         }
     }
 
-    /// True when no frame arrives within `wait` (used only to prove an absence).
+    /// True when no data frame arrives within `wait` (used only to prove an absence). Keeps
+    /// reading meanwhile, so pings are answered.
     pub async fn nothing_within(&mut self, wait: Duration) -> bool {
-        match tokio::time::timeout(wait, self.ws.next()).await {
-            Err(_) => true,
-            Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => true,
-            Ok(other) => panic!("unexpected {other:?}"),
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match tokio::time::timeout_at(deadline, self.ws.next()).await {
+                Err(_) => return true,
+                Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => {}
+                Ok(other) => panic!("unexpected {other:?}"),
+            }
         }
     }
 
