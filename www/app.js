@@ -65,9 +65,14 @@ async function connectNow() {
   clearTimeout(retryTimer);
   setConnection("connecting", "Connecting…");
   try {
-    client = await ferry.connect(socketUrl(), { timeoutMs: REQUEST_TIMEOUT_MS });
+    const connected = await ferry.connect(socketUrl(), { timeoutMs: REQUEST_TIMEOUT_MS });
+    client = connected;
     retryDelayMs = 1000;
     setConnection("connected", "Connected");
+    // `closed` settles with a FerryError when the connection ends (bridge gone, network lost).
+    connected.closed?.then((reason) => {
+      if (client === connected) lostConnection(reason);
+    });
   } catch (err) {
     client = null;
     lostConnection(err);

@@ -11,11 +11,11 @@ import {
   ROOT,
   CHROMIUM_ARGS,
   CHROMIUM_PATH,
-  startBridge,
   startWorker,
   uniqueName,
   wwwDir,
 } from "./harness.mjs";
+import { startBridge } from "../support/bridge.mjs";
 
 const queue = uniqueName("test.dashboard");
 let worker;
@@ -26,7 +26,7 @@ before(async () => {
   const www = wwwDir();
   // Three at once, 1.5 s per summary: long enough to see progress and to cancel.
   worker = await startWorker(queue, ["--work-ms", "1500", "--prefetch", "3", "--name", "worker-1"]);
-  bridge = await startBridge(["--static-dir", www, "--allow", queue]);
+  bridge = await startBridge({ allow: [queue], args: ["--static-dir", www, "--drain-timeout", "1s"] });
   browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS });
 });
 

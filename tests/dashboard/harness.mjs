@@ -1,5 +1,6 @@
-// Harness for the dashboard test: finds the binaries, prepares www/ with the packed
-// ferry-client installed, starts processes and waits for their "ready" line on stdout.
+// Harness for the dashboard test: finds the worker binary, prepares www/ with the packed
+// ferry-client installed, starts the example worker and waits for its "ready" line on stdout.
+// The bridge comes from the shared tests/support/bridge.mjs.
 
 import { spawn, execFileSync } from "node:child_process";
 import { existsSync, statSync } from "node:fs";
@@ -112,15 +113,4 @@ export function startWorker(queue, extraArgs = []) {
   return startProcess(bin, ["--queue", queue, "--auto-delete", "--amqp-url", AMQP_URL, ...extraArgs], {
     ready: /consuming/,
   });
-}
-
-/** Starts a bridge on a free port; resolves with `{ url, stop }` once it listens. */
-export async function startBridge(args) {
-  const bin = binary("ferry-bridge", "FERRY_BRIDGE_BIN");
-  const proc = await startProcess(
-    bin,
-    ["--listen", "127.0.0.1:0", "--amqp-url", AMQP_URL, "--drain-timeout", "1s", ...args],
-    { ready: /listening on (http:\/\/\S+)/ },
-  );
-  return { ...proc, url: proc.match[1] };
 }
