@@ -71,6 +71,7 @@ struct RunArgs {
     /// A few-second version (1 round, short windows, 200 connections) for CI; writes no docs.
     #[arg(long)]
     smoke: bool,
+    /// Rounds of load points (0 skips them: connections and size only).
     #[arg(long, default_value_t = 3)]
     rounds: usize,
     #[arg(long, default_value_t = 1000)]
@@ -179,7 +180,7 @@ async fn run(amqp_url: String, a: RunArgs) -> ferry_bench::Result<ExitCode> {
         )
     } else {
         (
-            a.rounds.max(1),
+            a.rounds,
             Duration::from_millis(a.warmup_ms),
             Duration::from_millis(a.duration_ms),
             a.conns,

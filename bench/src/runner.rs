@@ -71,7 +71,7 @@ pub async fn run(cfg: &RunConfig) -> Result<Results> {
     let measured = async {
         let bridge = child::spawn_bridge(bridge_args.clone()).await?;
         let url = bridge.ws_url();
-        if !cfg.skip_warmup {
+        if !cfg.skip_warmup && cfg.rounds > 0 {
             let spec = spec(16, 100, Duration::ZERO, Duration::from_secs(2));
             for client in CLIENTS {
                 if client != ClientKind::Node || node_missing.is_none() {

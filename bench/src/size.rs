@@ -1,8 +1,10 @@
-//! Client size: the wasm module and the JS glue the npm package ships in `dist/`, raw and
-//! gzipped (level 9), measured from the files themselves.
+//! Client size: what an app ships of the npm package, measured from `dist/` itself: the wasm
+//! module plus the JS (entry, core and wasm-bindgen glue) bundled and minified by esbuild,
+//! each gzipped at level 9. Every `.js`/`.wasm` file is also listed raw and gzipped.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use flate2::Compression;
 use flate2::write::GzEncoder;
@@ -10,55 +12,115 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 
-/// One shipped file.
+/// One file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FileSize {
-    /// File name inside `dist/`.
+    /// Path inside `dist/` (or a description for the bundle).
     pub name: String,
-    /// Bytes on disk.
+    /// Bytes.
     pub raw: u64,
     /// Bytes after gzip -9.
     pub gzip: u64,
 }
 
-/// The shipped client, file by file and in total.
+/// The shipped client.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ClientSize {
-    /// Every `.wasm` and `.js` file (type declarations and source maps are not shipped code).
+    /// Every `.js` and `.wasm` file under `dist/` (type declarations are not code).
     pub files: Vec<FileSize>,
-    /// Sum of raw sizes.
+    /// What a browser app loads: the wasm module and the minified JS bundle.
+    pub shipped: Vec<FileSize>,
+    /// Sum of `shipped` raw sizes.
     pub raw: u64,
-    /// Sum of gzipped sizes (each file compressed on its own, as a server sends them).
+    /// Sum of `shipped` gzipped sizes (each file compressed on its own, as a server sends them).
     pub gzip: u64,
+    /// How the JS was minified (or why it was not).
+    pub minifier: String,
 }
 
-/// Measures `dist`; `None` when it does not exist (package not built).
+/// Measures `dist`; `None` when it has no `index.js` (package not built).
 pub fn measure(dist: &Path) -> Result<Option<ClientSize>> {
-    if !dist.is_dir() {
+    if !dist.join("index.js").is_file() {
         return Ok(None);
     }
     let mut size = ClientSize::default();
-    let mut entries: Vec<_> = std::fs::read_dir(dist)?.collect::<std::io::Result<_>>()?;
-    entries.sort_by_key(|e| e.file_name());
-    for entry in entries {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let shipped_code =
-            (name.ends_with(".js") || name.ends_with(".mjs") || name.ends_with(".wasm"))
-                && !name.ends_with(".d.ts");
-        if !shipped_code || !entry.file_type()?.is_file() {
-            continue;
-        }
-        let bytes = std::fs::read(entry.path())?;
-        let gzip = gzip_len(&bytes)?;
-        size.raw += bytes.len() as u64;
-        size.gzip += gzip;
-        size.files.push(FileSize {
-            name,
+    let mut paths = Vec::new();
+    walk(dist, &mut paths)?;
+    paths.sort();
+    let mut wasm = None;
+    let mut plain_js = 0u64;
+    for path in paths {
+        let bytes = std::fs::read(&path)?;
+        let name = path
+            .strip_prefix(dist)
+            .unwrap_or(&path)
+            .display()
+            .to_string();
+        let f = FileSize {
             raw: bytes.len() as u64,
-            gzip,
-        });
+            gzip: gzip_len(&bytes)?,
+            name,
+        };
+        if f.name.ends_with(".wasm") {
+            wasm.get_or_insert_with(|| f.clone());
+        } else if !f.name.starts_with("workerd") {
+            plain_js += f.gzip;
+        }
+        size.files.push(f);
     }
+    size.shipped.extend(wasm);
+    match minify(&dist.join("index.js")) {
+        Some(min) => {
+            size.minifier = "esbuild --bundle --minify (browser, ESM)".into();
+            size.shipped.push(FileSize {
+                name: "index.js bundled + minified".into(),
+                raw: min.len() as u64,
+                gzip: gzip_len(&min)?,
+            });
+        }
+        None => {
+            size.minifier = "none (esbuild not installed): JS counted unminified".into();
+            size.shipped.push(FileSize {
+                name: "JS, unminified".into(),
+                raw: 0,
+                gzip: plain_js,
+            });
+        }
+    }
+    size.raw = size.shipped.iter().map(|f| f.raw).sum();
+    size.gzip = size.shipped.iter().map(|f| f.gzip).sum();
     Ok(Some(size))
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        if entry.file_type()?.is_dir() {
+            walk(&path, out)?;
+        } else if path
+            .extension()
+            .is_some_and(|e| e == "js" || e == "mjs" || e == "wasm")
+        {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// The entry bundled and minified by the project's esbuild, if installed.
+fn minify(entry: &Path) -> Option<Vec<u8>> {
+    let esbuild = Path::new("node_modules/.bin/esbuild");
+    if !esbuild.is_file() {
+        return None;
+    }
+    let out = Command::new(esbuild)
+        .arg(entry)
+        .args(["--bundle", "--minify", "--format=esm", "--platform=browser"])
+        .arg("--log-level=error")
+        .output()
+        .ok()?;
+    (out.status.success() && !out.stdout.is_empty()).then_some(out.stdout)
 }
 
 fn gzip_len(bytes: &[u8]) -> Result<u64> {
