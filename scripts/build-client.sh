@@ -17,6 +17,9 @@ command -v wasm-bindgen >/dev/null || {
   exit 1
 }
 
+# Keep build-machine paths (panic locations) out of the shipped wasm.
+CARGO_HOME_DIR="${CARGO_HOME:-$HOME/.cargo}"
+export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="--remap-path-prefix=$CARGO_HOME_DIR/registry/src/= --remap-path-prefix=$PWD/="
 cargo build -p ferry-client --target wasm32-unknown-unknown --profile "$PROFILE"
 
 rm -rf dist

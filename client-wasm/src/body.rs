@@ -27,11 +27,18 @@ pub fn kind_of(content_type: Option<&str>) -> Kind {
     let Some(ct) = content_type else {
         return Kind::Bytes;
     };
-    let essence = ct.split(';').next().unwrap_or("").trim();
-    let lower = essence.to_ascii_lowercase();
-    if lower == JSON_TYPE || (lower.starts_with("application/") && lower.ends_with("+json")) {
+    let essence = ct.split(';').next().unwrap_or("").trim().as_bytes();
+    let starts =
+        |p: &str| essence.len() >= p.len() && essence[..p.len()].eq_ignore_ascii_case(p.as_bytes());
+    let ends = |p: &str| {
+        essence.len() >= p.len()
+            && essence[essence.len() - p.len()..].eq_ignore_ascii_case(p.as_bytes())
+    };
+    if essence.eq_ignore_ascii_case(JSON_TYPE.as_bytes())
+        || (starts("application/") && ends("+json"))
+    {
         Kind::Json
-    } else if lower.starts_with("text/") {
+    } else if starts("text/") {
         Kind::Text
     } else {
         Kind::Bytes
@@ -122,15 +129,19 @@ pub fn js_message(prefix: &str, error: &JsValue) -> String {
 }
 
 /// Decodes a received body. A JSON content type with a body that does not parse is an
-/// error carrying the text (the caller turns it into a FerryError).
+/// error carrying the text (the caller turns it into a FerryError). Text that is not UTF-8
+/// is handed over as bytes.
 pub fn decode(bytes: &[u8], content_type: Option<&str>) -> Result<JsValue, JsValue> {
-    match kind_of(content_type) {
-        Kind::Bytes => Ok(Uint8Array::from(bytes).into()),
-        Kind::Text => Ok(JsValue::from_str(&String::from_utf8_lossy(bytes))),
-        Kind::Json => {
-            let text = String::from_utf8_lossy(bytes);
-            JSON::parse(&text).map_err(|_| JsValue::from_str(&text))
-        }
+    let kind = kind_of(content_type);
+    let text = match kind {
+        Kind::Bytes => None,
+        _ => std::str::from_utf8(bytes).ok(),
+    };
+    match (kind, text) {
+        (Kind::Text, Some(t)) => Ok(JsValue::from_str(t)),
+        (Kind::Json, Some(t)) => JSON::parse(t).map_err(|_| JsValue::from_str(t)),
+        (Kind::Json, None) => Err(Uint8Array::from(bytes).into()),
+        _ => Ok(Uint8Array::from(bytes).into()),
     }
 }
 
