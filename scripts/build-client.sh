@@ -28,7 +28,8 @@ wasm-bindgen --target web --no-typescript --out-dir dist/wasm \
   "$TARGET_DIR/wasm32-unknown-unknown/$PROFILE/ferry_client.wasm"
 # binaryen from npm: Debian's wasm-opt 108 cannot parse the reference-types instructions
 # that Rust's default wasm32 features produce.
-"$BIN/wasm-opt" -Oz --strip-debug --strip-producers \
+"$BIN/wasm-opt" -Oz --converge --low-memory-unused --zero-filled-memory \
+  --strip-debug --strip-producers --strip-target-features \
   --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
   --enable-mutable-globals --enable-reference-types --enable-multivalue \
   dist/wasm/ferry_client_bg.wasm -o dist/wasm/ferry_client_bg.wasm

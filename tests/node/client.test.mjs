@@ -114,6 +114,28 @@ describe("failures", () => {
     await rejectsWith(client.request(queue, cyclic), "bad_request");
   });
 
+  test("too_large: a body over the bridge's max_frame_bytes fails before sending", async () => {
+    const err = await rejectsWith(client.request(queue, new Uint8Array(2 * 1024 * 1024)), "too_large");
+    assert.match(err.message, /1048576/);
+    assert.equal(client.pending, 0);
+  });
+
+  test("overloaded: more pending than the bridge's max_inflight", async () => {
+    const b = await startBridge({ allow: [`${PREFIX}.*`], args: ["--max-inflight", "3"] });
+    const c = await lib.connect(b.wsUrl, { WebSocket });
+    try {
+      const silent = Array.from({ length: 3 }, () =>
+        rejectsWith(c.request(queue, {}, { headers: { "x-mode": "silent" }, timeoutMs: 60_000 }), "closed"));
+      await rejectsWith(c.request(queue, {}), "overloaded");
+      assert.equal(c.pending, 3);
+      await c.close();
+      await Promise.all(silent);
+      assert.equal(c.pending, 0);
+    } finally {
+      await b.stop();
+    }
+  });
+
   test("remote: the worker's error reply, with its code, message and details", async () => {
     const err = await rejectsWith(
       client.request(queue, { q: 1 }, { headers: { "x-mode": "error", "x-error-code": "unknown_patient", "x-error-message": "no patient 7" } }),
