@@ -50,7 +50,12 @@ bash scripts/setup.sh
 say "building ferry-bridge and patient-summary-worker (release)"
 cargo build --release --quiet -p ferry-bridge -p patient-summary-worker
 say "building the npm package ferry-client"
-npm run --silent build >/dev/null
+mkdir -p "$STATE"
+if ! npm run --silent build >"$STATE/build-client.log" 2>&1; then
+    tail -n 30 "$STATE/build-client.log" >&2
+    say "npm run build failed; full log in .demo/build-client.log" >&2
+    exit 1
+fi
 prepare_www
 
 # --- run -------------------------------------------------------------------------------------
