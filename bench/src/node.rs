@@ -79,10 +79,15 @@ impl NodeClient {
             .map_err(|_| BenchError::Timeout("node load generator".into()))??;
         let stderr = String::from_utf8_lossy(&out.stderr);
         if !out.status.success() {
+            let why = stderr
+                .lines()
+                .find(|l| l.contains("Error"))
+                .or_else(|| stderr.lines().rev().find(|l| !l.trim().is_empty()))
+                .unwrap_or("no output");
             return Err(BenchError::Child(format!(
                 "node load generator failed ({}): {}",
                 out.status,
-                stderr.trim()
+                why.trim()
             )));
         }
         if !stderr.trim().is_empty() {

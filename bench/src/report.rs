@@ -115,6 +115,7 @@ pub fn markdown(r: &Results, plot_file: Option<&str>) -> String {
                         .clone()
                         .or_else(|| p.failures.first().cloned())
                         .unwrap_or_else(|| "did not run".into());
+                    let why = why.lines().next().unwrap_or("").replace('|', "/");
                     let _ = writeln!(
                         s,
                         "{head}| missing: {} | | | | | | | |",
