@@ -103,6 +103,23 @@ impl Config {
         Allowlist::new(&self.allow_waiting)
     }
 
+    /// Refuses settings the bridge cannot work with.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_frame_bytes < 1024 {
+            return Err("--max-frame-bytes must be at least 1024".into());
+        }
+        if self.max_inflight == 0 {
+            return Err("--max-inflight must be at least 1".into());
+        }
+        if self.default_timeout.is_zero() || self.max_timeout.is_zero() {
+            return Err("--default-timeout and --max-timeout must be positive".into());
+        }
+        if self.ping_interval.is_zero() {
+            return Err("--ping-interval must be positive".into());
+        }
+        Ok(())
+    }
+
     /// Milliseconds of a duration, saturating at `u32::MAX` (the wire type).
     pub fn millis_u32(d: Duration) -> u32 {
         u32::try_from(d.as_millis()).unwrap_or(u32::MAX)

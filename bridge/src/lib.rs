@@ -76,6 +76,9 @@ pub struct Bridge {
 /// Startup failures.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// A setting is out of range.
+    #[error("invalid configuration: {0}")]
+    Config(String),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -89,7 +92,12 @@ pub enum StartError {
 impl Bridge {
     /// Binds the listening socket and starts connecting to the broker (in the background,
     /// with retries).
-    pub async fn bind(config: Config) -> Result<Self, StartError> {
+    pub async fn bind(mut config: Config) -> Result<Self, StartError> {
+        config.validate().map_err(StartError::Config)?;
+        if config.default_timeout > config.max_timeout {
+            warn!("--default-timeout exceeds --max-timeout; using --max-timeout as the default");
+            config.default_timeout = config.max_timeout;
+        }
         let listener =
             TcpListener::bind(config.listen)
                 .await

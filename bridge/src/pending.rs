@@ -32,7 +32,9 @@ pub struct Entry {
 #[derive(Debug)]
 pub struct Pending {
     entries: HashMap<Box<str>, Entry>,
-    timers: DelayQueue<Box<str>>,
+    /// Created on the first insert and dropped when the map empties: a timer wheel costs
+    /// several KiB, and an idle socket should cost next to nothing.
+    timers: Option<DelayQueue<Box<str>>>,
     stats: Arc<Stats>,
     next_seq: u64,
 }
@@ -42,7 +44,7 @@ impl Pending {
     pub fn new(stats: Arc<Stats>) -> Self {
         Self {
             entries: HashMap::new(),
-            timers: DelayQueue::new(),
+            timers: None,
             stats,
             next_seq: 0,
         }
@@ -61,7 +63,10 @@ impl Pending {
         }
         self.next_seq += 1;
         let seq = self.next_seq;
-        let timer = self.timers.insert(id.into(), timeout);
+        let timer = self
+            .timers
+            .get_or_insert_with(DelayQueue::new)
+            .insert(id.into(), timeout);
         self.entries.insert(
             id.into(),
             Entry {
@@ -79,9 +84,23 @@ impl Pending {
     /// Removes a request (reply, error, cancel).
     pub fn remove(&mut self, id: &str) -> Option<Entry> {
         let entry = self.entries.remove(id)?;
-        self.timers.remove(&entry.timer);
+        if let Some(t) = self.timers.as_mut() {
+            t.remove(&entry.timer);
+        }
         Stats::dec(&self.stats.pending, 1);
+        self.shrink_if_idle();
         Some(entry)
+    }
+
+    /// After a burst, give the memory back once nothing is pending (an idle socket should
+    /// cost little).
+    fn shrink_if_idle(&mut self) {
+        if self.entries.is_empty() {
+            self.timers = None;
+            if self.entries.capacity() > 64 {
+                self.entries = HashMap::new();
+            }
+        }
     }
 
     /// A progress message arrived: with an idle timeout, push the deadline to now + idle
@@ -96,7 +115,9 @@ impl Pending {
         let new = Instant::now() + idle;
         if new > entry.deadline {
             entry.deadline = new;
-            self.timers.reset(&entry.timer, idle);
+            if let Some(t) = self.timers.as_mut() {
+                t.reset(&entry.timer, idle);
+            }
         }
     }
 
@@ -127,11 +148,15 @@ impl Pending {
     /// map is empty (a `select!` branch then waits for the next loop turn).
     pub fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<Option<(Box<str>, Entry)>> {
         loop {
-            match self.timers.poll_expired(cx) {
+            let Some(timers) = self.timers.as_mut() else {
+                return Poll::Ready(None);
+            };
+            match timers.poll_expired(cx) {
                 Poll::Ready(Some(expired)) => {
                     let id = expired.into_inner();
                     if let Some(entry) = self.entries.remove(&id) {
                         Stats::dec(&self.stats.pending, 1);
+                        self.shrink_if_idle();
                         return Poll::Ready(Some((id, entry)));
                     }
                 }
@@ -149,7 +174,7 @@ impl Pending {
     /// Removes and returns every pending id.
     pub fn drain(&mut self) -> Vec<Box<str>> {
         let ids: Vec<Box<str>> = self.entries.drain().map(|(id, _)| id).collect();
-        self.timers.clear();
+        self.timers = None;
         Stats::dec(&self.stats.pending, ids.len() as u64);
         ids
     }
