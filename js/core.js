@@ -22,6 +22,71 @@ export class FerryError extends Error {
 const makeError = (code, message, correlationId, details, remoteCode) =>
   new FerryError(code, message, { correlationId, details, remoteCode });
 
+const JSON_TYPE = "application/json";
+const TEXT_TYPE = "text/plain; charset=utf-8";
+const BYTES_TYPE = "application/octet-stream";
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+/** "json", "text" or undefined (bytes) for a content type (case-insensitive, no parameters). */
+function kindOf(contentType) {
+  if (!contentType) return undefined;
+  const essence = contentType.split(";")[0].trim().toLowerCase();
+  if (essence === JSON_TYPE || (essence.startsWith("application/") && essence.endsWith("+json"))) return "json";
+  if (essence.startsWith("text/")) return "text";
+  return undefined;
+}
+
+/**
+ * A request body as [bytes, contentType]: plain objects, arrays, numbers, booleans and null
+ * as JSON, strings as UTF-8 text, Uint8Array / ArrayBuffer / other views as raw bytes,
+ * undefined as empty. `contentType` overrides the type of a string or bytes body.
+ */
+function encodeBody(body, contentType) {
+  if (body === undefined) return [new Uint8Array(0), contentType];
+  if (typeof body === "string") return [encoder.encode(body), contentType ?? TEXT_TYPE];
+  if (body instanceof Uint8Array) return [body, contentType ?? BYTES_TYPE];
+  if (body instanceof ArrayBuffer) return [new Uint8Array(body), contentType ?? BYTES_TYPE];
+  if (ArrayBuffer.isView(body)) {
+    return [new Uint8Array(body.buffer, body.byteOffset, body.byteLength), contentType ?? BYTES_TYPE];
+  }
+  if (contentType !== undefined && kindOf(contentType) !== "json") {
+    throw new FerryError("bad_request", "with a non-JSON contentType the body must be a string or bytes");
+  }
+  let json;
+  try {
+    json = JSON.stringify(body);
+  } catch (e) {
+    throw new FerryError("bad_request", `body is not JSON-serialisable: ${e?.message ?? e}`, { cause: e });
+  }
+  if (json === undefined) throw new FerryError("bad_request", "body cannot be represented as JSON");
+  return [encoder.encode(json), contentType ?? JSON_TYPE];
+}
+
+/**
+ * A received body (a view into wasm memory, valid during this call) as a JS value. Text that
+ * is not UTF-8 is handed over as bytes; a JSON body that does not parse throws its text.
+ */
+function decodeBody(view, contentType) {
+  const kind = kindOf(contentType);
+  if (kind) {
+    let text;
+    try {
+      text = decoder.decode(view);
+    } catch {
+      if (kind === "json") throw view.slice();
+      return view.slice();
+    }
+    if (kind === "text") return text;
+    try {
+      return JSON.parse(text);
+    } catch {
+      throw text;
+    }
+  }
+  return view.slice();
+}
+
 // Open clients are kept reachable, like an open WebSocket: a client is never garbage
 // collected (which would close it) while connected, only after it ended.
 const live = new Set();
@@ -73,14 +138,20 @@ export class FerryClient {
     if (onProgress != null && typeof onProgress !== "function") {
       return Promise.reject(new FerryError("bad_request", "onProgress must be a function"));
     }
+    let bytes, type;
+    try {
+      [bytes, type] = encodeBody(body, contentType == null ? undefined : String(contentType));
+    } catch (e) {
+      return Promise.reject(e);
+    }
     return this.#w.request(
       String(destination),
-      body,
+      bytes,
+      type,
       timeoutMs == null ? undefined : Number(timeoutMs),
       signal ?? undefined,
       flat,
       onProgress ?? undefined,
-      contentType == null ? undefined : String(contentType),
     );
   }
 
@@ -121,6 +192,7 @@ export function makeConnect(load) {
     const closed = new Promise((resolve) => (resolveClosed = resolve));
     const hooks = {
       error: makeError,
+      decode: decodeBody,
       ended(error) {
         live.delete(client);
         resolveClosed(error);

@@ -255,7 +255,7 @@ fn dispatch(shared: &Shared, frame: Frame<'_>) {
         Frame::Reply(r) => {
             let (slot, hooks) = take(shared, r.id);
             if let Some(Slot::Request(s)) = slot {
-                match body::decode(r.body, r.content_type) {
+                match body::decode(&hooks, r.body, r.content_type) {
                     Ok(v) => {
                         let _ = s.resolve.call1(&JsValue::UNDEFINED, &v);
                     }
@@ -273,12 +273,16 @@ fn dispatch(shared: &Shared, frame: Frame<'_>) {
             }
         }
         Frame::Progress(p) => {
-            let cb = match shared.borrow().pending.get(p.id) {
-                Some(Slot::Request(s)) => s.on_progress.clone(),
-                _ => None,
+            let (cb, hooks) = {
+                let inner = shared.borrow();
+                let cb = match inner.pending.get(p.id) {
+                    Some(Slot::Request(s)) => s.on_progress.clone(),
+                    _ => None,
+                };
+                (cb, inner.hooks.clone())
             };
             if let Some(cb) = cb
-                && let Ok(v) = body::decode(p.body, p.content_type)
+                && let Ok(v) = body::decode(&hooks, p.body, p.content_type)
             {
                 let _ = cb.call1(&JsValue::UNDEFINED, &v);
             }
@@ -305,7 +309,8 @@ fn dispatch(shared: &Shared, frame: Frame<'_>) {
                 let mut f = Failure::new(e.code, e.message).with_id(id);
                 f.remote_code = e.remote_code.map(str::to_owned);
                 if !e.details.is_empty() || e.content_type.is_some() {
-                    f.details = body::decode(e.details, e.content_type).unwrap_or_else(|t| t);
+                    f.details =
+                        body::decode(&hooks, e.details, e.content_type).unwrap_or_else(|t| t);
                 }
                 let _ = s.reject.call1(&JsValue::UNDEFINED, &f.to_js(&hooks));
             }
@@ -481,26 +486,27 @@ impl WasmClient {
         self.inner.borrow().session.clone()
     }
 
-    /// Sends a request. `headers` is a flat `[name, value, name, value, ...]` list.
+    /// Sends a request: `body` already encoded by `js/core.js` with its `content_type`;
+    /// `headers` is a flat `[name, value, name, value, ...]` list.
     #[allow(clippy::too_many_arguments)] // mirrors the JS call in js/core.js
     pub fn request(
         &self,
         destination: &str,
-        body: &JsValue,
+        body: &[u8],
+        content_type: Option<String>,
         timeout_ms: Option<f64>,
         signal: Option<AbortSignal>,
         headers: Vec<String>,
         on_progress: Option<Function>,
-        content_type: Option<String>,
     ) -> Promise {
         match self.start(
             destination,
             body,
+            content_type,
             timeout_ms,
             signal,
             headers,
             on_progress,
-            content_type,
         ) {
             Ok(p) => p,
             Err(f) => rejected(self.inner.borrow().error(&f)),
@@ -548,12 +554,12 @@ impl WasmClient {
     fn start(
         &self,
         destination: &str,
-        body: &JsValue,
+        body: &[u8],
+        content_type: Option<String>,
         timeout_ms: Option<f64>,
         signal: Option<AbortSignal>,
         headers: Vec<String>,
         on_progress: Option<Function>,
-        content_type: Option<String>,
     ) -> Result<Promise, Failure> {
         let (limits, default_timeout) = {
             let inner = self.inner.borrow();
@@ -592,8 +598,6 @@ impl WasmClient {
         for (n, v) in &pairs {
             validate::header(n, v).map_err(|e| invalid(&e))?;
         }
-        let encoded =
-            body::encode(body, content_type).map_err(|m| Failure::new(ErrorCode::BadRequest, m))?;
         let timeout = millis(timeout_ms)
             .map_err(|_| {
                 Failure::new(ErrorCode::BadRequest, "timeoutMs must be a positive number")
@@ -605,11 +609,11 @@ impl WasmClient {
         let frame = Frame::Request(Request {
             id: &id,
             destination,
-            content_type: encoded.content_type.as_deref(),
+            content_type: content_type.as_deref(),
             timeout_ms: Some(timeout),
             idle_timeout_ms: None,
             headers: pairs,
-            body: &encoded.bytes,
+            body,
         });
         let bytes = frame.encode();
         if bytes.len() > limits.max_frame_bytes as usize {

@@ -37,6 +37,15 @@ extern "C" {
         remote_code: Option<String>,
     ) -> JsValue;
 
+    /// `hooks.decode(bytes, contentType)`: a received body as a JS value (`bytes` is a view
+    /// into wasm memory, valid during the call only). Throws what an unparsable JSON body said.
+    #[wasm_bindgen(method, structural, catch)]
+    pub fn decode(
+        this: &Hooks,
+        bytes: &[u8],
+        content_type: Option<&str>,
+    ) -> Result<JsValue, JsValue>;
+
     /// `hooks.ended(error)`: the connection is over (`error.code` says why).
     #[wasm_bindgen(method, structural)]
     pub fn ended(this: &Hooks, error: &JsValue);

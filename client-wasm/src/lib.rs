@@ -5,7 +5,7 @@
 //!
 //! - [`client`]: `WasmClient`, the socket, its handlers, requests, close.
 //! - [`pending`]: the pending map and its one timer (pure, unit-tested natively).
-//! - [`body`]: JS value ↔ bytes + content type (JSON through the host's `JSON`).
+//! - [`body`]: received bodies → JS values (decoded by the JS hooks: `TextDecoder`, `JSON`).
 //! - [`error`]: failures and their messages, turned into `FerryError`s by a JS hook.
 //! - [`js`]: bindings to host globals (`setTimeout`, `crypto`, `Date`) and the hooks object.
 

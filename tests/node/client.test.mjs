@@ -60,6 +60,15 @@ describe("happy path", () => {
     assert.deepEqual([...r2], [...bytes]);
   });
 
+  test("contentType: replies decode by their content type", async () => {
+    assert.deepEqual(await client.request(queue, '{"a":1}', { contentType: "application/json" }), { a: 1 });
+    assert.equal(await client.request(queue, "a,b\n1,2", { contentType: "text/csv" }), "a,b\n1,2");
+    const err = await rejectsWith(client.request(queue, "not json", { contentType: "application/json" }), "remote");
+    assert.equal(err.remoteCode, "invalid_json");
+    assert.equal(err.details, "not json");
+    await rejectsWith(client.request(queue, { a: 1 }, { contentType: "text/plain" }), "bad_request");
+  });
+
   test("progress messages reach onProgress in order before the reply", async () => {
     const seen = [];
     const reply = await client.request(queue, { job: 1 }, {
