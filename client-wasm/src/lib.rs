@@ -3,7 +3,9 @@
 //! The npm package `ferry-client` wraps this crate with hand-written JS (`js/`): `connect()`,
 //! the `FerryError` class and the wasm loading live there; everything stateful lives here.
 //!
-//! - [`client`]: `WasmClient`, the socket, its handlers, requests, close.
+//! - [`client`]: `WasmClient`: connect, request, close (what JS calls).
+//! - `events`: socket, timer and abort handlers (what calls back from JS).
+//! - `state`: `Inner` (socket, closures, pending slots, timer) and its cleanup on drop.
 //! - [`pending`]: the pending map and its one timer (pure, unit-tested natively).
 //! - [`body`]: received bodies → JS values (decoded by the JS hooks: `TextDecoder`, `JSON`).
 //! - [`error`]: failures and their messages, turned into `FerryError`s by a JS hook.
@@ -12,8 +14,10 @@
 pub mod body;
 pub mod client;
 pub mod error;
+mod events;
 pub mod js;
 pub mod pending;
+mod state;
 
 pub use client::WasmClient;
 

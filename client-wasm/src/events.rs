@@ -1,0 +1,280 @@
+//! What happens when the socket, the timer or an `AbortSignal` calls into the client.
+//!
+//! JS is never called while `Inner` is borrowed: each handler takes what it needs out of
+//! the `RefCell`, releases it, then resolves, rejects or sends.
+
+use std::cell::RefCell;
+use std::rc::Weak;
+
+use ferry_protocol::{Cancel, ErrorCode, Frame, Hello};
+use js_sys::Uint8Array;
+use wasm_bindgen::prelude::*;
+use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
+
+use crate::body;
+use crate::error::{Failure, cat, push_u32};
+use crate::js::{self, Hooks};
+use crate::state::{HANDSHAKE, Handlers, Inner, Shared, Slot, State, settle};
+
+/// The connection is over: reject everything pending with `code`, detach, and tell JS
+/// (once: if `close()` already ended it, this only settles the slot waiting for the close).
+pub(crate) fn end(shared: &Shared, code: ErrorCode, message: String) {
+    let (first, drained, hooks, ws) = {
+        let mut inner = shared.borrow_mut();
+        let first = !matches!(inner.state, State::Ended(_));
+        if first {
+            inner.state = State::Ended(code);
+        }
+        let drained = inner.pending.drain();
+        inner.detach();
+        inner.rearm();
+        (first, drained, inner.hooks.clone(), inner.ws.clone())
+    };
+    if first && ws.ready_state() < WebSocket::CLOSING {
+        let _ = ws.close_with_code_and_reason(1000, "");
+    }
+    let failure = Failure::new(code, message);
+    for (id, slot) in drained {
+        settle(&hooks, &id, slot, &failure);
+    }
+    if first {
+        hooks.ended(&failure.to_js(&hooks));
+    }
+}
+
+fn on_close(shared: &Shared, ev: &CloseEvent) {
+    let already = matches!(shared.borrow().state, State::Ended(_));
+    if already {
+        end(shared, ErrorCode::Closed, String::new());
+        return;
+    }
+    let mut msg = String::from("the connection to the bridge closed (code ");
+    push_u32(&mut msg, u32::from(ev.code()));
+    msg.push(')');
+    let reason = ev.reason();
+    if !reason.is_empty() {
+        msg.push_str(": ");
+        msg.push_str(&reason);
+    }
+    if let Some(e) = shared.borrow_mut().bridge_error.take() {
+        msg.push_str("; the bridge said: ");
+        msg.push_str(&e);
+    }
+    end(shared, ErrorCode::Disconnected, msg);
+}
+
+fn on_open(shared: &Shared) {
+    let inner = shared.borrow();
+    inner.ws.set_binary_type(BinaryType::Arraybuffer);
+    let client = cat(&["ferry-client/", env!("CARGO_PKG_VERSION")]);
+    let _ = inner.send(&Frame::Hello(Hello {
+        client: Some(&client),
+        ..Hello::default()
+    }));
+}
+
+fn on_message(shared: &Shared, ev: &MessageEvent) {
+    let data = ev.data();
+    if !data.is_instance_of::<js_sys::ArrayBuffer>() {
+        return; // protocol v1 is binary only; text frames are ignored
+    }
+    let bytes = Uint8Array::new(&data).to_vec();
+    let Ok(frame) = Frame::decode(&bytes) else {
+        return;
+    };
+    dispatch(shared, frame);
+}
+
+fn dispatch(shared: &Shared, frame: Frame<'_>) {
+    match frame {
+        Frame::Welcome(w) => {
+            let slot = {
+                let mut inner = shared.borrow_mut();
+                if inner.state != State::Connecting {
+                    return;
+                }
+                inner.state = State::Open;
+                inner.limits = Some(w.limits);
+                inner.session = Some(w.session.to_owned());
+                let slot = inner.pending.remove(HANDSHAKE);
+                inner.rearm();
+                slot
+            };
+            if let Some(Slot::Handshake { resolve, .. }) = slot {
+                let _ = resolve.call0(&JsValue::UNDEFINED);
+            }
+        }
+        Frame::Reply(r) => {
+            let (slot, hooks) = take(shared, r.id);
+            if let Some(Slot::Request(s)) = slot {
+                match body::decode(&hooks, r.body, r.content_type) {
+                    Ok(v) => {
+                        let _ = s.resolve.call1(&JsValue::UNDEFINED, &v);
+                    }
+                    Err(text) => {
+                        let mut f = Failure::new(
+                            ErrorCode::Remote,
+                            "the worker's reply says it is JSON but does not parse",
+                        )
+                        .with_id(r.id);
+                        f.remote_code = Some("invalid_json".into());
+                        f.details = text;
+                        let _ = s.reject.call1(&JsValue::UNDEFINED, &f.to_js(&hooks));
+                    }
+                }
+            }
+        }
+        Frame::Progress(p) => {
+            let (cb, hooks) = {
+                let inner = shared.borrow();
+                let cb = match inner.pending.get(p.id) {
+                    Some(Slot::Request(s)) => s.on_progress.clone(),
+                    _ => None,
+                };
+                (cb, inner.hooks.clone())
+            };
+            if let Some(cb) = cb
+                && let Ok(v) = body::decode(&hooks, p.body, p.content_type)
+            {
+                let _ = cb.call1(&JsValue::UNDEFINED, &v);
+            }
+        }
+        Frame::Error(e) => {
+            let Some(id) = e.id else {
+                let slot = {
+                    let mut inner = shared.borrow_mut();
+                    inner.bridge_error = Some(e.message.to_owned());
+                    let slot = inner.pending.remove(HANDSHAKE);
+                    inner.rearm();
+                    slot
+                };
+                if let Some(Slot::Handshake { reject, .. }) = slot {
+                    let hooks = shared.borrow().hooks.clone();
+                    let f = Failure::new(e.code, e.message);
+                    let _ = reject.call1(&JsValue::UNDEFINED, &f.to_js(&hooks));
+                    end(shared, e.code, e.message.to_owned());
+                }
+                return;
+            };
+            let (slot, hooks) = take(shared, id);
+            if let Some(Slot::Request(s)) = slot {
+                let mut f = Failure::new(e.code, e.message).with_id(id);
+                f.remote_code = e.remote_code.map(str::to_owned);
+                if !e.details.is_empty() || e.content_type.is_some() {
+                    f.details =
+                        body::decode(&hooks, e.details, e.content_type).unwrap_or_else(|t| t);
+                }
+                let _ = s.reject.call1(&JsValue::UNDEFINED, &f.to_js(&hooks));
+            }
+        }
+        // Gather replies (PART/DONE) belong to a later feature; client-to-bridge kinds never
+        // come from a bridge. Ignore them.
+        _ => {}
+    }
+}
+
+/// Removes a request's slot (re-arming the timer) and returns it with the hooks.
+fn take(shared: &Shared, id: &str) -> (Option<Slot>, Hooks) {
+    let mut inner = shared.borrow_mut();
+    let slot = inner.pending.remove(id);
+    if slot.is_some() {
+        inner.rearm();
+    }
+    (slot, inner.hooks.clone())
+}
+
+fn on_timer(shared: &Shared) {
+    let (expired, hooks, state) = {
+        let mut inner = shared.borrow_mut();
+        inner.timer.fired();
+        inner.timer_handle = None;
+        let expired = inner.pending.take_expired(js::now_ms());
+        for (id, slot) in &expired {
+            if matches!(slot, Slot::Request(_)) {
+                let _ = inner.send(&Frame::Cancel(Cancel { id }));
+            }
+        }
+        inner.rearm();
+        (expired, inner.hooks.clone(), inner.state)
+    };
+    let mut handshake_timed_out = false;
+    for (id, slot) in expired {
+        let f = match &slot {
+            Slot::Handshake { .. } => {
+                handshake_timed_out = true;
+                Failure::new(
+                    ErrorCode::Timeout,
+                    "the bridge did not complete the handshake in time",
+                )
+            }
+            _ => Failure::new(ErrorCode::Timeout, "no reply before the request's timeout"),
+        };
+        settle(&hooks, &id, slot, &f);
+    }
+    if handshake_timed_out && state == State::Connecting {
+        end(
+            shared,
+            ErrorCode::Timeout,
+            "the bridge did not complete the handshake in time".into(),
+        );
+    }
+}
+
+pub(crate) fn on_abort(shared: &Shared, id: &str) {
+    let (slot, hooks) = {
+        let mut inner = shared.borrow_mut();
+        let slot = inner.pending.remove(id);
+        if slot.is_some() {
+            let _ = inner.send(&Frame::Cancel(Cancel { id }));
+            inner.rearm();
+        }
+        (slot, inner.hooks.clone())
+    };
+    if let Some(slot) = slot {
+        let f = Failure::new(ErrorCode::Cancelled, "the request was aborted");
+        settle(&hooks, id, slot, &f);
+    }
+}
+
+/// Creates the socket's closures (each holding a `Weak`) and the timer's closure.
+pub(crate) fn attach(inner: &Shared, weak: &Weak<RefCell<Inner>>) {
+    let w = weak.clone();
+    let open = Closure::<dyn FnMut()>::new(move || {
+        if let Some(s) = w.upgrade() {
+            on_open(&s);
+        }
+    });
+    let w = weak.clone();
+    let message = Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
+        if let Some(s) = w.upgrade() {
+            on_message(&s, &ev);
+        }
+    });
+    let w = weak.clone();
+    let close = Closure::<dyn FnMut(CloseEvent)>::new(move |ev: CloseEvent| {
+        if let Some(s) = w.upgrade() {
+            on_close(&s, &ev);
+        }
+    });
+    // The socket reports errors through the close event that always follows; this
+    // listener exists so runtimes that throw on unhandled `error` events (ws) do not.
+    let error = Closure::<dyn FnMut()>::new(|| {});
+    let w = weak.clone();
+    let timer = Closure::<dyn FnMut()>::new(move || {
+        if let Some(s) = w.upgrade() {
+            on_timer(&s);
+        }
+    });
+    let mut i = inner.borrow_mut();
+    i.ws.set_onopen(Some(open.as_ref().unchecked_ref()));
+    i.ws.set_onmessage(Some(message.as_ref().unchecked_ref()));
+    i.ws.set_onclose(Some(close.as_ref().unchecked_ref()));
+    i.ws.set_onerror(Some(error.as_ref().unchecked_ref()));
+    i.handlers = Some(Handlers {
+        _open: open,
+        _message: message,
+        _close: close,
+        _error: error,
+    });
+    i.timer_cb = Some(timer);
+}

@@ -1,0 +1,178 @@
+//! The client's state: the socket, its closures, the pending map's slots and the timer.
+//!
+//! `WasmClient` holds the only strong `Rc` to [`Inner`]; every closure given to JS holds a
+//! `Weak`, so there is no cycle and dropping the client (`free()` or GC) closes the socket,
+//! detaches the handlers and rejects what is pending. No closure is ever `forget()`-ed.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use ferry_protocol::{ErrorCode, Frame, Limits};
+use js_sys::{Function, Uint8Array};
+use wasm_bindgen::prelude::*;
+use web_sys::{AbortSignal, CloseEvent, MessageEvent, WebSocket};
+
+use crate::error::Failure;
+use crate::js::{self, Hooks};
+use crate::pending::{Pending, TimerAction, TimerPlan};
+
+/// Extra time the client waits past a request's timeout for the bridge's own `timeout`.
+pub(crate) const GRACE_MS: u64 = 500;
+/// How long `close()` waits for the socket's close event.
+pub(crate) const CLOSE_WAIT_MS: u64 = 3_000;
+/// Default time for the socket to open and the bridge to answer HELLO.
+pub(crate) const CONNECT_TIMEOUT_MS: u64 = 10_000;
+/// Pending-map key of the handshake (never a valid request id: has a space).
+pub(crate) const HANDSHAKE: &str = "handshake ";
+/// Pending-map key of a `close()` waiting for the close event.
+pub(crate) const CLOSING: &str = "closing ";
+
+/// What waits in the pending map.
+pub(crate) enum Slot {
+    Handshake { resolve: Function, reject: Function },
+    Request(RequestSlot),
+    Closing { resolve: Function },
+}
+
+pub(crate) struct RequestSlot {
+    pub(crate) resolve: Function,
+    pub(crate) reject: Function,
+    pub(crate) on_progress: Option<Function>,
+    pub(crate) _abort: Option<AbortHook>,
+}
+
+/// An `abort` listener on the caller's signal; removed when the slot is dropped, which
+/// happens on every exit path (reply, error, timeout, abort, disconnect, close).
+pub(crate) struct AbortHook {
+    pub(crate) signal: AbortSignal,
+    pub(crate) listener: Closure<dyn FnMut()>,
+}
+
+impl Drop for AbortHook {
+    fn drop(&mut self) {
+        let _ = self
+            .signal
+            .remove_event_listener_with_callback("abort", self.listener.as_ref().unchecked_ref());
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum State {
+    Connecting,
+    Open,
+    /// The connection is over; `code` is what new requests reject with.
+    Ended(ErrorCode),
+}
+
+/// The socket's event closures; detached (set to null) when the connection ends.
+pub(crate) struct Handlers {
+    pub(crate) _open: Closure<dyn FnMut()>,
+    pub(crate) _message: Closure<dyn FnMut(MessageEvent)>,
+    pub(crate) _close: Closure<dyn FnMut(CloseEvent)>,
+    pub(crate) _error: Closure<dyn FnMut()>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) ws: WebSocket,
+    pub(crate) hooks: Hooks,
+    pub(crate) state: State,
+    pub(crate) pending: Pending<Slot>,
+    pub(crate) timer: TimerPlan,
+    pub(crate) timer_handle: Option<JsValue>,
+    pub(crate) timer_cb: Option<Closure<dyn FnMut()>>,
+    pub(crate) handlers: Option<Handlers>,
+    pub(crate) limits: Option<Limits>,
+    pub(crate) session: Option<String>,
+    pub(crate) default_timeout_ms: Option<u32>,
+    /// A connection-level ERROR the bridge sent, quoted when the socket then closes.
+    pub(crate) bridge_error: Option<String>,
+}
+
+pub(crate) type Shared = Rc<RefCell<Inner>>;
+
+impl Inner {
+    /// Brings the one timer in line with the earliest deadline.
+    pub(crate) fn rearm(&mut self) {
+        let now = js::now_ms();
+        match self.timer.plan(self.pending.next_deadline(), now) {
+            TimerAction::Keep => {}
+            TimerAction::Clear => {
+                if let Some(h) = self.timer_handle.take() {
+                    js::clear_timeout(&h);
+                }
+            }
+            TimerAction::Arm { delay_ms } => {
+                if let Some(h) = self.timer_handle.take() {
+                    js::clear_timeout(&h);
+                }
+                if let Some(cb) = &self.timer_cb {
+                    self.timer_handle = Some(js::set_timeout(
+                        cb.as_ref().unchecked_ref(),
+                        delay_ms as f64,
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Sets the socket's handlers to null so the socket no longer calls into the client.
+    pub(crate) fn detach(&mut self) {
+        self.ws.set_onopen(None);
+        self.ws.set_onmessage(None);
+        self.ws.set_onclose(None);
+        self.ws.set_onerror(None);
+    }
+
+    pub(crate) fn send(&self, frame: &Frame<'_>) -> Result<(), JsValue> {
+        let bytes = frame.encode();
+        self.ws
+            .send_with_array_buffer(&Uint8Array::from(bytes.as_slice()).buffer())
+    }
+
+    pub(crate) fn error(&self, f: &Failure) -> JsValue {
+        f.to_js(&self.hooks)
+    }
+}
+
+/// Settles what a drained or expired slot owed, with `failure` for handshakes and requests.
+pub(crate) fn settle(hooks: &Hooks, id: &str, slot: Slot, failure: &Failure) {
+    match slot {
+        Slot::Handshake { reject, .. } => {
+            let _ = reject.call1(&JsValue::UNDEFINED, &failure.to_js(hooks));
+        }
+        Slot::Request(r) => {
+            let mut f = Failure::new(failure.code, failure.message.clone()).with_id(id);
+            f.details = failure.details.clone();
+            let _ = r.reject.call1(&JsValue::UNDEFINED, &f.to_js(hooks));
+        }
+        Slot::Closing { resolve } => {
+            let _ = resolve.call0(&JsValue::UNDEFINED);
+        }
+    }
+}
+
+/// A request rejects with this when it is made on an ended connection.
+pub(crate) fn ended_failure(code: ErrorCode) -> Failure {
+    let msg = if code == ErrorCode::Closed {
+        "the client is closed"
+    } else {
+        "the connection to the bridge is lost"
+    };
+    Failure::new(code, msg)
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(h) = self.timer_handle.take() {
+            js::clear_timeout(&h);
+        }
+        self.detach();
+        if self.ws.ready_state() < WebSocket::CLOSING {
+            let _ = self.ws.close_with_code_and_reason(1000, "client dropped");
+        }
+        let failure = Failure::new(ErrorCode::Closed, "the client was dropped");
+        for (id, slot) in self.pending.drain() {
+            settle(&self.hooks, &id, slot, &failure);
+        }
+    }
+}
