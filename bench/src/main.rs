@@ -38,6 +38,15 @@ enum Cmd {
         #[arg(long, default_value_t = 1000)]
         prefetch: u16,
     },
+    /// Rewrites the doc and plot from a saved results file (no measuring).
+    Report {
+        #[arg(long, default_value = "target/ferry-bench/results.json")]
+        json: PathBuf,
+        #[arg(long)]
+        doc: Option<PathBuf>,
+        #[arg(long)]
+        plot: Option<PathBuf>,
+    },
     /// One load point with one client, printed as JSON (for profiling a running bridge).
     Load {
         #[arg(long, value_enum)]
@@ -163,6 +172,11 @@ async fn dispatch(cli: Cli, cancel: CancellationToken) -> ExitCode {
             })
         }
         Cmd::Run(args) => run(cli.amqp_url, args).await,
+        Cmd::Report { json, doc, plot } => std::fs::read_to_string(&json)
+            .map_err(ferry_bench::BenchError::from)
+            .and_then(|text| Ok(serde_json::from_str(&text)?))
+            .and_then(|results| publish(&results, doc.as_deref(), plot.as_deref()))
+            .map(|()| ExitCode::SUCCESS),
     };
     outcome.unwrap_or_else(|e| {
         eprintln!("ferry-bench: {} error: {e}", e.code());
@@ -207,19 +221,7 @@ async fn run(amqp_url: String, a: RunArgs) -> ferry_bench::Result<ExitCode> {
     };
     let results = runner::run(&cfg).await?;
     report::write_json(&results, &a.json)?;
-    let plot_name = a
-        .plot
-        .as_ref()
-        .and_then(|p| p.file_name())
-        .map(|n| n.to_string_lossy().into_owned());
-    if let Some(p) = &a.plot {
-        plot::draw(&results, p)?;
-    }
-    let md = report::markdown(&results, plot_name.as_deref());
-    if let Some(doc) = &a.doc {
-        report::splice_doc(doc, &md)?;
-    }
-    println!("{md}");
+    publish(&results, a.doc.as_deref(), a.plot.as_deref())?;
     let failures = results.failures();
     for f in &failures {
         eprintln!("ferry-bench: FAILED {f}");
@@ -231,4 +233,24 @@ async fn run(amqp_url: String, a: RunArgs) -> ferry_bench::Result<ExitCode> {
         println!("ferry-bench: {} failures", failures.len());
         ExitCode::FAILURE
     })
+}
+
+/// Writes the plot and the doc's generated section, and prints the markdown.
+fn publish(
+    results: &ferry_bench::results::Results,
+    doc: Option<&std::path::Path>,
+    plot: Option<&std::path::Path>,
+) -> ferry_bench::Result<()> {
+    let plot_name = plot
+        .and_then(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned());
+    if let Some(p) = plot {
+        plot::draw(results, p)?;
+    }
+    let md = report::markdown(results, plot_name.as_deref());
+    if let Some(doc) = doc {
+        report::splice_doc(doc, &md)?;
+    }
+    println!("{md}");
+    Ok(())
 }
