@@ -30,6 +30,17 @@ export function installedPackageDir() {
   const key = hashDir(dist).update(readFileSync(join(ROOT, "package.json"))).digest("hex").slice(0, 16);
   const final = join(tmpdir(), `ferry-client-installed-${key}`);
   if (existsSync(join(final, ".ready"))) return final;
+  // Installs of earlier builds: remove those older than an hour (a running test may still
+  // be using a recent one).
+  for (const name of readdirSync(tmpdir())) {
+    if (!name.startsWith("ferry-client-installed-")) continue;
+    const p = join(tmpdir(), name);
+    try {
+      if (Date.now() - statSync(p).mtimeMs > 3_600_000) rmSync(p, { recursive: true, force: true });
+    } catch {
+      // already gone
+    }
+  }
   const work = mkdtempSync(join(tmpdir(), "ferry-client-install-"));
   const out = execFileSync("npm", ["pack", "--silent", "--pack-destination", work], { cwd: ROOT, encoding: "utf8" });
   const tgz = join(work, out.trim().split("\n").pop());
