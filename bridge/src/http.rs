@@ -1,4 +1,5 @@
-//! HTTP on the listening port: `/ws` (upgrade), `/healthz`, `/readyz`, static files.
+//! HTTP on the listening port: `/ws` (upgrade), `/healthz`, `/readyz`, `/metrics`
+//! (Prometheus text), static files.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -60,6 +61,15 @@ async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
     match req.uri().path() {
         "/ws" => upgrade(shared, req),
         "/healthz" => text(StatusCode::OK, "ok\n"),
+        "/metrics" => {
+            let body = shared.stats.prometheus(shared.broker.ready());
+            let mut r = Response::new(Full::new(Bytes::from(body)));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            r
+        }
         "/readyz" => {
             if shared.shutdown.is_cancelled() {
                 text(StatusCode::SERVICE_UNAVAILABLE, "draining\n")

@@ -357,6 +357,9 @@ impl Session {
             .unwrap_or("");
         if self.pending.contains(id) {
             let (is_final, frame) = reply_frame(id, &d.properties, &d.data);
+            if frame.first() == Some(&ferry_protocol::frame::kind::ERROR) {
+                self.shared.stats.error(ErrorCode::Remote);
+            }
             if is_final {
                 self.pending.remove(id);
                 Stats::inc(&self.shared.stats.replies_total);
@@ -374,11 +377,13 @@ impl Session {
 
     async fn fail_all(&mut self, code: ErrorCode, message: &str) {
         for id in self.pending.drain() {
+            self.shared.stats.error(code);
             self.out.send(error_frame(Some(&id), code, message)).await;
         }
     }
 
     async fn send_error(&mut self, id: Option<&str>, e: &BridgeError) {
+        self.shared.stats.error(e.code());
         self.out
             .send(error_frame(id, e.code(), &e.wire_message()))
             .await;

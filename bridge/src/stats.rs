@@ -1,6 +1,9 @@
 //! Bridge-wide counters (pending requests, dropped replies, sessions) for tests and metrics.
 
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use ferry_protocol::ErrorCode;
 
 /// Live counters shared by every session. Cheap to update; read with [`Stats::snapshot`].
 #[derive(Debug, Default)]
@@ -11,6 +14,8 @@ pub struct Stats {
     pub(crate) sessions_total: AtomicU64,
     pub(crate) requests_total: AtomicU64,
     pub(crate) replies_total: AtomicU64,
+    /// ERROR frames sent, by code (index in [`ErrorCode::ALL`]; the last slot: unknown).
+    pub(crate) errors: [AtomicU64; ErrorCode::ALL.len() + 1],
 }
 
 /// A point-in-time copy of [`Stats`].
@@ -43,11 +48,98 @@ impl Stats {
         }
     }
 
+    /// Counts one ERROR frame with `code`.
+    pub(crate) fn error(&self, code: ErrorCode) {
+        let i = ErrorCode::ALL
+            .iter()
+            .position(|c| *c == code)
+            .unwrap_or(ErrorCode::ALL.len());
+        Self::inc(&self.errors[i]);
+    }
+
+    /// The counters in the Prometheus text exposition format (served at `/metrics`).
+    pub fn prometheus(&self, broker_connected: bool) -> String {
+        let s = self.snapshot();
+        let mut out = String::with_capacity(2048);
+        let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
+        };
+        metric(
+            "ferry_pending_requests",
+            "gauge",
+            "Requests awaiting a reply.",
+            s.pending,
+        );
+        metric("ferry_sessions", "gauge", "Open sessions.", s.sessions);
+        metric(
+            "ferry_sessions_total",
+            "counter",
+            "Sessions opened.",
+            s.sessions_total,
+        );
+        metric(
+            "ferry_requests_total",
+            "counter",
+            "Requests accepted.",
+            s.requests_total,
+        );
+        metric(
+            "ferry_replies_total",
+            "counter",
+            "Final replies delivered.",
+            s.replies_total,
+        );
+        metric(
+            "ferry_dropped_replies_total",
+            "counter",
+            "Replies that matched no pending request.",
+            s.dropped_replies,
+        );
+        metric(
+            "ferry_broker_connected",
+            "gauge",
+            "1 when the broker connections are up.",
+            u64::from(broker_connected),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP ferry_errors_total ERROR frames sent, by code.\n# TYPE ferry_errors_total counter"
+        );
+        let names = ErrorCode::ALL.iter().map(|c| c.as_str()).chain(["unknown"]);
+        for (name, n) in names.zip(&self.errors) {
+            let _ = writeln!(
+                out,
+                "ferry_errors_total{{code=\"{name}\"}} {}",
+                n.load(Ordering::Relaxed)
+            );
+        }
+        out
+    }
+
     pub(crate) fn inc(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn dec(counter: &AtomicU64, by: u64) {
         counter.fetch_sub(by, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prometheus_text() {
+        let stats = Stats::default();
+        stats.error(ErrorCode::Timeout);
+        Stats::inc(&stats.sessions);
+        let text = stats.prometheus(true);
+        assert!(text.contains("ferry_sessions 1\n"));
+        assert!(text.contains("ferry_errors_total{code=\"timeout\"} 1\n"));
+        assert!(text.contains("ferry_broker_connected 1\n"));
     }
 }

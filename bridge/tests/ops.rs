@@ -1,4 +1,4 @@
-//! Operations: health and readiness, static files, the drain on shutdown, and the binary's
+//! Operations: health, readiness and metrics, static files, the drain on shutdown, and the binary's
 //! CLI contract (stdout line, SIGTERM).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -27,6 +27,12 @@ async fn health_and_readiness() {
         http_get(bridge.addr, "/nope")
             .await
             .starts_with("HTTP/1.1 404")
+    );
+    let metrics = http_get(bridge.addr, "/metrics").await;
+    assert!(metrics.contains("ferry_broker_connected 1"), "{metrics}");
+    assert!(
+        metrics.contains("ferry_errors_total{code=\"no_route\"}"),
+        "{metrics}"
     );
     let plain = http_get(bridge.addr, "/ws").await;
     assert!(plain.starts_with("HTTP/1.1 426"), "{plain}");
