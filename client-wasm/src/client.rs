@@ -303,3 +303,20 @@ impl WasmClient {
         Ok(promise)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::millis;
+
+    #[test]
+    fn millisecond_options() {
+        assert_eq!(millis(None), Ok(None));
+        assert_eq!(millis(Some(1.0)), Ok(Some(1)));
+        assert_eq!(millis(Some(1500.7)), Ok(Some(1500)));
+        assert_eq!(millis(Some(f64::INFINITY)), Ok(Some(u32::MAX)));
+        assert_eq!(millis(Some(1e12)), Ok(Some(u32::MAX)));
+        assert!(millis(Some(0.0)).is_err());
+        assert!(millis(Some(-5.0)).is_err());
+        assert!(millis(Some(f64::NAN)).is_err());
+    }
+}
