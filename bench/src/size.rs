@@ -25,6 +25,7 @@ pub struct FileSize {
 
 /// The shipped client.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ClientSize {
     /// Every `.js` and `.wasm` file under `dist/` (type declarations are not code).
     pub files: Vec<FileSize>,
