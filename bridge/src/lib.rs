@@ -5,7 +5,8 @@
 //! - [`config`]: CLI flags / `FERRY_*` env vars. [`allow`]: destination allowlists.
 //! - [`http`]: the listening port (`/ws`, `/healthz`, `/readyz`, static files via
 //!   [`static_files`]); [`handshake`]: upgrade checks, Origin, subprotocol negotiation.
-//! - [`session`]: one task per socket (HELLO, requests, replies, deadlines, drain);
+//! - [`hello`]: HELLO/WELCOME; [`session`]: one task per socket (requests, replies,
+//!   deadlines, drain);
 //!   [`outbound`]: its writer task (bounded queue, pings); [`pending`]: its pending map.
 //! - [`broker`]: AMQP connection manager ([`broker::publish`], [`broker::probe`],
 //!   [`broker::replies`]); [`amqp_props`]: the worker contract (properties and headers).
@@ -19,6 +20,7 @@ pub mod broker;
 pub mod config;
 pub mod error;
 pub mod handshake;
+pub mod hello;
 pub mod http;
 pub mod outbound;
 pub mod pending;

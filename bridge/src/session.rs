@@ -1,4 +1,4 @@
-//! One WebSocket connection: HELLO/WELCOME, then a loop over socket frames, reply
+//! One WebSocket connection after its HELLO (see [`crate::hello`]): a loop over socket frames, reply
 //! deliveries, deadlines, publish outcomes and shutdown. One task per connection; the
 //! writer runs in [`crate::outbound`].
 //!
@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use ferry_protocol::{ErrorCode, Frame, Limits, Request, Welcome, validate};
+use ferry_protocol::{ErrorCode, Frame, Request, validate};
 use futures_util::stream::FuturesUnordered;
 use futures_util::{Stream, StreamExt};
 use lapin::message::Delivery;
@@ -23,7 +23,6 @@ use tracing::{debug, info, warn};
 use crate::Shared;
 use crate::amqp_props::{error_frame, reply_frame, request_properties};
 use crate::broker::{Links, publish, replies::ReplySub};
-use crate::config::Config;
 use crate::error::BridgeError;
 use crate::outbound::Outbound;
 use crate::pending::Pending;
@@ -43,7 +42,7 @@ where
 {
     let (sink, mut stream) = ws.split();
     let out = Outbound::spawn(sink, shared.config.ping_interval, &shared.tracker);
-    let Some(session) = hello(&shared, &mut stream, &out).await else {
+    let Some(session) = crate::hello::hello(&shared, &mut stream, &out).await else {
         return;
     };
     Stats::inc(&shared.stats.sessions);
@@ -59,65 +58,6 @@ where
     };
     session.run(&mut stream).await;
     session.finish().await;
-}
-
-/// Waits for HELLO and answers WELCOME; `None` (socket closed with 1008) otherwise.
-async fn hello<St>(shared: &Shared, stream: &mut St, out: &Outbound) -> Option<String>
-where
-    St: Stream<Item = Result<Message, WsError>> + Unpin,
-{
-    let first = tokio::time::timeout(shared.config.hello_timeout, async {
-        loop {
-            match stream.next().await {
-                Some(Ok(Message::Binary(b))) => return Ok(b),
-                Some(Ok(Message::Text(_))) => return Err(BridgeError::TextFrame),
-                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
-                    return Err(BridgeError::Internal(String::new()));
-                }
-                Some(Ok(_)) => {}
-            }
-        }
-    })
-    .await;
-    let problem = match first {
-        Err(_) => BridgeError::HelloFirst("nothing (hello timeout)"),
-        Ok(Err(BridgeError::Internal(_))) => return None,
-        Ok(Err(e)) => e,
-        Ok(Ok(bytes)) => match Frame::decode_from_client(&bytes) {
-            Ok(Frame::Hello(h)) => {
-                let session = uuid::Uuid::new_v4().to_string();
-                if let Some(old) = h.resume {
-                    debug!(old, "resume is not supported yet; opening a new session");
-                }
-                info!(session, client = h.client.unwrap_or("-"), "session opened");
-                let welcome = Frame::Welcome(Welcome {
-                    session: &session,
-                    resumed: false,
-                    resume_token: None,
-                    limits: limits(&shared.config),
-                    server: Some(&shared.server_name),
-                });
-                return out.send(welcome.encode()).await.then_some(session);
-            }
-            Ok(other) => BridgeError::HelloFirst(other.kind_name()),
-            Err(e) => e.into(),
-        },
-    };
-    debug!(error = %problem, "socket refused before hello");
-    out.send(error_frame(None, problem.code(), &problem.wire_message()))
-        .await;
-    out.close(CloseCode::Policy, "hello expected").await;
-    None
-}
-
-fn limits(c: &Config) -> Limits {
-    Limits {
-        max_frame_bytes: c.max_frame_bytes,
-        max_inflight: c.max_inflight,
-        default_timeout_ms: Config::millis_u32(c.default_timeout),
-        max_timeout_ms: Config::millis_u32(c.max_timeout),
-        session_grace_ms: 0,
-    }
 }
 
 /// What the loop does after handling an event.
