@@ -1,6 +1,6 @@
-//! One WebSocket connection after its HELLO (see [`crate::hello`]): a loop over socket frames, reply
-//! deliveries, deadlines, publish outcomes and shutdown. One task per connection; the
-//! writer runs in [`crate::outbound`].
+//! One WebSocket connection after its HELLO ([`crate::hello`]): a loop over socket
+//! frames, reply deliveries, deadlines, publish outcomes and shutdown. One task per
+//! connection; the writer runs in [`crate::outbound`].
 //!
 //! Designed so a session could later outlive its socket (resume): the socket halves are
 //! locals of [`run`], the session state lives in [`Session`].
