@@ -20,6 +20,9 @@ pub struct Machine {
     pub node: String,
     /// When the run started, UTC (`date -u`).
     pub date: String,
+    /// The repository commit the run was built from (`git rev-parse --short HEAD`).
+    #[serde(default)]
+    pub commit: String,
 }
 
 /// Reads the machine description (fields it cannot read say `unknown`).
@@ -45,6 +48,7 @@ pub async fn describe() -> Machine {
         rabbitmq: output("rabbitmqctl", &["version"]).await,
         node: output("node", &["--version"]).await,
         date: output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).await,
+        commit: output("git", &["rev-parse", "--short", "HEAD"]).await,
     }
 }
 

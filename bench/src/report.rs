@@ -63,9 +63,9 @@ pub fn markdown(r: &Results, plot_file: Option<&str>) -> String {
     let m = &r.machine;
     let _ = writeln!(
         s,
-        "Measured {} on {} cores ({}), {} GiB RAM, Linux {}; RabbitMQ {}, Node {}. \
+        "Measured {} at commit {} on {} cores ({}), {} GiB RAM, Linux {}; RabbitMQ {}, Node {}. \
         Broker, echo worker, bridge and load generators all share the machine.\n",
-        m.date, m.nproc, m.cpu, m.mem_gib, m.kernel, m.rabbitmq, m.node
+        m.date, m.commit, m.nproc, m.cpu, m.mem_gib, m.kernel, m.rabbitmq, m.node
     );
     let _ = writeln!(s, "Command: `{}`\n", r.command);
     let _ = writeln!(s, "### Request-reply\n");
