@@ -10,13 +10,21 @@ use crate::error::BridgeError;
 const NO_ROUTE: u16 = 312;
 
 /// Publishes `body` to `destination` on the default exchange and waits for the confirm.
-/// `Ack` with a returned message → `no_route`; `Nack` → `broker_rejected`.
+/// `Ack` with a returned message → `no_route`; `Nack` → `broker_rejected`; a connection
+/// blocked by a resource alarm → `broker_unavailable` at once.
 pub async fn publish(
     links: &Links,
     destination: &str,
     body: &[u8],
     props: BasicProperties,
 ) -> Result<(), BridgeError> {
+    // During a resource alarm the broker stops reading from publishers: fail now rather
+    // than let the request wait out its timeout.
+    if links.publish_conn.status().blocked() {
+        return Err(BridgeError::BrokerUnavailable(
+            "publishing blocked by a broker resource alarm".into(),
+        ));
+    }
     let opts = BasicPublishOptions {
         mandatory: true,
         ..BasicPublishOptions::default()
