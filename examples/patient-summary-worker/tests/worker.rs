@@ -318,3 +318,59 @@ async fn several_requests_run_at_once_up_to_the_prefetch() {
 
     finish(caller, &queue, stop, handle).await;
 }
+
+#[tokio::test]
+async fn several_copies_share_one_queue() {
+    let queue = unique("psw.copies");
+    let mut caller = Caller::new().await;
+    let base = Config::for_queue(&amqp_url(), &queue, 300);
+    declare_queue(&caller.channel, &base).await.unwrap();
+
+    // Two copies, one request at a time each; wait until both consume.
+    let stop = CancellationToken::new();
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(2);
+    let mut handles = Vec::new();
+    for name in ["copy-a", "copy-b"] {
+        let mut config = base.clone();
+        config.prefetch = 1;
+        config.no_progress = true;
+        config.name = Some(name.to_owned());
+        let ready = ready_tx.clone();
+        handles.push(tokio::spawn(run(config, stop.clone(), move || {
+            let _ = ready.try_send(());
+        })));
+    }
+    for _ in 0..2 {
+        tokio::time::timeout(Duration::from_secs(10), ready_rx.recv())
+            .await
+            .unwrap();
+    }
+
+    for id in 1..=2u64 {
+        caller
+            .request(&queue, &format!("c-{id}"), json!({ "patientId": id }), None)
+            .await;
+    }
+    let mut workers = vec![
+        caller.next().await.body["worker"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        caller.next().await.body["worker"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    ];
+    workers.sort();
+    assert_eq!(workers, ["copy-a", "copy-b"]);
+
+    stop.cancel();
+    for handle in handles {
+        handle.await.unwrap().unwrap();
+    }
+    let _ = caller
+        .channel
+        .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+        .await;
+    let _ = caller.conn.close(200, "done".into()).await;
+}
