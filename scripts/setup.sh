@@ -7,6 +7,7 @@
 #   - Rust target wasm32-unknown-unknown
 #   - wasm-bindgen-cli, the exact version of the `wasm-bindgen` crate in Cargo.lock
 #   - chromium, chromium-driver, binaryen (wasm-opt) from Debian's packages
+#   - the Python package pika (pip, else Debian's python3-pika) for the interop test
 #   - node_modules (npm ci), when missing or older than package-lock.json
 #   - a RabbitMQ answering at FERRY_AMQP_URL (default amqp://guest:guest@127.0.0.1:5672/%2f);
 #     started with `rabbitmq-server -detached` (installed first if local and missing)
@@ -89,6 +90,17 @@ step_debian_packages() {
     fi
     say "installing Debian packages: ${missing[*]}"
     apt_install "${missing[@]}"
+}
+
+# --- Python: pika, for the interop test's plain RabbitMQ-tutorial RPC server -------------------
+step_python() {
+    command -v python3 >/dev/null 2>&1 || die "python3 not found: install Python 3 (the interop test needs it)"
+    if python3 -c "import pika" >/dev/null 2>&1; then
+        say "python pika: present"
+        return
+    fi
+    say "python pika: installing"
+    python3 -m pip install -q pika >/dev/null 2>&1 || apt_install python3-pika
 }
 
 # --- node_modules ----------------------------------------------------------------------------
@@ -187,6 +199,7 @@ case "${1:-all}" in
         step_wasm_target
         step_wasm_bindgen
         step_debian_packages
+        step_python
         step_node_modules
         step_broker
         ;;
