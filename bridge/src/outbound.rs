@@ -1,6 +1,6 @@
 //! The writer half of a socket: one task per connection that writes queued frames (bounded
-//! queue = backpressure on the session), pings every `--ping-interval` and closes a socket
-//! that did not answer the previous ping.
+//! queue = backpressure on the session; frames already queued go out with one flush), pings
+//! every `--ping-interval` and closes a socket that did not answer the previous ping.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -86,9 +86,15 @@ async fn write_loop<S>(
         let result = tokio::select! {
             out = rx.recv() => match out {
                 Some(Out::Frame(f)) => {
-                    let write = sink.send(Message::Binary(Bytes::from(f)));
+                    let mut close = None;
+                    let write = write_batch(&mut sink, f, &mut rx, &mut close);
                     match tokio::time::timeout(write_timeout, write).await {
-                        Ok(r) => r,
+                        Ok(Ok(())) if close.is_none() => Ok(()),
+                        Ok(Ok(())) => {
+                            send_close(&mut sink, close, write_timeout).await;
+                            break;
+                        }
+                        Ok(Err(e)) => Err(e),
                         Err(_) => {
                             tracing::debug!("socket write stalled; dropping the connection");
                             break;
@@ -96,9 +102,7 @@ async fn write_loop<S>(
                     }
                 }
                 Some(Out::Close(code, reason)) => {
-                    let frame = CloseFrame { code, reason: reason.into() };
-                    let close = sink.send(Message::Close(Some(frame)));
-                    let _ = tokio::time::timeout(write_timeout, close).await;
+                    send_close(&mut sink, Some((code, reason)), write_timeout).await;
                     break;
                 }
                 None => break,
@@ -106,9 +110,7 @@ async fn write_loop<S>(
             _ = ping.tick() => {
                 if !pong.swap(false, Ordering::Relaxed) {
                     tracing::debug!("no pong since the last ping; closing the socket");
-                    let frame = CloseFrame { code: CloseCode::Away, reason: "ping timeout".into() };
-                    let close = sink.send(Message::Close(Some(frame)));
-                    let _ = tokio::time::timeout(write_timeout, close).await;
+                    send_close(&mut sink, Some((CloseCode::Away, "ping timeout".into())), write_timeout).await;
                     break;
                 }
                 tokio::time::timeout(write_timeout, sink.send(Message::Ping(Bytes::new())))
@@ -122,4 +124,43 @@ async fn write_loop<S>(
     }
     let _ = tokio::time::timeout(write_timeout, sink.close()).await;
     dead.cancel();
+}
+
+/// Writes `first` and every frame already queued behind it with one flush (one `sendto`
+/// and one wake-up per batch instead of per frame). A close met in the queue ends the
+/// batch and is handed back in `close`.
+async fn write_batch<S>(
+    sink: &mut S,
+    first: Vec<u8>,
+    rx: &mut mpsc::Receiver<Out>,
+    close: &mut Option<(CloseCode, String)>,
+) -> Result<(), WsError>
+where
+    S: Sink<Message, Error = WsError> + Unpin,
+{
+    sink.feed(Message::Binary(Bytes::from(first))).await?;
+    while let Ok(next) = rx.try_recv() {
+        match next {
+            Out::Frame(f) => sink.feed(Message::Binary(Bytes::from(f))).await?,
+            Out::Close(code, reason) => {
+                *close = Some((code, reason));
+                break;
+            }
+        }
+    }
+    sink.flush().await
+}
+
+/// Sends a close frame (if any), bounded by `write_timeout`.
+async fn send_close<S>(sink: &mut S, close: Option<(CloseCode, String)>, write_timeout: Duration)
+where
+    S: Sink<Message, Error = WsError> + Unpin,
+{
+    if let Some((code, reason)) = close {
+        let frame = CloseFrame {
+            code,
+            reason: reason.into(),
+        };
+        let _ = tokio::time::timeout(write_timeout, sink.send(Message::Close(Some(frame)))).await;
+    }
 }

@@ -311,7 +311,7 @@ impl Session {
             Stats::inc(&self.shared.stats.dropped_replies);
             debug!(session = %self.id, id, "reply for no pending request dropped");
         }
-        ReplySub::ack(&d).await;
+        ReplySub::ack(&d);
         Flow::Continue
     }
 

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use lapin::message::Delivery;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, QueueDeclareOptions, QueueDeleteOptions,
@@ -95,9 +95,16 @@ impl ReplySub {
         }
     }
 
-    /// Acknowledges a reply once it was handled (forwarded or dropped).
-    pub async fn ack(delivery: &Delivery) {
-        if let Err(e) = delivery.acker.ack(BasicAckOptions::default()).await {
+    /// Acknowledges a reply once it was handled (forwarded or dropped), without waiting.
+    ///
+    /// lapin queues the `basic.ack` to its I/O thread on the future's first poll; awaiting
+    /// the rest would only wait for that thread to write it, a cross-thread round trip per
+    /// reply on the session's critical path. A failed ack means the channel is gone, which
+    /// the consumer stream reports by ending. (If acks stopped reaching the broker, a session
+    /// would stall after `REPLY_PREFETCH` replies: the 1,000-request tests would hang.)
+    pub fn ack(delivery: &Delivery) {
+        let ack = delivery.acker.ack(BasicAckOptions::default());
+        if let Some(Err(e)) = ack.now_or_never() {
             tracing::debug!(error = %e, "reply ack failed");
         }
     }
