@@ -2,8 +2,8 @@
 # test.sh: installs what is missing (scripts/setup.sh), then runs every check and test.
 #
 # Steps: setup, cargo fmt --check, clippy (native + wasm32 client), cargo test, build the
-# binaries, npm run build, type-check, npm pack + install into www/, node tests, browser tests
-# (tests/browser, tests/dashboard). Steps whose inputs do not exist yet are skipped. Every
+# binaries, npm run build, type-check, npm pack + install into www/, bench smoke, node tests,
+# browser tests (tests/browser, tests/dashboard). Steps whose inputs do not exist yet are skipped. Every
 # step's output is kept in target/test-logs/. The last line is `N passed, M failed`
 # (tests counted from cargo's and node's summaries; a failed non-test step counts as one).
 # Exits non-zero if anything failed.
@@ -100,6 +100,11 @@ for script in typecheck check-types test:types; do
 done
 if [ "$CLIENT_OK" -eq 1 ]; then
     run_step pack-www bash scripts/demo.sh --prepare-only || CLIENT_OK=0
+fi
+# A few seconds of the benchmark harness (baseline, native and npm clients) so it never
+# rots; the full run is `scripts/bench.sh`, by hand.
+if [ -f scripts/bench.sh ]; then
+    run_step bench-smoke timeout 300 bash scripts/bench.sh --smoke
 fi
 
 if has_node_tests tests/node; then
