@@ -4,6 +4,8 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ferry_protocol::{ErrorCode, ErrorFrame, Frame, Progress, Reply, Request, headers};
+
+use crate::broker::publish::CancelNotice;
 use lapin::BasicProperties;
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 
@@ -13,6 +15,7 @@ pub fn request_properties(
     reply_to: &str,
     session: &str,
     timeout: Duration,
+    idle: Option<Duration>,
 ) -> BasicProperties {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -33,6 +36,10 @@ pub fn request_properties(
         headers::SESSION.into(),
         AMQPValue::LongString(session.into()),
     );
+    if let Some(idle) = idle {
+        let ms = i64::try_from(idle.as_millis()).unwrap_or(i64::MAX);
+        table.insert(headers::IDLE_TIMEOUT.into(), AMQPValue::LongLongInt(ms));
+    }
     let mut props = BasicProperties::default()
         .with_correlation_id(req.id.into())
         .with_reply_to(reply_to.into())
@@ -45,6 +52,26 @@ pub fn request_properties(
         props = props.with_content_type(ct.into());
     }
     props
+}
+
+/// Properties of a cancel notice: the request's `correlation_id` and `reply_to` (which
+/// together name it), `x-ferry-kind: cancel`, the reason and the session.
+pub fn cancel_properties(n: &CancelNotice) -> BasicProperties {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let mut table = FieldTable::default();
+    let text = |s: &str| AMQPValue::LongString(s.into());
+    table.insert(headers::KIND.into(), text(headers::KIND_CANCEL));
+    table.insert(headers::CANCEL_REASON.into(), text(n.reason.as_str()));
+    table.insert(headers::SESSION.into(), text(&n.session));
+    BasicProperties::default()
+        .with_correlation_id((*n.id).into())
+        .with_reply_to(n.reply_to.as_str().into())
+        .with_message_id(uuid::Uuid::new_v4().to_string().into())
+        .with_timestamp(now.as_secs())
+        .with_delivery_mode(1)
+        .with_headers(table)
 }
 
 /// A header value as text, if it is a string type.
@@ -164,7 +191,13 @@ mod tests {
             headers: vec![("x-tenant", "acme")],
             body: b"{}",
         };
-        let p = request_properties(&req, "ferry.reply.s", "s", Duration::from_millis(1500));
+        let p = request_properties(
+            &req,
+            "ferry.reply.s",
+            "s",
+            Duration::from_millis(1500),
+            None,
+        );
         assert_eq!(p.correlation_id().as_ref().unwrap().as_str(), "c-1");
         assert_eq!(p.reply_to().as_ref().unwrap().as_str(), "ferry.reply.s");
         assert_eq!(p.expiration().as_ref().unwrap().as_str(), "1500");

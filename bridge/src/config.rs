@@ -82,6 +82,11 @@ pub struct Config {
         value_delimiter = ','
     )]
     pub allowed_origins: Vec<String>,
+
+    /// Topic exchange the bridge publishes cancel notices to (routing key: the request's
+    /// destination) when a caller aborts, times out or goes away; `""` turns them off.
+    #[arg(long, env = "FERRY_CANCEL_EXCHANGE", default_value = ferry_protocol::headers::CANCEL_EXCHANGE)]
+    pub cancel_exchange: String,
 }
 
 impl Config {
@@ -116,6 +121,16 @@ impl Config {
         }
         if self.ping_interval.is_zero() {
             return Err("--ping-interval must be positive".into());
+        }
+        let name_ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-');
+        if self.cancel_exchange.len() > 255
+            || !self.cancel_exchange.chars().all(name_ok)
+            || self.cancel_exchange.starts_with("amq.")
+        {
+            return Err(
+                "--cancel-exchange must be up to 255 of A-Z a-z 0-9 . _ : - and not start with amq."
+                    .into(),
+            );
         }
         Ok(())
     }

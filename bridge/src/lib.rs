@@ -116,6 +116,7 @@ impl Bridge {
         let (broker, broker_task) = Broker::start(
             config.amqp_url.clone(),
             instance.clone(),
+            config.cancel_exchange.clone(),
             broker_stop.clone(),
         );
         let shared = Arc::new(Shared {

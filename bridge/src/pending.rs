@@ -22,6 +22,8 @@ pub struct Entry {
     pub seq: u64,
     /// The timeout the request got (after clamping), for the error message.
     pub timeout: Duration,
+    /// Where the request was published (the routing key of its cancel notice).
+    pub destination: Box<str>,
     /// With progress messages: each one moves the deadline to now + this (if later).
     idle: Option<Duration>,
     deadline: Instant,
@@ -55,6 +57,7 @@ impl Pending {
     pub fn insert(
         &mut self,
         id: &str,
+        destination: &str,
         timeout: Duration,
         idle: Option<Duration>,
     ) -> Result<u64, BridgeError> {
@@ -72,6 +75,7 @@ impl Pending {
             Entry {
                 seq,
                 timeout,
+                destination: destination.into(),
                 idle,
                 deadline: Instant::now() + timeout,
                 timer,
@@ -171,12 +175,12 @@ impl Pending {
         std::future::poll_fn(|cx| self.poll_expired(cx)).await
     }
 
-    /// Removes and returns every pending id.
-    pub fn drain(&mut self) -> Vec<Box<str>> {
-        let ids: Vec<Box<str>> = self.entries.drain().map(|(id, _)| id).collect();
+    /// Removes and returns every pending request.
+    pub fn drain(&mut self) -> Vec<(Box<str>, Entry)> {
+        let all: Vec<_> = self.entries.drain().collect();
         self.timers = None;
-        Stats::dec(&self.stats.pending, ids.len() as u64);
-        ids
+        Stats::dec(&self.stats.pending, all.len() as u64);
+        all
     }
 }
 
@@ -199,9 +203,9 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn duplicate_ids_are_refused() {
         let (_, mut p) = pending();
-        p.insert("a", Duration::from_secs(5), None).unwrap();
+        p.insert("a", "q", Duration::from_secs(5), None).unwrap();
         assert!(matches!(
-            p.insert("a", Duration::from_secs(5), None),
+            p.insert("a", "q", Duration::from_secs(5), None),
             Err(BridgeError::DuplicateId(_))
         ));
     }
@@ -209,11 +213,16 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn map_is_empty_after_mixed_outcomes() {
         let (stats, mut p) = pending();
-        let a = p.insert("reply", Duration::from_secs(5), None).unwrap();
-        p.insert("cancel", Duration::from_secs(5), None).unwrap();
-        p.insert("timeout", Duration::from_millis(10), None)
+        let a = p
+            .insert("reply", "q", Duration::from_secs(5), None)
             .unwrap();
-        let old = p.insert("failed", Duration::from_secs(5), None).unwrap();
+        p.insert("cancel", "q", Duration::from_secs(5), None)
+            .unwrap();
+        p.insert("timeout", "q", Duration::from_millis(10), None)
+            .unwrap();
+        let old = p
+            .insert("failed", "q", Duration::from_secs(5), None)
+            .unwrap();
         assert_eq!(stats.snapshot().pending, 4);
 
         assert!(p.remove_seq("reply", a).is_some());
@@ -223,7 +232,9 @@ mod tests {
         assert_eq!(&*id, "timeout");
         // A stale publish result for an id that was reused does not remove the new request.
         p.remove("failed").unwrap();
-        let new = p.insert("failed", Duration::from_secs(5), None).unwrap();
+        let new = p
+            .insert("failed", "q", Duration::from_secs(5), None)
+            .unwrap();
         assert!(p.remove_seq("failed", old).is_none());
         assert!(p.remove_seq("failed", new).is_some());
         assert!(p.is_empty());
@@ -235,8 +246,8 @@ mod tests {
     async fn progress_extends_only_idle_requests() {
         let (_, mut p) = pending();
         let ms = Duration::from_millis;
-        p.insert("idle", ms(100), Some(ms(100))).unwrap();
-        p.insert("fixed", ms(150), None).unwrap();
+        p.insert("idle", "q", ms(100), Some(ms(100))).unwrap();
+        p.insert("fixed", "q", ms(150), None).unwrap();
         tokio::time::advance(ms(80)).await;
         p.touch("idle"); // deadline now 180 ms
         p.touch("fixed"); // no effect
@@ -250,10 +261,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn dropping_or_draining_releases_the_count() {
         let (stats, mut p) = pending();
-        p.insert("x", Duration::from_secs(5), None).unwrap();
-        p.insert("y", Duration::from_secs(5), None).unwrap();
+        p.insert("x", "q", Duration::from_secs(5), None).unwrap();
+        p.insert("y", "q", Duration::from_secs(5), None).unwrap();
         assert_eq!(p.drain().len(), 2);
-        p.insert("z", Duration::from_secs(5), None).unwrap();
+        p.insert("z", "q", Duration::from_secs(5), None).unwrap();
         assert_eq!(stats.snapshot().pending, 1);
         drop(p);
         assert_eq!(stats.snapshot().pending, 0);

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use ferry_protocol::headers::CancelReason;
 use ferry_protocol::{ErrorCode, Frame, Request, validate};
 use futures_util::stream::FuturesUnordered;
 use futures_util::{Stream, StreamExt};
@@ -22,6 +23,7 @@ use tracing::{debug, info, warn};
 
 use crate::Shared;
 use crate::amqp_props::{error_frame, reply_frame, request_properties};
+use crate::broker::publish::CancelNotice;
 use crate::broker::{Links, publish, replies::ReplySub};
 use crate::error::BridgeError;
 use crate::outbound::Outbound;
@@ -30,6 +32,7 @@ use crate::stats::Stats;
 
 type PublishOutcome = (Box<str>, u64, Result<(), BridgeError>);
 type PublishFuture = Pin<Box<dyn Future<Output = PublishOutcome> + Send>>;
+type NoticeFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Runs one socket from the first frame to the close.
 pub async fn run<S>(shared: Arc<Shared>, ws: S)
@@ -54,6 +57,7 @@ where
         out,
         reply: None,
         publishes: FuturesUnordered::new(),
+        notices: FuturesUnordered::new(),
         draining: false,
     };
     session.run(&mut stream).await;
@@ -73,6 +77,8 @@ struct Session {
     pending: Pending,
     reply: Option<ReplySub>,
     publishes: FuturesUnordered<PublishFuture>,
+    /// Cancel notices being published (each bounded by its own timeout).
+    notices: FuturesUnordered<NoticeFuture>,
     draining: bool,
 }
 
@@ -107,7 +113,8 @@ impl Session {
                     Flow::Continue
                 }
                 _ = &mut drain, if self.draining => {
-                    self.fail_all(ErrorCode::ShuttingDown, "the bridge shut down before the reply came").await;
+                    let why = "the bridge shut down before the reply came";
+                    self.fail_all(ErrorCode::ShuttingDown, why, Some(CancelReason::ShuttingDown)).await;
                     self.out.close(CloseCode::Away, "bridge shutting down").await;
                     Flow::Stop
                 }
@@ -116,8 +123,10 @@ impl Session {
                 Some((id, entry)) = self.pending.next_expired() => {
                     let ms = entry.timeout.as_millis() as u64;
                     self.send_error(Some(&id), &BridgeError::Timeout(ms)).await;
+                    self.notify(id, entry.destination, CancelReason::Timeout);
                     Flow::Continue
                 }
+                Some(()) = self.notices.next() => Flow::Continue,
                 Some((id, seq, result)) = self.publishes.next() => {
                     if let Err(e) = result
                         && self.pending.remove_seq(&id, seq).is_some()
@@ -192,8 +201,9 @@ impl Session {
                 }
             }
             Frame::Cancel(c) => {
-                if self.pending.remove(c.id).is_some() {
+                if let Some(entry) = self.pending.remove(c.id) {
                     debug!(session = %self.id, id = c.id, "request cancelled");
+                    self.notify(c.id.into(), entry.destination, CancelReason::Cancelled);
                 }
             }
             Frame::Hello(_) => self.send_error(None, &BridgeError::HelloTwice).await,
@@ -242,8 +252,10 @@ impl Session {
         let idle = req.idle_timeout_ms.map(|ms| {
             Duration::from_millis(u64::from(ms)).clamp(Duration::from_millis(1), cfg.max_timeout)
         });
-        let props = request_properties(req, &reply_to, &self.id, timeout);
-        let seq = self.pending.insert(req.id, timeout, idle)?;
+        let props = request_properties(req, &reply_to, &self.id, timeout, idle);
+        let seq = self
+            .pending
+            .insert(req.id, req.destination, timeout, idle)?;
         Stats::inc(&self.shared.stats.requests_total);
         let probe = !self.shared.waiting.allows(req.destination);
         let body = raw.slice_ref(req.body);
@@ -282,11 +294,8 @@ impl Session {
             // The consumer ended: the broker connection died or the queue was deleted.
             warn!(session = %self.id, "reply consumer ended; failing pending requests");
             self.reply = None;
-            self.fail_all(
-                ErrorCode::BrokerUnavailable,
-                "the broker connection was lost",
-            )
-            .await;
+            let why = "the broker connection was lost";
+            self.fail_all(ErrorCode::BrokerUnavailable, why, None).await;
             return Flow::Continue;
         };
         let id = d
@@ -315,11 +324,50 @@ impl Session {
         Flow::Continue
     }
 
-    async fn fail_all(&mut self, code: ErrorCode, message: &str) {
-        for id in self.pending.drain() {
+    /// Fails every pending request with `code`; with a `reason`, tells the workers too.
+    async fn fail_all(&mut self, code: ErrorCode, message: &str, reason: Option<CancelReason>) {
+        for (id, entry) in self.pending.drain() {
             self.shared.stats.error(code);
             self.out.send(error_frame(Some(&id), code, message)).await;
+            if let Some(reason) = reason {
+                self.notify(id, entry.destination, reason);
+            }
         }
+    }
+
+    /// The cancel notice for a request of this session (none before the reply queue exists:
+    /// then nothing was published).
+    fn notice(
+        &self,
+        id: Box<str>,
+        destination: Box<str>,
+        reason: CancelReason,
+    ) -> Option<CancelNotice> {
+        Some(CancelNotice {
+            destination,
+            id,
+            reply_to: self.reply.as_ref()?.queue().to_owned(),
+            session: self.id.clone(),
+            reason,
+        })
+    }
+
+    /// Publishes a cancel notice for a request nobody awaits any more (best effort: not
+    /// while the broker is away).
+    fn notify(&mut self, id: Box<str>, destination: Box<str>, reason: CancelReason) {
+        let (Some(notice), Some(links)) = (
+            self.notice(id, destination, reason),
+            self.shared.broker.current(),
+        ) else {
+            return;
+        };
+        if links.cancel_exchange.is_none() {
+            return;
+        }
+        Stats::inc(&self.shared.stats.cancel_notices);
+        self.notices.push(Box::pin(async move {
+            publish::cancel_notice(&links, &notice).await;
+        }));
     }
 
     async fn send_error(&mut self, id: Option<&str>, e: &BridgeError) {
@@ -329,13 +377,25 @@ impl Session {
             .await;
     }
 
-    /// Releases everything the session holds: pending entries (via drop), the reply queue.
-    async fn finish(self) {
+    /// Releases everything the session holds: pending entries (workers get a cancel notice
+    /// for each), notices still being published, the reply queue.
+    async fn finish(mut self) {
         Stats::dec(&self.shared.stats.sessions, 1);
         let pending = self.pending.len();
         info!(session = %self.id, pending, "session closed");
-        if let Some(sub) = self.reply {
-            self.shared.tracker.spawn(sub.close());
+        for (id, entry) in self.pending.drain() {
+            self.notify(id, entry.destination, CancelReason::Disconnected);
         }
+        let mut notices = std::mem::take(&mut self.notices);
+        let reply = self.reply.take();
+        if notices.is_empty() && reply.is_none() {
+            return;
+        }
+        self.shared.tracker.spawn(async move {
+            while notices.next().await.is_some() {}
+            if let Some(sub) = reply {
+                sub.close().await;
+            }
+        });
     }
 }

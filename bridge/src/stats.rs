@@ -14,6 +14,7 @@ pub struct Stats {
     pub(crate) sessions_total: AtomicU64,
     pub(crate) requests_total: AtomicU64,
     pub(crate) replies_total: AtomicU64,
+    pub(crate) cancel_notices: AtomicU64,
     /// ERROR frames sent, by code (index in [`ErrorCode::ALL`]; the last slot: unknown).
     pub(crate) errors: [AtomicU64; ErrorCode::ALL.len() + 1],
 }
@@ -33,6 +34,8 @@ pub struct StatsSnapshot {
     pub requests_total: u64,
     /// Final replies delivered since start.
     pub replies_total: u64,
+    /// Cancel notices published to workers since start.
+    pub cancel_notices: u64,
 }
 
 impl Stats {
@@ -45,6 +48,7 @@ impl Stats {
             sessions_total: self.sessions_total.load(Ordering::Relaxed),
             requests_total: self.requests_total.load(Ordering::Relaxed),
             replies_total: self.replies_total.load(Ordering::Relaxed),
+            cancel_notices: self.cancel_notices.load(Ordering::Relaxed),
         }
     }
 
@@ -91,6 +95,12 @@ impl Stats {
             "counter",
             "Final replies delivered.",
             s.replies_total,
+        );
+        metric(
+            "ferry_cancel_notices_total",
+            "counter",
+            "Cancel notices published to workers.",
+            s.cancel_notices,
         );
         metric(
             "ferry_dropped_replies_total",

@@ -13,6 +13,42 @@ pub const KIND: &str = "x-ferry-kind";
 pub const KIND_PROGRESS: &str = "progress";
 /// The Ferry session a request came from (informational, for logs and cancel notices).
 pub const SESSION: &str = "x-ferry-session";
+/// On a request with an idle timeout: milliseconds (AMQP `long`). Each progress message the
+/// worker sends moves the deadline to now + this, so a reporting job may outlive
+/// [`DEADLINE`]; a cancel notice tells it when the caller gave up.
+pub const IDLE_TIMEOUT: &str = "x-ferry-idle-timeout";
+/// Value of [`KIND`] on a cancel notice.
+pub const KIND_CANCEL: &str = "cancel";
+/// On a cancel notice: why nobody awaits the reply any more (see [`CancelReason`]).
+pub const CANCEL_REASON: &str = "x-ferry-cancel-reason";
+/// The topic exchange cancel notices are published to by default (routing key: the
+/// request's destination).
+pub const CANCEL_EXCHANGE: &str = "ferry.cancel";
+
+/// Why a cancel notice was published (the value of [`CANCEL_REASON`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelReason {
+    /// The caller aborted the request.
+    Cancelled,
+    /// The request's deadline passed (or, with an idle timeout, the job went silent).
+    Timeout,
+    /// The caller's connection closed for good.
+    Disconnected,
+    /// The bridge shut down before the reply came.
+    ShuttingDown,
+}
+
+impl CancelReason {
+    /// The header value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Cancelled => "cancelled",
+            Self::Timeout => "timeout",
+            Self::Disconnected => "disconnected",
+            Self::ShuttingDown => "shutting_down",
+        }
+    }
+}
 
 /// Prefix of every header name Ferry reserves; clients may not set these.
 pub const RESERVED_PREFIX: &str = "x-ferry-";

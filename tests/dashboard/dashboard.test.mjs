@@ -18,7 +18,9 @@ import {
 import { startBridge } from "../support/bridge.mjs";
 
 const queue = uniqueName("test.dashboard");
+const slowQueue = uniqueName("test.dashboard-slow");
 let worker;
+let slowWorker;
 let bridge;
 let browser;
 
@@ -26,7 +28,9 @@ before(async () => {
   const www = wwwDir();
   // Three at once, 1.5 s per summary: long enough to see progress and to cancel.
   worker = await startWorker(queue, ["--work-ms", "1500", "--prefetch", "3", "--name", "worker-1"]);
-  bridge = await startBridge({ allow: [queue], args: ["--static-dir", www, "--drain-timeout", "1s"] });
+  // One at a time, a minute per summary: only a cancel that reaches the worker frees it.
+  slowWorker = await startWorker(slowQueue, ["--work-ms", "60000", "--prefetch", "1", "--name", "slow"]);
+  bridge = await startBridge({ allow: [queue, slowQueue], args: ["--static-dir", www, "--drain-timeout", "1s"] });
   browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS });
 });
 
@@ -34,6 +38,7 @@ after(async () => {
   await browser?.close();
   await bridge?.stop();
   await worker?.stop();
+  await slowWorker?.stop();
 });
 
 const cardsIn = (page, state) => page.locator(`#cards > li.card[data-state="${state}"]`);
@@ -106,6 +111,32 @@ test("request three summaries, cancel one, see an unknown patient's error", asyn
     copyFileSync(shot, join(ROOT, "docs", "screenshot.png"));
   }
 
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
+test("cancelling a running summary frees the worker: the next queued one starts at once", async () => {
+  const page = await browser.newPage();
+  const problems = [];
+  page.on("pageerror", (err) => problems.push(err.message));
+  await page.goto(`${bridge.url}/?queue=${encodeURIComponent(slowQueue)}`);
+  await page.locator('.connection[data-state="connected"]').waitFor();
+
+  await requestButton(page, 3).click();
+  await page.locator('#cards > li.card[data-patient-id="3"][data-state="working"]').waitFor();
+  await requestButton(page, 7).click();
+  const seven = cardFor(page, 7);
+  assert.equal(await seven.getAttribute("data-state"), "waiting", "the only slot is taken");
+
+  const t0 = Date.now();
+  await cardFor(page, 3).getByRole("button", { name: /Cancel/ }).click();
+  await page.locator('#cards > li.card[data-patient-id="7"][data-state="working"]').waitFor({ timeout: 5_000 });
+  const took = Date.now() - t0;
+  assert.ok(took < 2_000, `patient 7 started ${took} ms after the cancel (a summary takes 60 s)`);
+
+  await seven.getByRole("button", { name: /Cancel/ }).click();
+  await page.locator('#cards > li.card[data-patient-id="7"][data-state="cancelled"]').waitFor();
+  assert.equal(await page.evaluate(() => window.ferryDemo.client.pending), 0);
   assert.deepEqual(problems, []);
   await page.close();
 });

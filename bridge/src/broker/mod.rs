@@ -11,8 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use lapin::options::{BasicQosOptions, ConfirmSelectOptions};
-use lapin::{Channel, Connection, ConnectionProperties, Event};
+use lapin::options::{BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
+use lapin::types::FieldTable;
+use lapin::{Channel, Connection, ConnectionProperties, Event, ExchangeKind};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -37,6 +38,8 @@ pub struct Links {
     pub(crate) publish: Channel,
     consume: Vec<Channel>,
     pub(crate) probe: Probe,
+    /// The exchange cancel notices go to; `None` when turned off or not declarable.
+    pub(crate) cancel_exchange: Option<Arc<str>>,
     /// Cancelled when either connection (or a shared channel) fails.
     pub lost: CancellationToken,
 }
@@ -84,13 +87,20 @@ impl Broker {
     /// Starts the manager task; it runs until `stop` is cancelled (then closes the links).
     /// `instance` ends the AMQP connection names (`ferry-bridge publish <instance>`), so an
     /// operator can tell bridges apart in the broker's connection list.
+    /// `cancel_exchange` (empty: none) is declared on every connect for cancel notices.
     pub fn start(
         url: String,
         instance: String,
+        cancel_exchange: String,
         stop: CancellationToken,
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = watch::channel(None);
-        let task = tokio::spawn(manage(url, instance, tx, stop));
+        let names = Names {
+            url,
+            instance,
+            cancel_exchange,
+        };
+        let task = tokio::spawn(manage(names, tx, stop));
         (Self { rx }, task)
     }
 
@@ -115,17 +125,19 @@ impl Broker {
     }
 }
 
-async fn manage(
+/// What the manager connects to and declares.
+struct Names {
     url: String,
     instance: String,
-    tx: watch::Sender<Option<Arc<Links>>>,
-    stop: CancellationToken,
-) {
+    cancel_exchange: String,
+}
+
+async fn manage(names: Names, tx: watch::Sender<Option<Arc<Links>>>, stop: CancellationToken) {
     let mut backoff = MIN_BACKOFF;
     loop {
         let links = tokio::select! {
             _ = stop.cancelled() => return,
-            r = connect(&url, &instance) => r,
+            r = connect(&names) => r,
         };
         let (links, mut events) = match links {
             Ok(l) => l,
@@ -180,7 +192,8 @@ async fn manage(
 
 type EventStream = futures_util::stream::BoxStream<'static, Event>;
 
-async fn connect(url: &str, instance: &str) -> Result<(Links, EventStream), BridgeError> {
+async fn connect(names: &Names) -> Result<(Links, EventStream), BridgeError> {
+    let (url, instance) = (names.url.as_str(), names.instance.as_str());
     let props = |role: &str| {
         ConnectionProperties::default()
             .with_connection_name(format!("ferry-bridge {role} {instance}").into())
@@ -201,6 +214,7 @@ async fn connect(url: &str, instance: &str) -> Result<(Links, EventStream), Brid
             .await?;
         consume.push(ch);
     }
+    let cancel_exchange = declare_cancel_exchange(&publish_conn, &names.cancel_exchange).await;
     let events = futures_util::stream::select(
         publish_conn.events_listener(),
         consume_conn.events_listener(),
@@ -213,10 +227,43 @@ async fn connect(url: &str, instance: &str) -> Result<(Links, EventStream), Brid
             publish,
             consume,
             probe: Probe::default(),
+            cancel_exchange,
             lost: CancellationToken::new(),
         },
         events,
     ))
+}
+
+/// Declares the cancel-notice exchange (topic, durable; what `docs/protocol.md` tells
+/// workers to declare too) on a channel of its own, so a conflicting existing exchange only
+/// turns notices off (logged) instead of breaking the publish channel.
+async fn declare_cancel_exchange(conn: &Connection, name: &str) -> Option<Arc<str>> {
+    if name.is_empty() {
+        return None;
+    }
+    let declared = async {
+        let ch = conn.create_channel().await?;
+        let opts = ExchangeDeclareOptions {
+            durable: true,
+            ..ExchangeDeclareOptions::default()
+        };
+        ch.exchange_declare(
+            name.into(),
+            ExchangeKind::Topic,
+            opts,
+            FieldTable::default(),
+        )
+        .await?;
+        let _ = ch.close(200, "declared".into()).await;
+        Ok::<_, lapin::Error>(())
+    };
+    match declared.await {
+        Ok(()) => Some(name.into()),
+        Err(e) => {
+            warn!(exchange = name, error = %e, "cannot declare the cancel exchange; cancel notices are off");
+            None
+        }
+    }
 }
 
 /// `d` scaled by a random factor in 0.75..1.25.

@@ -1,5 +1,9 @@
-//! Publishing a request: mandatory flag + publisher confirms, mapped to Ferry error codes.
+//! Publishing: a request (mandatory flag + publisher confirms, mapped to Ferry error codes)
+//! and a cancel notice (to the cancel exchange, best effort).
 
+use std::time::Duration;
+
+use ferry_protocol::headers::CancelReason;
 use lapin::options::BasicPublishOptions;
 use lapin::{BasicProperties, Confirmation};
 
@@ -48,4 +52,50 @@ fn lost(links: &Links, e: lapin::Error) -> BridgeError {
         links.mark_lost("publish channel closed");
     }
     BridgeError::from(e)
+}
+
+/// Longest a cancel notice's publish may take.
+const NOTICE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What a cancel notice names: the request (`reply_to` + `correlation_id` are unique
+/// together), where it was sent, and why nobody awaits it any more.
+#[derive(Debug, Clone)]
+pub struct CancelNotice {
+    /// The request's destination: the notice's routing key.
+    pub destination: Box<str>,
+    /// The request's `correlation_id`.
+    pub id: Box<str>,
+    /// The session's reply queue (the request's `reply_to`).
+    pub reply_to: String,
+    /// The session id.
+    pub session: String,
+    /// Why.
+    pub reason: CancelReason,
+}
+
+/// Publishes a cancel notice to the cancel exchange (if any) and waits for its confirm.
+/// Best effort: no worker may be listening, and failures are only logged.
+pub async fn cancel_notice(links: &Links, notice: &CancelNotice) {
+    let Some(exchange) = links.cancel_exchange.as_deref() else {
+        return;
+    };
+    let props = crate::amqp_props::cancel_properties(notice);
+    let sent = async {
+        links
+            .publish
+            .basic_publish(
+                exchange.into(),
+                (*notice.destination).into(),
+                BasicPublishOptions::default(),
+                &[],
+                props,
+            )
+            .await?
+            .await
+    };
+    match tokio::time::timeout(NOTICE_TIMEOUT, sent).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::debug!(id = %notice.id, error = %e, "cancel notice not published"),
+        Err(_) => tracing::debug!(id = %notice.id, "cancel notice timed out"),
+    }
 }

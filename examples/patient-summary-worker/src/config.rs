@@ -42,6 +42,11 @@ pub struct Config {
     /// Name reported in each summary's `worker` field (default: `worker-<pid>`).
     #[arg(long, env = "WORKER_NAME")]
     pub name: Option<String>,
+
+    /// Exchange to hear cancel notices on (a job whose caller gave up stops at once and
+    /// frees its slot); `""` turns listening off.
+    #[arg(long, env = "WORKER_CANCEL_EXCHANGE", default_value = crate::cancel::DEFAULT_EXCHANGE)]
+    pub cancel_exchange: String,
 }
 
 impl Config {
@@ -67,6 +72,7 @@ impl Config {
             no_progress: false,
             auto_delete: true,
             name: None,
+            cancel_exchange: crate::cancel::DEFAULT_EXCHANGE.to_owned(),
         }
     }
 }

@@ -1,9 +1,11 @@
-//! One request, start to finish: read it, honour its deadline, report progress, reply, ack.
+//! One request, start to finish: read it, honour its deadline and cancel notice, report
+//! progress, reply, ack.
 //!
 //! This is the part a worker in any language reproduces. It uses only documented AMQP
 //! conventions: reply to `reply_to` with the request's `correlation_id`, mark progress with
-//! `x-ferry-kind: progress`, mark errors with `x-ferry-error`, and read the absolute deadline
-//! from `x-ferry-deadline` (milliseconds since the Unix epoch).
+//! `x-ferry-kind: progress`, mark errors with `x-ferry-error`, read the absolute deadline
+//! from `x-ferry-deadline` (milliseconds since the Unix epoch), moved on by each progress
+//! message when `x-ferry-idle-timeout` is set, and stop when a cancel notice names the job.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -25,6 +27,9 @@ pub const HEADER_ERROR: &str = "x-ferry-error";
 pub const HEADER_ERROR_MESSAGE: &str = "x-ferry-error-message";
 /// Header marking a message that is not the final reply.
 pub const HEADER_KIND: &str = "x-ferry-kind";
+/// Header of a request with an idle timeout (ms): each progress message moves the deadline
+/// to now + this.
+pub const HEADER_IDLE_TIMEOUT: &str = "x-ferry-idle-timeout";
 
 const JSON: &str = "application/json";
 
@@ -44,6 +49,17 @@ pub enum Outcome {
     NoReplyTo,
     /// The worker is stopping: the request was returned to the queue.
     Requeued,
+    /// A cancel notice said nobody awaits the reply: stopped, acked, no reply.
+    Cancelled,
+}
+
+/// What can stop a job early.
+#[derive(Debug, Clone, Copy)]
+pub struct Signals<'a> {
+    /// The worker is stopping (the request goes back to the queue).
+    pub stop: &'a CancellationToken,
+    /// A cancel notice named this request (it is dropped).
+    pub cancel: &'a CancellationToken,
 }
 
 /// Handles one delivery: replies (or skips it past its deadline), then acks it.
@@ -52,7 +68,7 @@ pub async fn handle(
     config: &Config,
     worker: &str,
     delivery: Delivery,
-    stop: &CancellationToken,
+    signals: Signals<'_>,
 ) -> Result<Outcome, WorkerError> {
     let props = &delivery.properties;
     let correlation_id = props.correlation_id().clone();
@@ -65,7 +81,8 @@ pub async fn handle(
         ack(&delivery).await?;
         return Ok(Outcome::NoReplyTo);
     };
-    let deadline = props.headers().as_ref().and_then(deadline_ms);
+    let mut deadline = props.headers().as_ref().and_then(deadline_ms);
+    let idle = props.headers().as_ref().and_then(idle_timeout_ms);
     if deadline.is_some_and(|d| d <= now_ms()) {
         tracing::info!(correlation_id = %id_for_log, "deadline already passed: skipped");
         ack(&delivery).await?;
@@ -94,9 +111,17 @@ pub async fn handle(
             let body =
                 json!({ "pct": pct, "stage": stage, "patientId": patient_id, "worker": worker });
             reply.progress(&body).await?;
+            if let (Some(d), Some(idle)) = (deadline.as_mut(), idle) {
+                *d = (*d).max(now_ms().saturating_add(idle));
+            }
         }
-        match wait(step, deadline, stop).await {
+        match wait(step, deadline, signals).await {
             Wait::Done => {}
+            Wait::Cancelled => {
+                tracing::info!(correlation_id = %id_for_log, stage, "cancelled by the caller: stopped");
+                ack(&delivery).await?;
+                return Ok(Outcome::Cancelled);
+            }
             Wait::Expired => {
                 tracing::info!(correlation_id = %id_for_log, stage, "deadline passed: abandoned");
                 ack(&delivery).await?;
@@ -157,6 +182,15 @@ pub fn deadline_ms(headers: &FieldTable) -> Option<i64> {
     }
 }
 
+/// Reads the `x-ferry-idle-timeout` header (ms), if any.
+pub fn idle_timeout_ms(headers: &FieldTable) -> Option<i64> {
+    match headers.inner().get(HEADER_IDLE_TIMEOUT)? {
+        AMQPValue::LongLongInt(v) => Some(*v),
+        AMQPValue::LongInt(v) => Some(i64::from(*v)),
+        _ => None,
+    }
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
     SystemTime::now()
@@ -168,10 +202,11 @@ enum Wait {
     Done,
     Expired,
     Stopped,
+    Cancelled,
 }
 
-/// Sleeps `step`, unless the deadline passes or the worker stops first.
-async fn wait(step: Duration, deadline: Option<i64>, stop: &CancellationToken) -> Wait {
+/// Sleeps `step`, unless the deadline passes, the caller cancels or the worker stops first.
+async fn wait(step: Duration, deadline: Option<i64>, signals: Signals<'_>) -> Wait {
     let until_deadline = deadline.map(|d| {
         let left = d.saturating_sub(now_ms()).max(0);
         Duration::from_millis(u64::try_from(left).unwrap_or(0))
@@ -185,7 +220,8 @@ async fn wait(step: Duration, deadline: Option<i64>, stop: &CancellationToken) -
     tokio::select! {
         () = tokio::time::sleep(step) => Wait::Done,
         () = expire => Wait::Expired,
-        () = stop.cancelled() => Wait::Stopped,
+        () = signals.cancel.cancelled() => Wait::Cancelled,
+        () = signals.stop.cancelled() => Wait::Stopped,
     }
 }
 

@@ -4,11 +4,13 @@
 //! (`docs/protocol.md`, "Writing a worker"), which a worker in any language can follow too.
 //!
 //! - [`config`]: command-line / environment configuration.
+//! - [`cancel`]: cancel notices: which running job's caller gave up.
 //! - [`server`]: [`run`]: connect (with backoff), declare, consume with a prefetch, reconnect.
 //! - [`job`]: one request: deadline, progress messages, reply or error reply, ack.
 //! - [`patients`]: deterministic fake patient data and the summary built from it.
 //! - [`error`]: [`WorkerError`] (connection-level) and [`RequestError`] (error replies).
 
+pub mod cancel;
 pub mod config;
 pub mod error;
 pub mod job;

@@ -1,5 +1,6 @@
 //! The worker's life: connect with backoff, declare and consume the queue with a prefetch,
-//! run up to `prefetch` jobs at once, reconnect when the broker goes away, stop on request.
+//! run up to `prefetch` jobs at once, stop a job when its cancel notice comes, reconnect when
+//! the broker goes away, stop on request.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +16,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::error::WorkerError;
-use crate::job;
+use crate::{cancel, job};
 
 const BACKOFF_START: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
@@ -108,6 +109,13 @@ async fn serve(
     declare_queue(&channel, config)
         .await
         .map_err(WorkerError::broker("queue.declare"))?;
+    let mut cancels = if config.cancel_exchange.is_empty() {
+        None
+    } else {
+        let listening = cancel::listen(conn, &config.cancel_exchange, &config.queue).await;
+        Some(listening.map_err(WorkerError::broker("cancel listener"))?)
+    };
+    let running = Arc::new(cancel::Running::default());
     let mut consumer = channel
         .basic_consume(
             config.queue.as_str().into(),
@@ -133,9 +141,20 @@ async fn serve(
         let delivery = tokio::select! {
             () = shutdown.cancelled() => break Ok(()),
             next = consumer.next() => next,
+            notice = cancel::next(&mut cancels) => match notice {
+                Some(Ok(notice)) => {
+                    if running.cancel(&notice.properties) {
+                        tracing::info!(correlation_id = ?notice.properties.correlation_id(), "cancel notice: stopping the job");
+                    }
+                    continue;
+                }
+                Some(Err(err)) => break Err(WorkerError::broker("cancel notice")(err)),
+                None => break Err(WorkerError::ConsumerCancelled),
+            },
         };
         match delivery {
             Some(Ok(delivery)) => {
+                let cancel = running.register(&delivery.properties);
                 let (channel, config, worker, stop) = (
                     channel.clone(),
                     config.clone(),
@@ -143,7 +162,12 @@ async fn serve(
                     jobs_stop.clone(),
                 );
                 jobs.spawn(async move {
-                    if let Err(err) = job::handle(&channel, &config, &worker, delivery, &stop).await
+                    let signals = job::Signals {
+                        stop: &stop,
+                        cancel: &cancel.token,
+                    };
+                    if let Err(err) =
+                        job::handle(&channel, &config, &worker, delivery, signals).await
                     {
                         tracing::warn!(code = err.code(), "request not completed: {err}");
                     }

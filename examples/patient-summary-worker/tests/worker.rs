@@ -374,3 +374,67 @@ async fn several_copies_share_one_queue() {
         .await;
     let _ = caller.conn.close(200, "done".into()).await;
 }
+
+#[tokio::test]
+async fn a_cancel_notice_stops_the_job_and_frees_its_slot() {
+    let queue = unique("psw.cancel");
+    let mut caller = Caller::new().await;
+    let mut config = Config::for_queue(&amqp_url(), &queue, 60_000);
+    config.prefetch = 1;
+    let (stop, handle) = start_worker(&caller, config).await;
+
+    caller
+        .request(&queue, "first", json!({ "patientId": 1 }), None)
+        .await;
+    let started = caller.next().await;
+    assert_eq!(
+        (started.correlation_id.as_str(), started.kind.as_deref()),
+        ("first", Some("progress"))
+    );
+    caller
+        .request(&queue, "second", json!({ "patientId": 2 }), None)
+        .await;
+
+    // What the bridge publishes when the caller of "first" gives up (docs/protocol.md §1).
+    let mut headers = FieldTable::default();
+    headers.insert(
+        "x-ferry-kind".into(),
+        AMQPValue::LongString("cancel".into()),
+    );
+    headers.insert(
+        "x-ferry-cancel-reason".into(),
+        AMQPValue::LongString("cancelled".into()),
+    );
+    let notice = BasicProperties::default()
+        .with_correlation_id("first".into())
+        .with_reply_to(caller.reply_to.as_str().into())
+        .with_headers(headers);
+    let sent = std::time::Instant::now();
+    caller
+        .channel
+        .basic_publish(
+            "ferry.cancel".into(),
+            queue.as_str().into(),
+            BasicPublishOptions::default(),
+            &[],
+            notice,
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+
+    // The only slot is freed: "second" starts within a second; "first" never replies.
+    let next = caller.next().await;
+    assert_eq!(
+        (next.correlation_id.as_str(), next.kind.as_deref()),
+        ("second", Some("progress"))
+    );
+    assert!(
+        sent.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        sent.elapsed()
+    );
+
+    finish(caller, &queue, stop, handle).await;
+}
