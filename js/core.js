@@ -128,7 +128,7 @@ export class FerryClient {
 
   /** Sends `body` to `destination` and resolves with the worker's decoded reply. */
   request(destination, body, options = {}) {
-    const { timeoutMs, signal, headers, onProgress, contentType } = options ?? {};
+    const { timeoutMs, idleTimeoutMs, signal, headers, onProgress, contentType } = options ?? {};
     let flat;
     try {
       flat = flatHeaders(headers);
@@ -152,7 +152,62 @@ export class FerryClient {
       signal ?? undefined,
       flat,
       onProgress ?? undefined,
+      idleTimeoutMs == null ? undefined : Number(idleTimeoutMs),
     );
+  }
+
+  /**
+   * Sends a request and yields its progress messages as they come, `{ kind: "progress",
+   * value }`, then its reply, `{ kind: "reply", value }`, and ends; an error throws from the
+   * loop. Leaving the loop early (break, return, throw) cancels the request.
+   */
+  async *stream(destination, body, options = {}) {
+    const parts = [];
+    let wake;
+    let done = false;
+    let failed = false;
+    let result;
+    const mine = new AbortController();
+    const outer = options?.signal;
+    const forward = () => mine.abort();
+    if (outer?.aborted) mine.abort();
+    else outer?.addEventListener("abort", forward);
+    const onProgress = options?.onProgress;
+    this.request(destination, body, {
+      ...options,
+      signal: mine.signal,
+      onProgress(p) {
+        parts.push(p);
+        if (typeof onProgress === "function") onProgress(p);
+        wake?.();
+      },
+    }).then(
+      (v) => {
+        done = true;
+        result = v;
+        wake?.();
+      },
+      (e) => {
+        done = failed = true;
+        result = e;
+        wake?.();
+      },
+    );
+    try {
+      for (;;) {
+        while (parts.length > 0) yield { kind: "progress", value: parts.shift() };
+        if (done) {
+          if (failed) throw result;
+          yield { kind: "reply", value: result };
+          return;
+        }
+        await new Promise((resolve) => (wake = resolve));
+        wake = undefined;
+      }
+    } finally {
+      outer?.removeEventListener("abort", forward);
+      if (!done) mine.abort();
+    }
   }
 
   /** Number of requests awaiting a reply. */

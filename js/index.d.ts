@@ -72,6 +72,11 @@ export type ReplyBody = unknown;
 export interface RequestOptions<P = any> {
   /** Milliseconds to wait for the reply (clamped to the bridge's maximum). */
   timeoutMs?: number;
+  /**
+   * Keep waiting past `timeoutMs` while the worker reports progress: each progress message
+   * moves the deadline to now + this many milliseconds (if later). A silent job times out.
+   */
+  idleTimeoutMs?: number;
   /** Aborting it rejects the request with `cancelled` and tells the bridge. */
   signal?: AbortSignalLike;
   /** Application headers for the worker (names `a-z 0-9 - _`, no `x-ferry-*`). */
@@ -82,11 +87,19 @@ export interface RequestOptions<P = any> {
   contentType?: string;
 }
 
+/** One part of a {@link FerryClient.stream}: a progress message, or the final reply (last). */
+export type StreamPart<T = any, P = any> = { kind: "progress"; value: P } | { kind: "reply"; value: T };
+
 /** A connection to a Ferry bridge. */
 export declare class FerryClient {
   private constructor();
   /** Sends `body` to the queue `destination`; resolves with the decoded reply. */
   request<T = any, P = any>(destination: string, body?: RequestBody, options?: RequestOptions<P>): Promise<T>;
+  /**
+   * Sends `body` to `destination` and yields each progress message, then the reply; throws a
+   * FerryError on failure. Leaving the loop early cancels the request.
+   */
+  stream<T = any, P = any>(destination: string, body?: RequestBody, options?: RequestOptions<P>): AsyncGenerator<StreamPart<T, P>, void, undefined>;
   /** Number of requests awaiting a reply. */
   readonly pending: number;
   /** The session id the bridge assigned. */

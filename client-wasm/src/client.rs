@@ -132,12 +132,14 @@ impl WasmClient {
         signal: Option<AbortSignal>,
         headers: Vec<String>,
         on_progress: Option<Function>,
+        idle_timeout_ms: Option<f64>,
     ) -> Promise {
+        let times = (timeout_ms, idle_timeout_ms);
         match self.start(
             destination,
             body,
             content_type,
-            timeout_ms,
+            times,
             signal,
             headers,
             on_progress,
@@ -190,7 +192,7 @@ impl WasmClient {
         destination: &str,
         body: &[u8],
         content_type: Option<String>,
-        timeout_ms: Option<f64>,
+        (timeout_ms, idle_timeout_ms): (Option<f64>, Option<f64>),
         signal: Option<AbortSignal>,
         headers: Vec<String>,
         on_progress: Option<Function>,
@@ -239,13 +241,21 @@ impl WasmClient {
             .or(default_timeout)
             .unwrap_or(limits.default_timeout_ms)
             .min(limits.max_timeout_ms);
+        let idle_ms = millis(idle_timeout_ms)
+            .map_err(|_| {
+                Failure::new(
+                    ErrorCode::BadRequest,
+                    "idleTimeoutMs must be a positive number",
+                )
+            })?
+            .map(|ms| ms.min(limits.max_timeout_ms));
         let id = js::uuid_v4();
         let frame = Frame::Request(Request {
             id: &id,
             destination,
             content_type: content_type.as_deref(),
             timeout_ms: Some(timeout),
-            idle_timeout_ms: None,
+            idle_timeout_ms: idle_ms,
             headers: pairs,
             body,
         });
@@ -294,6 +304,7 @@ impl WasmClient {
                         resolve,
                         reject,
                         on_progress: on_progress.clone(),
+                        idle_ms,
                         _abort: abort,
                     }),
                 );

@@ -14,7 +14,7 @@ use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
 use crate::body;
 use crate::error::{Failure, cat, push_u32};
 use crate::js::{self, Hooks};
-use crate::state::{HANDSHAKE, Handlers, Inner, Shared, Slot, State, settle};
+use crate::state::{GRACE_MS, HANDSHAKE, Handlers, Inner, Shared, Slot, State, settle};
 
 /// The connection is over: reject everything pending with `code`, detach, and tell JS
 /// (once: if `close()` already ended it, this only settles the slot waiting for the close).
@@ -126,11 +126,17 @@ fn dispatch(shared: &Shared, frame: Frame<'_>) {
         }
         Frame::Progress(p) => {
             let (cb, hooks) = {
-                let inner = shared.borrow();
-                let cb = match inner.pending.get(p.id) {
-                    Some(Slot::Request(s)) => s.on_progress.clone(),
-                    _ => None,
+                let mut inner = shared.borrow_mut();
+                let (cb, idle) = match inner.pending.get(p.id) {
+                    Some(Slot::Request(s)) => (s.on_progress.clone(), s.idle_ms),
+                    _ => (None, None),
                 };
+                if let Some(idle) = idle {
+                    let deadline = js::now_ms() + u64::from(idle) + GRACE_MS;
+                    if inner.pending.extend(p.id, deadline) {
+                        inner.rearm();
+                    }
+                }
                 (cb, inner.hooks.clone())
             };
             if let Some(cb) = cb

@@ -56,6 +56,17 @@ impl<T> Pending<T> {
         Ok(())
     }
 
+    /// Moves an entry's deadline to `deadline` if that is later (progress on a request with
+    /// an idle timeout); false when `id` is not pending.
+    pub fn extend(&mut self, id: &str, deadline: u64) -> bool {
+        let Some(i) = self.position(id) else {
+            return false;
+        };
+        let e = &mut self.entries[i];
+        e.deadline = e.deadline.max(deadline);
+        true
+    }
+
     /// A shared reference to a slot.
     pub fn get(&self, id: &str) -> Option<&T> {
         self.position(id).map(|i| &self.entries[i].slot)
@@ -201,6 +212,19 @@ mod tests {
         assert!(all.iter().all(|(id, v)| *id == format!("id{v}")));
         assert!(p.is_empty());
         assert!(p.take_expired(u64::MAX).is_empty());
+    }
+
+    #[test]
+    fn progress_extends_a_deadline_but_never_shortens_it() {
+        let mut p = Pending::default();
+        p.insert("idle".into(), 100, ()).unwrap();
+        p.insert("fixed".into(), 150, ()).unwrap();
+        assert!(p.extend("idle", 180));
+        assert!(p.extend("fixed", 120)); // earlier than its own: no change
+        assert!(!p.extend("unknown", 500));
+        assert_eq!(p.next_deadline(), Some(150));
+        assert_eq!(p.take_expired(160).len(), 1);
+        assert_eq!(p.next_deadline(), Some(180));
     }
 
     #[test]

@@ -38,6 +38,8 @@ pub(crate) struct RequestSlot {
     pub(crate) resolve: Function,
     pub(crate) reject: Function,
     pub(crate) on_progress: Option<Function>,
+    /// With an idle timeout: each progress moves the deadline to now + this (+ grace).
+    pub(crate) idle_ms: Option<u32>,
     pub(crate) _abort: Option<AbortHook>,
 }
 

@@ -79,6 +79,49 @@ describe("happy path", () => {
     assert.deepEqual(seen, [1, 2, 3]);
   });
 
+  test("idleTimeoutMs: a job that keeps reporting outlives timeoutMs, a silent one does not", async () => {
+    const seen = [];
+    const t0 = Date.now();
+    const reply = await client.request(queue, { long: true }, {
+      timeoutMs: 400,
+      idleTimeoutMs: 400,
+      headers: { "x-mode": "progress", "x-progress": "6", "x-interval-ms": "150" },
+      onProgress: (p) => seen.push(p.step),
+    });
+    assert.deepEqual(reply, { long: true });
+    assert.deepEqual(seen, [1, 2, 3, 4, 5, 6]);
+    assert.ok(Date.now() - t0 >= 900, "the job ran past its timeoutMs");
+    await rejectsWith(client.request(queue, {}, { timeoutMs: 300, idleTimeoutMs: 300, headers: { "x-mode": "silent" } }), "timeout");
+    await rejectsWith(client.request(queue, {}, { idleTimeoutMs: -1 }), "bad_request");
+  });
+
+  test("stream: progress parts in order, then the reply; errors throw; break cancels", async () => {
+    const parts = [];
+    for await (const part of client.stream(queue, { s: 1 }, { headers: { "x-mode": "progress", "x-progress": "3" } })) {
+      parts.push(part);
+    }
+    assert.deepEqual(parts, [
+      { kind: "progress", value: { step: 1, of: 3 } },
+      { kind: "progress", value: { step: 2, of: 3 } },
+      { kind: "progress", value: { step: 3, of: 3 } },
+      { kind: "reply", value: { s: 1 } },
+    ]);
+    const failing = async () => {
+      for await (const part of client.stream(queue, {}, { headers: { "x-mode": "error", "x-error-code": "nope" } })) {
+        assert.fail(`unexpected part ${JSON.stringify(part)}`);
+      }
+    };
+    const err = await rejectsWith(failing(), "remote");
+    assert.equal(err.remoteCode, "nope");
+    const slow = { "x-mode": "progress", "x-progress": "50", "x-interval-ms": "100" };
+    for await (const part of client.stream(queue, {}, { headers: slow })) {
+      assert.equal(part.kind, "progress");
+      assert.equal(client.pending, 1);
+      break;
+    }
+    assert.equal(client.pending, 0, "leaving the loop cancelled the request");
+  });
+
   test("concurrent requests resolve to their own replies", async () => {
     const n = 200;
     const replies = await Promise.all(Array.from({ length: n }, (_, i) => client.request(queue, { i })));

@@ -5,7 +5,8 @@
 //   delay           like echo after `x-delay-ms` milliseconds
 //   error           error reply: x-ferry-error = x-error-code (default "test_error"),
 //                   x-ferry-error-message, JSON body {"reason": ...}
-//   progress        `x-progress` progress messages (x-ferry-kind: progress), then echo
+//   progress        `x-progress` progress messages (x-ferry-kind: progress), then echo;
+//                   with `x-interval-ms`, one every that many ms (then the echo one later)
 //   silent          never reply (ack and forget)
 
 import amqp from "amqplib";
@@ -52,12 +53,34 @@ export async function startWorker(queue, { url = AMQP_URL, prefetch = 2000 } = {
         break;
       case "progress": {
         const n = Number(h["x-progress"] ?? 3);
-        for (let i = 1; i <= n; i++) {
+        const progress = (i) =>
           reply(msg, Buffer.from(JSON.stringify({ step: i, of: n })), {
             contentType: "application/json",
             headers: { "x-ferry-kind": "progress" },
           });
+        const interval = Number(h["x-interval-ms"] ?? 0);
+        if (interval > 0) {
+          let i = 0;
+          const tick = () => {
+            timers.delete(t);
+            try {
+              if (++i <= n) {
+                progress(i);
+                t = setTimeout(tick, interval);
+                timers.add(t);
+              } else {
+                reply(msg, msg.content);
+                ch.ack(msg);
+              }
+            } catch {
+              // channel closed by stop()
+            }
+          };
+          let t = setTimeout(tick, 0);
+          timers.add(t);
+          return;
         }
+        for (let i = 1; i <= n; i++) progress(i);
         reply(msg, msg.content);
         break;
       }

@@ -20,8 +20,12 @@ async function main(): Promise<void> {
   await client.request("echo", new ArrayBuffer(4), { contentType: "application/x-thing" });
   await client.request("echo", [1, 2, 3], { headers: new Map([["x-a", "b"]]) });
   await client.request("echo");
-  const opts: RequestOptions = { headers: [["x-a", "b"]] };
+  const opts: RequestOptions = { headers: [["x-a", "b"]], idleTimeoutMs: 30_000 };
   await client.request("echo", null, opts);
+  for await (const part of client.stream<{ done: true }, { pct: number }>("jobs", {}, { timeoutMs: 60_000 })) {
+    if (part.kind === "progress") console.log(part.value.pct);
+    else console.log(part.value.done);
+  }
 
   const n: number = client.pending;
   const session: string | undefined = client.session;
