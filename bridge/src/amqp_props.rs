@@ -3,15 +3,48 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ferry_protocol::{ErrorCode, ErrorFrame, Frame, Progress, Reply, Request, headers};
+use ferry_protocol::{
+    Done, ErrorCode, ErrorFrame, Frame, Gather, Part, Progress, Reply, Request, headers,
+};
 
 use crate::broker::publish::CancelNotice;
 use lapin::BasicProperties;
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 
-/// Properties of a request message (see the plan's "AMQP conventions").
+/// What a published call (request or gather) carries from its frame.
+#[derive(Debug, Clone, Copy)]
+pub struct Call<'a> {
+    /// The client's id: the `correlation_id`.
+    pub id: &'a str,
+    /// The body's MIME type.
+    pub content_type: Option<&'a str>,
+    /// The client's headers (validated).
+    pub headers: &'a [(&'a str, &'a str)],
+}
+
+impl<'a> From<&'a Request<'a>> for Call<'a> {
+    fn from(r: &'a Request<'a>) -> Self {
+        Self {
+            id: r.id,
+            content_type: r.content_type,
+            headers: &r.headers,
+        }
+    }
+}
+
+impl<'a> From<&'a Gather<'a>> for Call<'a> {
+    fn from(g: &'a Gather<'a>) -> Self {
+        Self {
+            id: g.id,
+            content_type: g.content_type,
+            headers: &g.headers,
+        }
+    }
+}
+
+/// Properties of a request (or gather) message: `docs/protocol.md` §1.
 pub fn request_properties(
-    req: &Request<'_>,
+    req: Call<'_>,
     reply_to: &str,
     session: &str,
     timeout: Duration,
@@ -22,7 +55,7 @@ pub fn request_properties(
         .unwrap_or_default();
     let deadline_ms = i64::try_from((now + timeout).as_millis()).unwrap_or(i64::MAX);
     let mut table = FieldTable::default();
-    for (name, value) in &req.headers {
+    for (name, value) in req.headers {
         table.insert(
             ShortString::from(*name),
             AMQPValue::LongString((*value).into()),
@@ -163,6 +196,39 @@ pub fn reply_frame(id: &str, props: &BasicProperties, body: &[u8]) -> (bool, Vec
     (true, frame.encode())
 }
 
+/// Encodes the PART a final reply to the gather `id` becomes (`None` for a progress message,
+/// which gathers do not forward). The replier is the reply's `app_id`, else its
+/// `x-ferry-replier` header.
+pub fn part_frame(id: &str, props: &BasicProperties, body: &[u8]) -> Option<Vec<u8>> {
+    let (remote_code, message) = match reply_kind(props) {
+        ReplyKind::Progress => return None,
+        ReplyKind::Final => (None, None),
+        ReplyKind::Error { code, message } => (Some(code), message),
+    };
+    let replier = props
+        .app_id()
+        .as_ref()
+        .map(ShortString::as_str)
+        .or_else(|| {
+            let table = props.headers().as_ref()?;
+            table.inner().get(headers::REPLIER).and_then(text)
+        });
+    let frame = Frame::Part(Part {
+        id,
+        replier,
+        content_type: props.content_type().as_ref().map(ShortString::as_str),
+        remote_code,
+        message,
+        body,
+    });
+    Some(frame.encode())
+}
+
+/// Encodes the DONE frame that ends the gather `id` after `count` parts.
+pub fn done_frame(id: &str, count: u32) -> Vec<u8> {
+    Frame::Done(Done { id, count }).encode()
+}
+
 /// Encodes an ERROR frame.
 pub fn error_frame(id: Option<&str>, code: ErrorCode, message: &str) -> Vec<u8> {
     Frame::Error(ErrorFrame {
@@ -192,7 +258,7 @@ mod tests {
             body: b"{}",
         };
         let p = request_properties(
-            &req,
+            (&req).into(),
             "ferry.reply.s",
             "s",
             Duration::from_millis(1500),

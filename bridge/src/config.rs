@@ -34,6 +34,15 @@ pub struct Config {
     #[arg(long = "allow", env = "FERRY_ALLOW", value_delimiter = ',')]
     pub allow: Vec<String>,
 
+    /// Exchanges clients may scatter-gather from (GATHER publishes once to the exchange and
+    /// collects every reply in a window): exact names, `prefix.*`, or `*`. Without any, none.
+    #[arg(
+        long = "allow-exchange",
+        env = "FERRY_ALLOW_EXCHANGE",
+        value_delimiter = ','
+    )]
+    pub allow_exchange: Vec<String>,
+
     /// Destinations where requests may wait for a worker: the `no_responders` check is skipped.
     #[arg(
         long = "allow-waiting",
@@ -101,6 +110,11 @@ impl Config {
     /// The compiled destination allowlist.
     pub fn allowlist(&self) -> Allowlist {
         Allowlist::new(&self.allow)
+    }
+
+    /// The compiled allowlist of exchanges clients may gather from.
+    pub fn exchange_list(&self) -> Allowlist {
+        Allowlist::new(&self.allow_exchange)
     }
 
     /// The compiled allowlist of destinations exempt from the `no_responders` check.

@@ -51,6 +51,12 @@ pub enum BridgeError {
     /// No queue takes the message.
     #[error("no queue {0:?} exists")]
     NoRoute(String),
+    /// A gather's exchange does not exist.
+    #[error("no exchange {0:?} exists")]
+    NoExchange(String),
+    /// A gather's exchange routed the message to no queue.
+    #[error("nothing is bound to exchange {0:?} for this routing key")]
+    NoBinding(String),
     /// The queue exists but nobody consumes it.
     #[error("queue {0:?} has no consumers")]
     NoResponders(String),
@@ -87,7 +93,7 @@ impl BridgeError {
             Self::Forbidden(_) => ErrorCode::Forbidden,
             Self::TooLarge { .. } => ErrorCode::TooLarge,
             Self::Overloaded(_) => ErrorCode::Overloaded,
-            Self::NoRoute(_) => ErrorCode::NoRoute,
+            Self::NoRoute(_) | Self::NoExchange(_) | Self::NoBinding(_) => ErrorCode::NoRoute,
             Self::NoResponders(_) => ErrorCode::NoResponders,
             Self::BrokerRejected => ErrorCode::BrokerRejected,
             Self::BrokerUnavailable(_) => ErrorCode::BrokerUnavailable,

@@ -5,8 +5,8 @@
 //! - [`config`]: CLI flags / `FERRY_*` env vars. [`allow`]: destination allowlists.
 //! - [`http`]: the listening port (`/ws`, `/healthz`, `/readyz`, static files via
 //!   [`static_files`]); [`handshake`]: upgrade checks, Origin, subprotocol negotiation.
-//! - [`hello`]: HELLO/WELCOME; [`session`]: one task per socket (requests, replies,
-//!   deadlines, drain);
+//! - [`hello`]: HELLO/WELCOME; [`session`]: one task per socket (requests, gathers,
+//!   replies, deadlines, cancel notices, drain);
 //!   [`outbound`]: its writer task (bounded queue, pings); [`pending`]: its pending map.
 //! - [`broker`]: AMQP connection manager ([`broker::publish`], [`broker::probe`],
 //!   [`broker::replies`]); [`amqp_props`]: the worker contract (properties and headers).
@@ -52,6 +52,8 @@ pub struct Shared {
     pub allow: Allowlist,
     /// Compiled `--allow-waiting`.
     pub waiting: Allowlist,
+    /// Compiled `--allow-exchange`.
+    pub exchanges: Allowlist,
     /// The broker links.
     pub broker: Broker,
     /// Counters.
@@ -122,6 +124,7 @@ impl Bridge {
         let shared = Arc::new(Shared {
             allow: config.allowlist(),
             waiting: config.waiting_list(),
+            exchanges: config.exchange_list(),
             config,
             broker,
             stats: Arc::new(Stats::default()),

@@ -15,9 +15,25 @@ use tokio_util::time::{DelayQueue, delay_queue};
 use crate::error::BridgeError;
 use crate::stats::Stats;
 
+/// What kind of call a pending entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A request: one final reply ends it.
+    Request,
+    /// A gather: every final reply is a part; it ends at its window or after `max` parts.
+    Gather {
+        /// Stop after this many parts.
+        max: Option<u32>,
+        /// Parts forwarded so far.
+        count: u32,
+    },
+}
+
 /// A pending request.
 #[derive(Debug)]
 pub struct Entry {
+    /// Request or gather.
+    pub kind: Kind,
     /// Distinguishes this request from an earlier one that used the same id.
     pub seq: u64,
     /// The timeout the request got (after clamping), for the error message.
@@ -61,6 +77,18 @@ impl Pending {
         timeout: Duration,
         idle: Option<Duration>,
     ) -> Result<u64, BridgeError> {
+        self.insert_kind(id, destination, timeout, idle, Kind::Request)
+    }
+
+    /// Adds an entry of `kind` (see [`Pending::insert`]).
+    pub fn insert_kind(
+        &mut self,
+        id: &str,
+        destination: &str,
+        timeout: Duration,
+        idle: Option<Duration>,
+        kind: Kind,
+    ) -> Result<u64, BridgeError> {
         if self.entries.contains_key(id) {
             return Err(BridgeError::DuplicateId(id.to_owned()));
         }
@@ -73,6 +101,7 @@ impl Pending {
         self.entries.insert(
             id.into(),
             Entry {
+                kind,
                 seq,
                 timeout,
                 destination: destination.into(),
@@ -130,6 +159,22 @@ impl Pending {
         match self.entries.get(id) {
             Some(e) if e.seq == seq => self.remove(id),
             _ => None,
+        }
+    }
+
+    /// The kind of the pending entry `id`.
+    pub fn kind(&self, id: &str) -> Option<Kind> {
+        self.entries.get(id).map(|e| e.kind)
+    }
+
+    /// Counts one part of the gather `id`; true when that was its last (`max` reached).
+    pub fn count_part(&mut self, id: &str) -> bool {
+        match self.entries.get_mut(id).map(|e| &mut e.kind) {
+            Some(Kind::Gather { max, count }) => {
+                *count += 1;
+                max.is_some_and(|m| *count >= m)
+            }
+            _ => false,
         }
     }
 

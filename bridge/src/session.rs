@@ -22,13 +22,15 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tracing::{debug, info, warn};
 
 use crate::Shared;
-use crate::amqp_props::{error_frame, reply_frame, request_properties};
-use crate::broker::publish::CancelNotice;
+use crate::amqp_props::{done_frame, error_frame, reply_frame, request_properties};
 use crate::broker::{Links, publish, replies::ReplySub};
 use crate::error::BridgeError;
 use crate::outbound::Outbound;
-use crate::pending::Pending;
+use crate::pending::{Kind, Pending};
 use crate::stats::Stats;
+
+mod gather;
+mod notices;
 
 type PublishOutcome = (Box<str>, u64, Result<(), BridgeError>);
 type PublishFuture = Pin<Box<dyn Future<Output = PublishOutcome> + Send>>;
@@ -121,9 +123,13 @@ impl Session {
                 msg = stream.next() => self.on_socket(msg).await,
                 delivery = next_reply(&mut self.reply) => self.on_reply(delivery).await,
                 Some((id, entry)) = self.pending.next_expired() => {
-                    let ms = entry.timeout.as_millis() as u64;
-                    self.send_error(Some(&id), &BridgeError::Timeout(ms)).await;
-                    self.notify(id, entry.destination, CancelReason::Timeout);
+                    if let Kind::Gather { count, .. } = entry.kind {
+                        self.out.send(done_frame(&id, count)).await;
+                    } else {
+                        let ms = entry.timeout.as_millis() as u64;
+                        self.send_error(Some(&id), &BridgeError::Timeout(ms)).await;
+                        self.notify(id, entry, CancelReason::Timeout);
+                    }
                     Flow::Continue
                 }
                 Some(()) = self.notices.next() => Flow::Continue,
@@ -203,15 +209,17 @@ impl Session {
             Frame::Cancel(c) => {
                 if let Some(entry) = self.pending.remove(c.id) {
                     debug!(session = %self.id, id = c.id, "request cancelled");
-                    self.notify(c.id.into(), entry.destination, CancelReason::Cancelled);
+                    self.notify(c.id.into(), entry, CancelReason::Cancelled);
                 }
             }
             Frame::Hello(_) => self.send_error(None, &BridgeError::HelloTwice).await,
             Frame::Ack(_) => {} // end-to-end acks are not offered (WELCOME never enables them)
             Frame::Gather(g) => {
-                let e = BridgeError::Unsupported("gather");
-                let id = validate::id(g.id).is_ok().then_some(g.id);
-                self.send_error(id, &e).await;
+                if let Err(e) = self.on_gather(&g, &bytes).await {
+                    debug!(session = %self.id, id = g.id, error = %e, "gather refused");
+                    let id = validate::id(g.id).is_ok().then_some(g.id);
+                    self.send_error(id, &e).await;
+                }
             }
             other => {
                 let e = BridgeError::Unexpected(other.kind_name());
@@ -220,39 +228,50 @@ impl Session {
         }
     }
 
-    async fn on_request(&mut self, req: &Request<'_>, raw: &Bytes) -> Result<(), BridgeError> {
-        validate::request(req)?;
-        let shared = self.shared.clone();
-        let cfg = &shared.config;
+    /// The checks every published call passes (after its own validation and allowlist):
+    /// not draining, id not pending, room in the pending map, a broker; then the reply
+    /// queue, and the call's clamped timeout.
+    async fn admit(
+        &mut self,
+        id: &str,
+        timeout_ms: Option<u32>,
+    ) -> Result<(Arc<Links>, String, Duration), BridgeError> {
+        let cfg = &self.shared.config;
         if self.draining {
             return Err(BridgeError::ShuttingDown);
         }
-        if !self.shared.allow.allows(req.destination) {
-            return Err(BridgeError::Forbidden(req.destination.to_owned()));
-        }
-        if self.pending.contains(req.id) {
-            return Err(BridgeError::DuplicateId(req.id.to_owned()));
+        if self.pending.contains(id) {
+            return Err(BridgeError::DuplicateId(id.to_owned()));
         }
         if self.pending.len() >= cfg.max_inflight as usize {
             return Err(BridgeError::Overloaded(cfg.max_inflight));
         }
+        let timeout = timeout_ms
+            .map_or(cfg.default_timeout, |ms| {
+                Duration::from_millis(u64::from(ms))
+            })
+            .min(cfg.max_timeout)
+            .max(Duration::from_millis(1));
         let links = self
             .shared
             .broker
             .current()
             .ok_or_else(|| BridgeError::BrokerUnavailable("not connected".into()))?;
         let reply_to = self.reply_queue(&links).await?;
-        let timeout = req
-            .timeout_ms
-            .map_or(cfg.default_timeout, |ms| {
-                Duration::from_millis(u64::from(ms))
-            })
-            .min(cfg.max_timeout)
-            .max(Duration::from_millis(1));
+        Ok((links, reply_to, timeout))
+    }
+
+    async fn on_request(&mut self, req: &Request<'_>, raw: &Bytes) -> Result<(), BridgeError> {
+        validate::request(req)?;
+        if !self.shared.allow.allows(req.destination) {
+            return Err(BridgeError::Forbidden(req.destination.to_owned()));
+        }
+        let (links, reply_to, timeout) = self.admit(req.id, req.timeout_ms).await?;
+        let cfg = &self.shared.config;
         let idle = req.idle_timeout_ms.map(|ms| {
             Duration::from_millis(u64::from(ms)).clamp(Duration::from_millis(1), cfg.max_timeout)
         });
-        let props = request_properties(req, &reply_to, &self.id, timeout, idle);
+        let props = request_properties(req.into(), &reply_to, &self.id, timeout, idle);
         let seq = self
             .pending
             .insert(req.id, req.destination, timeout, idle)?;
@@ -266,7 +285,7 @@ impl Session {
                 if probe {
                     links.probe.check(links.consume_conn(), &dest).await?;
                 }
-                publish::publish(&links, &dest, &body, props).await
+                publish::publish(&links, "", &dest, &body, props).await
             };
             let result = tokio::time::timeout(timeout, work)
                 .await
@@ -304,7 +323,9 @@ impl Session {
             .as_ref()
             .map(|c| c.as_str())
             .unwrap_or("");
-        if self.pending.contains(id) {
+        if let Some(Kind::Gather { .. }) = self.pending.kind(id) {
+            self.on_part(id, &d).await;
+        } else if self.pending.contains(id) {
             let (is_final, frame) = reply_frame(id, &d.properties, &d.data);
             if frame.first() == Some(&ferry_protocol::frame::kind::ERROR) {
                 self.shared.stats.error(ErrorCode::Remote);
@@ -330,44 +351,9 @@ impl Session {
             self.shared.stats.error(code);
             self.out.send(error_frame(Some(&id), code, message)).await;
             if let Some(reason) = reason {
-                self.notify(id, entry.destination, reason);
+                self.notify(id, entry, reason);
             }
         }
-    }
-
-    /// The cancel notice for a request of this session (none before the reply queue exists:
-    /// then nothing was published).
-    fn notice(
-        &self,
-        id: Box<str>,
-        destination: Box<str>,
-        reason: CancelReason,
-    ) -> Option<CancelNotice> {
-        Some(CancelNotice {
-            destination,
-            id,
-            reply_to: self.reply.as_ref()?.queue().to_owned(),
-            session: self.id.clone(),
-            reason,
-        })
-    }
-
-    /// Publishes a cancel notice for a request nobody awaits any more (best effort: not
-    /// while the broker is away).
-    fn notify(&mut self, id: Box<str>, destination: Box<str>, reason: CancelReason) {
-        let (Some(notice), Some(links)) = (
-            self.notice(id, destination, reason),
-            self.shared.broker.current(),
-        ) else {
-            return;
-        };
-        if links.cancel_exchange.is_none() {
-            return;
-        }
-        Stats::inc(&self.shared.stats.cancel_notices);
-        self.notices.push(Box::pin(async move {
-            publish::cancel_notice(&links, &notice).await;
-        }));
     }
 
     async fn send_error(&mut self, id: Option<&str>, e: &BridgeError) {
@@ -384,7 +370,7 @@ impl Session {
         let pending = self.pending.len();
         info!(session = %self.id, pending, "session closed");
         for (id, entry) in self.pending.drain() {
-            self.notify(id, entry.destination, CancelReason::Disconnected);
+            self.notify(id, entry, CancelReason::Disconnected);
         }
         let mut notices = std::mem::take(&mut self.notices);
         let reply = self.reply.take();

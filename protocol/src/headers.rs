@@ -17,6 +17,8 @@ pub const SESSION: &str = "x-ferry-session";
 /// worker sends moves the deadline to now + this, so a reporting job may outlive
 /// [`DEADLINE`]; a cancel notice tells it when the caller gave up.
 pub const IDLE_TIMEOUT: &str = "x-ferry-idle-timeout";
+/// Set by a worker on a reply to a gather: who replied (when it does not set `app_id`).
+pub const REPLIER: &str = "x-ferry-replier";
 /// Value of [`KIND`] on a cancel notice.
 pub const KIND_CANCEL: &str = "cancel";
 /// On a cancel notice: why nobody awaits the reply any more (see [`CancelReason`]).

@@ -58,6 +58,9 @@ pub enum ValidationError {
     /// A header name is reserved for Ferry or interpreted by the broker.
     #[error("header {0:?} is reserved and may not be set by a client")]
     ReservedHeader(String),
+    /// A gather asked for zero replies.
+    #[error("max_replies must be at least 1")]
+    MaxReplies,
     /// A routing key is too long or not printable ASCII.
     #[error("routing key must be at most 255 printable ASCII characters")]
     RoutingKey,
@@ -137,6 +140,9 @@ pub fn request(req: &crate::Request<'_>) -> Result<(), ValidationError> {
 /// follows the same rule as a queue name).
 pub fn gather(g: &crate::Gather<'_>) -> Result<(), ValidationError> {
     common(g.id, g.destination, g.content_type, &g.headers)?;
+    if g.max_replies == Some(0) {
+        return Err(ValidationError::MaxReplies);
+    }
     match g.routing_key {
         Some(k) if k.len() > 255 || !k.bytes().all(|b| b.is_ascii_graphic()) => {
             Err(ValidationError::RoutingKey)

@@ -1,5 +1,6 @@
 //! The `no_responders` check: a passive `queue_declare` tells whether a destination queue
-//! exists and how many consumers it has. Positive answers are cached briefly.
+//! exists and how many consumers it has. Positive answers are cached briefly. Also the
+//! existence check of a gather's exchange (passive `exchange_declare`, never cached).
 //!
 //! A failed passive declare (404) closes its AMQP channel, so probes use a dedicated channel
 //! that is reopened on the next probe.
@@ -8,10 +9,10 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use lapin::options::QueueDeclareOptions;
+use lapin::options::{ExchangeDeclareOptions, QueueDeclareOptions};
 use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use lapin::types::FieldTable;
-use lapin::{Channel, Connection, ErrorKind};
+use lapin::{Channel, Connection, ErrorKind, ExchangeKind};
 
 use crate::error::BridgeError;
 
@@ -54,14 +55,7 @@ impl Probe {
         if self.cached(dest) {
             return Ok(());
         }
-        let channel = match slot.as_ref() {
-            Some(c) if c.status().connected() => c.clone(),
-            _ => {
-                let c = conn.create_channel().await?;
-                *slot = Some(c.clone());
-                c
-            }
-        };
+        let channel = Self::channel(&mut slot, conn).await?;
         let opts = QueueDeclareOptions {
             passive: true,
             ..QueueDeclareOptions::default()
@@ -84,6 +78,50 @@ impl Probe {
                 }
             }
         }
+    }
+}
+
+impl Probe {
+    /// `Ok` when the exchange `name` exists; `no_route` when it does not. Not cached: an
+    /// exchange deleted after a cached answer would make the publish close the shared
+    /// publish channel, and gathers are rare.
+    pub async fn check_exchange(&self, conn: &Connection, name: &str) -> Result<(), BridgeError> {
+        let mut slot = self.channel.lock().await;
+        let channel = Self::channel(&mut slot, conn).await?;
+        let opts = ExchangeDeclareOptions {
+            passive: true,
+            ..ExchangeDeclareOptions::default()
+        };
+        let table = FieldTable::default();
+        match channel
+            .exchange_declare(name.into(), ExchangeKind::Fanout, opts, table)
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                *slot = None;
+                if is_not_found(&e) {
+                    Err(BridgeError::NoExchange(name.to_owned()))
+                } else {
+                    Err(e.into())
+                }
+            }
+        }
+    }
+
+    /// The probe channel, (re)opened when missing or closed by a failed passive declare.
+    async fn channel(
+        slot: &mut Option<Channel>,
+        conn: &Connection,
+    ) -> Result<Channel, BridgeError> {
+        if let Some(c) = slot.as_ref()
+            && c.status().connected()
+        {
+            return Ok(c.clone());
+        }
+        let c = conn.create_channel().await?;
+        *slot = Some(c.clone());
+        Ok(c)
     }
 }
 

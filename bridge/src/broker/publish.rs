@@ -13,12 +13,15 @@ use crate::error::BridgeError;
 /// AMQP reply code of a message returned because no queue was bound (`NO_ROUTE`).
 const NO_ROUTE: u16 = 312;
 
-/// Publishes `body` to `destination` on the default exchange and waits for the confirm.
-/// `Ack` with a returned message → `no_route`; `Nack` → `broker_rejected`; a connection
-/// blocked by a resource alarm → `broker_unavailable` at once.
+/// Publishes `body` to `exchange` (`""`: the default exchange, so `routing_key` is a queue)
+/// and waits for the confirm. `Ack` with a returned message → `no_route`; `Nack` →
+/// `broker_rejected`; a connection blocked by a resource alarm → `broker_unavailable` at once.
+/// A named exchange must be known to exist ([`super::probe::Probe::check_exchange`]):
+/// publishing to a missing one would close the shared channel.
 pub async fn publish(
     links: &Links,
-    destination: &str,
+    exchange: &str,
+    routing_key: &str,
     body: &[u8],
     props: BasicProperties,
 ) -> Result<(), BridgeError> {
@@ -35,13 +38,17 @@ pub async fn publish(
     };
     let confirm = links
         .publish
-        .basic_publish("".into(), destination.into(), opts, body, props)
+        .basic_publish(exchange.into(), routing_key.into(), opts, body, props)
         .await
         .map_err(|e| lost(links, e))?;
     match confirm.await.map_err(|e| lost(links, e))? {
         Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
         Confirmation::Ack(Some(returned)) if returned.reply_code == NO_ROUTE => {
-            Err(BridgeError::NoRoute(destination.to_owned()))
+            Err(if exchange.is_empty() {
+                BridgeError::NoRoute(routing_key.to_owned())
+            } else {
+                BridgeError::NoBinding(exchange.to_owned())
+            })
         }
         Confirmation::Ack(Some(_)) | Confirmation::Nack(_) => Err(BridgeError::BrokerRejected),
     }

@@ -1,0 +1,73 @@
+//! Scatter-gather within a session: GATHER publishes once to an allowlisted exchange; every
+//! final reply with its id becomes a PART; DONE ends it after `max_replies` parts or when its
+//! window closes. Replies after that are dropped and counted like any stale reply.
+
+use bytes::Bytes;
+use ferry_protocol::{Gather, validate};
+use lapin::message::Delivery;
+
+use super::Session;
+use crate::amqp_props::{done_frame, part_frame, request_properties};
+use crate::broker::publish;
+use crate::error::BridgeError;
+use crate::pending::Kind;
+use crate::stats::Stats;
+
+impl Session {
+    /// Admits and publishes a GATHER; its outcome arrives like a request's publish.
+    pub(super) async fn on_gather(
+        &mut self,
+        g: &Gather<'_>,
+        raw: &Bytes,
+    ) -> Result<(), BridgeError> {
+        validate::gather(g)?;
+        if !self.shared.exchanges.allows(g.destination) {
+            return Err(BridgeError::Forbidden(g.destination.to_owned()));
+        }
+        let (links, reply_to, window) = self.admit(g.id, g.timeout_ms).await?;
+        let props = request_properties(g.into(), &reply_to, &self.id, window, None);
+        let kind = Kind::Gather {
+            max: g.max_replies,
+            count: 0,
+        };
+        let seq = self
+            .pending
+            .insert_kind(g.id, g.destination, window, None, kind)?;
+        Stats::inc(&self.shared.stats.requests_total);
+        let body = raw.slice_ref(g.body);
+        let id: Box<str> = g.id.into();
+        let exchange = g.destination.to_owned();
+        let key = g.routing_key.unwrap_or("").to_owned();
+        self.publishes.push(Box::pin(async move {
+            let work = async {
+                // Publishing to a missing exchange would close the shared publish channel.
+                links
+                    .probe
+                    .check_exchange(links.consume_conn(), &exchange)
+                    .await?;
+                publish::publish(&links, &exchange, &key, &body, props).await
+            };
+            let result = tokio::time::timeout(window, work)
+                .await
+                .unwrap_or(Err(BridgeError::Timeout(window.as_millis() as u64)));
+            (id, seq, result)
+        }));
+        Ok(())
+    }
+
+    /// A reply to the pending gather `id`: forwarded as a PART (progress messages are not);
+    /// the last one allowed is followed by DONE.
+    pub(super) async fn on_part(&mut self, id: &str, d: &Delivery) {
+        let Some(frame) = part_frame(id, &d.properties, &d.data) else {
+            return;
+        };
+        Stats::inc(&self.shared.stats.replies_total);
+        self.out.send(frame).await;
+        if self.pending.count_part(id)
+            && let Some(entry) = self.pending.remove(id)
+            && let Kind::Gather { count, .. } = entry.kind
+        {
+            self.out.send(done_frame(id, count)).await;
+        }
+    }
+}

@@ -1,0 +1,50 @@
+//! Cancel notices of a session: when nobody awaits one of its requests any more, tell the
+//! workers through the cancel exchange (`docs/protocol.md` §1 rule 6).
+
+use ferry_protocol::headers::CancelReason;
+
+use super::Session;
+use crate::broker::publish::{self, CancelNotice};
+use crate::pending::{Entry, Kind};
+use crate::stats::Stats;
+
+impl Session {
+    /// The cancel notice for a request of this session (none before the reply queue exists:
+    /// then nothing was published).
+    fn notice(
+        &self,
+        id: Box<str>,
+        destination: Box<str>,
+        reason: CancelReason,
+    ) -> Option<CancelNotice> {
+        Some(CancelNotice {
+            destination,
+            id,
+            reply_to: self.reply.as_ref()?.queue().to_owned(),
+            session: self.id.clone(),
+            reason,
+        })
+    }
+
+    /// Publishes a cancel notice for a request nobody awaits any more (best effort: not
+    /// while the broker is away).
+    pub(super) fn notify(&mut self, id: Box<str>, entry: Entry, reason: CancelReason) {
+        if entry.kind != Kind::Request {
+            return; // a gather's destination is an exchange; its window is short
+        }
+        let destination = entry.destination;
+        let (Some(notice), Some(links)) = (
+            self.notice(id, destination, reason),
+            self.shared.broker.current(),
+        ) else {
+            return;
+        };
+        if links.cancel_exchange.is_none() {
+            return;
+        }
+        Stats::inc(&self.shared.stats.cancel_notices);
+        self.notices.push(Box::pin(async move {
+            publish::cancel_notice(&links, &notice).await;
+        }));
+    }
+}
