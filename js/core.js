@@ -105,6 +105,19 @@ function flatHeaders(headers) {
   return out;
 }
 
+const num = (v) => (v == null ? undefined : Number(v));
+
+/** A call's [flat headers, body bytes, content type]; throws a FerryError `bad_request`. */
+function prepare(body, headers, contentType) {
+  let flat;
+  try {
+    flat = flatHeaders(headers);
+  } catch (e) {
+    throw new FerryError("bad_request", "headers must be an object of strings", { cause: e });
+  }
+  return [flat, ...encodeBody(body, contentType == null ? undefined : String(contentType))];
+}
+
 function wsUrl(url) {
   try {
     const base = globalThis.location?.href;
@@ -129,18 +142,12 @@ export class FerryClient {
   /** Sends `body` to `destination` and resolves with the worker's decoded reply. */
   request(destination, body, options = {}) {
     const { timeoutMs, idleTimeoutMs, signal, headers, onProgress, contentType } = options ?? {};
-    let flat;
-    try {
-      flat = flatHeaders(headers);
-    } catch (e) {
-      return Promise.reject(new FerryError("bad_request", "headers must be an object of strings", { cause: e }));
-    }
     if (onProgress != null && typeof onProgress !== "function") {
       return Promise.reject(new FerryError("bad_request", "onProgress must be a function"));
     }
-    let bytes, type;
+    let flat, bytes, type;
     try {
-      [bytes, type] = encodeBody(body, contentType == null ? undefined : String(contentType));
+      [flat, bytes, type] = prepare(body, headers, contentType);
     } catch (e) {
       return Promise.reject(e);
     }
@@ -148,12 +155,36 @@ export class FerryClient {
       String(destination),
       bytes,
       type,
-      timeoutMs == null ? undefined : Number(timeoutMs),
+      num(timeoutMs),
       signal ?? undefined,
       flat,
       onProgress ?? undefined,
-      idleTimeoutMs == null ? undefined : Number(idleTimeoutMs),
+      num(idleTimeoutMs),
     );
+  }
+
+  /**
+   * Publishes `body` once to the exchange `destination` and resolves with every reply that
+   * arrives within `windowMs` (or the first `maxReplies`), each `{ replier, value }` or, for
+   * a worker's error reply, `{ replier, error }`. `replier` is who answered, when it said.
+   */
+  async gather(destination, body, options = {}) {
+    const { windowMs, maxReplies, routingKey, signal, headers, contentType } = options ?? {};
+    const [flat, bytes, type] = prepare(body, headers, contentType);
+    const parts = [];
+    const onPart = (replier, value, error) => parts.push(error === undefined ? { replier, value } : { replier, error });
+    await this.#w.gather(
+      String(destination),
+      bytes,
+      type,
+      num(windowMs),
+      signal ?? undefined,
+      flat,
+      onPart,
+      routingKey == null ? undefined : String(routingKey),
+      num(maxReplies),
+    );
+    return parts;
   }
 
   /**
@@ -253,7 +284,6 @@ export function makeConnect(load) {
         resolveClosed(error);
       },
     };
-    const num = (v) => (v == null ? undefined : Number(v));
     const w = new WasmClient(wsUrl(url), Ctor, num(options?.connectTimeoutMs), num(options?.timeoutMs), hooks);
     client = new FerryClient(w, closed);
     live.add(client);

@@ -87,6 +87,26 @@ export interface RequestOptions<P = any> {
   contentType?: string;
 }
 
+export interface GatherOptions {
+  /** How long to collect replies, in milliseconds (default: the connection's timeout). */
+  windowMs?: number;
+  /** Stop as soon as this many replies arrived. */
+  maxReplies?: number;
+  /** Routing key for a topic or direct exchange (none for fanout). */
+  routingKey?: string;
+  /** Aborting it rejects the gather with `cancelled`. */
+  signal?: AbortSignalLike;
+  /** Application headers for the workers. */
+  headers?: RequestOptions["headers"];
+  /** Send a string or bytes body with this content type instead of the default. */
+  contentType?: string;
+}
+
+/** One reply to a gather: its decoded value, or the worker's error reply as a `remote` FerryError. */
+export type GatherPart<T = any> =
+  | { replier: string | undefined; value: T; error?: undefined }
+  | { replier: string | undefined; error: FerryError; value?: undefined };
+
 /** One part of a {@link FerryClient.stream}: a progress message, or the final reply (last). */
 export type StreamPart<T = any, P = any> = { kind: "progress"; value: P } | { kind: "reply"; value: T };
 
@@ -100,6 +120,11 @@ export declare class FerryClient {
    * FerryError on failure. Leaving the loop early cancels the request.
    */
   stream<T = any, P = any>(destination: string, body?: RequestBody, options?: RequestOptions<P>): AsyncGenerator<StreamPart<T, P>, void, undefined>;
+  /**
+   * Publishes `body` once to the exchange `destination` (allowlisted on the bridge with
+   * `--allow-exchange`) and resolves with every reply within the window, tagged with who replied.
+   */
+  gather<T = any>(destination: string, body?: RequestBody, options?: GatherOptions): Promise<GatherPart<T>[]>;
   /** Number of requests awaiting a reply. */
   readonly pending: number;
   /** The session id the bridge assigned. */

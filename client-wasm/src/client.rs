@@ -1,35 +1,26 @@
-//! The exported `WasmClient`: connect, request, close, and the getters `js/core.js` uses.
+//! The exported `WasmClient`: connect, request, gather, close, and the getters `js/core.js`
+//! uses; [`call`] sends one request or gather.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use ferry_protocol::{ErrorCode, Frame, Request, validate};
-use js_sys::{Function, Promise, Uint8Array};
+use ferry_protocol::ErrorCode;
+use js_sys::{Function, Promise};
 use wasm_bindgen::prelude::*;
 use web_sys::{AbortSignal, BinaryType, WebSocket};
 
 use crate::body;
-use crate::error::{Failure, check_destination, invalid, push_u32};
-use crate::events::{attach, on_abort};
+use crate::error::Failure;
+use crate::events::attach;
 use crate::js::{self, Hooks};
 use crate::pending::{Pending, TimerPlan};
 use crate::state::{
-    AbortHook, CLOSE_WAIT_MS, CLOSING, CONNECT_TIMEOUT_MS, GRACE_MS, HANDSHAKE, Inner, RequestSlot,
-    Shared, Slot, State, ended_failure, settle,
+    CLOSE_WAIT_MS, CLOSING, CONNECT_TIMEOUT_MS, HANDSHAKE, Inner, Shared, Slot, State, settle,
 };
 
-/// Turns an optional JS millisecond count into a `u32`; `Err` for zero, negative or NaN.
-fn millis(v: Option<f64>) -> Result<Option<u32>, ()> {
-    match v {
-        None => Ok(None),
-        Some(ms) if ms >= 1.0 => Ok(Some(if ms >= f64::from(u32::MAX) {
-            u32::MAX
-        } else {
-            ms as u32
-        })),
-        Some(_) => Err(()),
-    }
-}
+mod call;
+
+use call::{Call, millis};
 
 fn rejected(v: JsValue) -> Promise {
     Promise::reject(&v)
@@ -134,19 +125,53 @@ impl WasmClient {
         on_progress: Option<Function>,
         idle_timeout_ms: Option<f64>,
     ) -> Promise {
-        let times = (timeout_ms, idle_timeout_ms);
-        match self.start(
+        self.call(Call {
             destination,
             body,
             content_type,
-            times,
+            timeout_ms,
+            idle_timeout_ms,
             signal,
             headers,
-            on_progress,
-        ) {
-            Ok(p) => p,
-            Err(f) => rejected(self.inner.borrow().error(&f)),
-        }
+            callback: on_progress,
+            gather: None,
+        })
+    }
+
+    /// Publishes once to the exchange `destination` and calls `on_part(replier, value,
+    /// error)` for each reply in the window (`window_ms`) or up to `max_replies`; resolves
+    /// with the number of parts when the gather is over.
+    #[allow(clippy::too_many_arguments)] // mirrors the JS call in js/core.js
+    pub fn gather(
+        &self,
+        destination: &str,
+        body: &[u8],
+        content_type: Option<String>,
+        window_ms: Option<f64>,
+        signal: Option<AbortSignal>,
+        headers: Vec<String>,
+        on_part: Function,
+        routing_key: Option<String>,
+        max_replies: Option<f64>,
+    ) -> Promise {
+        let max = match millis(max_replies) {
+            Ok(max) => max,
+            Err(()) => {
+                let f = Failure::new(ErrorCode::BadRequest, "maxReplies must be at least 1");
+                return rejected(self.inner.borrow().error(&f));
+            }
+        };
+        self.call(Call {
+            destination,
+            body,
+            content_type,
+            timeout_ms: window_ms,
+            idle_timeout_ms: None,
+            signal,
+            headers,
+            callback: Some(on_part),
+            gather: Some((routing_key, max)),
+        })
     }
 
     /// Closes the connection: pending requests reject with `closed`; settles once the
@@ -182,152 +207,5 @@ impl WasmClient {
             );
             i.rearm();
         })
-    }
-}
-
-impl WasmClient {
-    #[allow(clippy::too_many_arguments)]
-    fn start(
-        &self,
-        destination: &str,
-        body: &[u8],
-        content_type: Option<String>,
-        (timeout_ms, idle_timeout_ms): (Option<f64>, Option<f64>),
-        signal: Option<AbortSignal>,
-        headers: Vec<String>,
-        on_progress: Option<Function>,
-    ) -> Result<Promise, Failure> {
-        let (limits, default_timeout) = {
-            let inner = self.inner.borrow();
-            match inner.state {
-                State::Open => {}
-                State::Connecting => {
-                    return Err(Failure::new(
-                        ErrorCode::Disconnected,
-                        "the client is not connected yet",
-                    ));
-                }
-                State::Ended(code) => return Err(ended_failure(code)),
-            }
-            let Some(limits) = inner.limits else {
-                return Err(ended_failure(ErrorCode::Disconnected));
-            };
-            (limits, inner.default_timeout_ms)
-        };
-        if signal.as_ref().is_some_and(AbortSignal::aborted) {
-            return Err(Failure::new(
-                ErrorCode::Cancelled,
-                "the request was aborted before it was sent",
-            ));
-        }
-        check_destination(destination)?;
-        if let Some(ct) = &content_type {
-            validate::content_type(ct).map_err(|e| invalid(&e))?;
-        }
-        let pairs: Vec<(&str, &str)> = headers
-            .chunks_exact(2)
-            .map(|p| (p[0].as_str(), p[1].as_str()))
-            .collect();
-        if pairs.len() > validate::MAX_HEADERS {
-            return Err(invalid(&validate::ValidationError::TooManyHeaders));
-        }
-        for (n, v) in &pairs {
-            validate::header(n, v).map_err(|e| invalid(&e))?;
-        }
-        let timeout = millis(timeout_ms)
-            .map_err(|_| {
-                Failure::new(ErrorCode::BadRequest, "timeoutMs must be a positive number")
-            })?
-            .or(default_timeout)
-            .unwrap_or(limits.default_timeout_ms)
-            .min(limits.max_timeout_ms);
-        let idle_ms = millis(idle_timeout_ms)
-            .map_err(|_| {
-                Failure::new(
-                    ErrorCode::BadRequest,
-                    "idleTimeoutMs must be a positive number",
-                )
-            })?
-            .map(|ms| ms.min(limits.max_timeout_ms));
-        let id = js::uuid_v4();
-        let frame = Frame::Request(Request {
-            id: &id,
-            destination,
-            content_type: content_type.as_deref(),
-            timeout_ms: Some(timeout),
-            idle_timeout_ms: idle_ms,
-            headers: pairs,
-            body,
-        });
-        let bytes = frame.encode();
-        if bytes.len() > limits.max_frame_bytes as usize {
-            let mut m = String::from("the request is larger than the bridge accepts (");
-            push_u32(&mut m, limits.max_frame_bytes);
-            m.push_str(" bytes)");
-            return Err(Failure::new(ErrorCode::TooLarge, m).with_id(id));
-        }
-        let mut inner = self.inner.borrow_mut();
-        if inner.pending.len() >= limits.max_inflight as usize {
-            return Err(Failure::new(
-                ErrorCode::Overloaded,
-                "too many requests are pending on this connection",
-            )
-            .with_id(id));
-        }
-        if inner
-            .ws
-            .send_with_array_buffer(&Uint8Array::from(bytes.as_slice()).buffer())
-            .is_err()
-        {
-            return Err(ended_failure(ErrorCode::Disconnected).with_id(id));
-        }
-        let abort = signal.map(|signal| {
-            let weak = Rc::downgrade(&self.inner);
-            let key = id.clone();
-            let listener = Closure::<dyn FnMut()>::new(move || {
-                if let Some(shared) = weak.upgrade() {
-                    on_abort(&shared, &key);
-                }
-            });
-            let _ =
-                signal.add_event_listener_with_callback("abort", listener.as_ref().unchecked_ref());
-            AbortHook { signal, listener }
-        });
-        let deadline = js::now_ms() + u64::from(timeout) + GRACE_MS;
-        let mut slot = Some(abort);
-        let promise = Promise::new(&mut |resolve, reject| {
-            if let Some(abort) = slot.take() {
-                let _ = inner.pending.insert(
-                    id.clone(),
-                    deadline,
-                    Slot::Request(RequestSlot {
-                        resolve,
-                        reject,
-                        on_progress: on_progress.clone(),
-                        idle_ms,
-                        _abort: abort,
-                    }),
-                );
-            }
-        });
-        inner.rearm();
-        Ok(promise)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::millis;
-
-    #[test]
-    fn millisecond_options() {
-        assert_eq!(millis(None), Ok(None));
-        assert_eq!(millis(Some(1.0)), Ok(Some(1)));
-        assert_eq!(millis(Some(1500.7)), Ok(Some(1500)));
-        assert_eq!(millis(Some(f64::INFINITY)), Ok(Some(u32::MAX)));
-        assert_eq!(millis(Some(1e12)), Ok(Some(u32::MAX)));
-        assert!(millis(Some(0.0)).is_err());
-        assert!(millis(Some(-5.0)).is_err());
-        assert!(millis(Some(f64::NAN)).is_err());
     }
 }

@@ -173,8 +173,53 @@ fn dispatch(shared: &Shared, frame: Frame<'_>) {
                 let _ = s.reject.call1(&JsValue::UNDEFINED, &f.to_js(&hooks));
             }
         }
-        // Gather replies (PART/DONE) belong to a later feature; client-to-bridge kinds never
-        // come from a bridge. Ignore them.
+        Frame::Part(p) => {
+            let (cb, hooks) = {
+                let inner = shared.borrow();
+                let cb = match inner.pending.get(p.id) {
+                    Some(Slot::Request(s)) if s.gather => s.on_progress.clone(),
+                    _ => None,
+                };
+                (cb, inner.hooks.clone())
+            };
+            let Some(cb) = cb else { return };
+            let replier = p.replier.map_or(JsValue::UNDEFINED, JsValue::from);
+            let decoded = body::decode(&hooks, p.body, p.content_type);
+            let error = match (p.remote_code, decoded) {
+                (None, Ok(value)) => {
+                    let _ = cb.call3(&JsValue::UNDEFINED, &replier, &value, &JsValue::UNDEFINED);
+                    return;
+                }
+                (Some(code), details) => {
+                    let msg = p.message.unwrap_or("the worker reported an error");
+                    let mut f = Failure::new(ErrorCode::Remote, msg).with_id(p.id);
+                    f.remote_code = Some(code.to_owned());
+                    f.details = details.unwrap_or_else(|t| t);
+                    f
+                }
+                (None, Err(text)) => {
+                    let msg = "the worker's reply says it is JSON but does not parse";
+                    let mut f = Failure::new(ErrorCode::Remote, msg).with_id(p.id);
+                    f.remote_code = Some("invalid_json".into());
+                    f.details = text;
+                    f
+                }
+            };
+            let _ = cb.call3(
+                &JsValue::UNDEFINED,
+                &replier,
+                &JsValue::UNDEFINED,
+                &error.to_js(&hooks),
+            );
+        }
+        Frame::Done(d) => {
+            if let (Some(Slot::Request(s)), _) = take(shared, d.id) {
+                let _ = s
+                    .resolve
+                    .call1(&JsValue::UNDEFINED, &JsValue::from(d.count));
+            }
+        }
+        // Client-to-bridge kinds never come from a bridge. Ignore them.
         _ => {}
     }
 }
@@ -205,6 +250,13 @@ fn on_timer(shared: &Shared) {
     };
     let mut handshake_timed_out = false;
     for (id, slot) in expired {
+        // A gather's window closing is its normal end (the bridge's DONE was late or lost).
+        if let Slot::Request(s) = &slot
+            && s.gather
+        {
+            let _ = s.resolve.call0(&JsValue::UNDEFINED);
+            continue;
+        }
         let f = match &slot {
             Slot::Handshake { .. } => {
                 handshake_timed_out = true;

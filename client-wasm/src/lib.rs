@@ -3,7 +3,7 @@
 //! The npm package `ferry-client` wraps this crate with hand-written JS (`js/`): `connect()`,
 //! the `FerryError` class and the wasm loading live there; everything stateful lives here.
 //!
-//! - [`client`]: `WasmClient`: connect, request, close (what JS calls).
+//! - [`client`]: `WasmClient`: connect, request, gather, close (what JS calls).
 //! - `events`: socket, timer and abort handlers (what calls back from JS).
 //! - `state`: `Inner` (socket, closures, pending slots, timer) and its cleanup on drop.
 //! - [`pending`]: the pending map and its one timer (pure, unit-tested natively).

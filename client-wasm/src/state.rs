@@ -40,6 +40,8 @@ pub(crate) struct RequestSlot {
     pub(crate) on_progress: Option<Function>,
     /// With an idle timeout: each progress moves the deadline to now + this (+ grace).
     pub(crate) idle_ms: Option<u32>,
+    /// A gather: `on_progress` gets its parts, DONE (or the window's end) resolves it.
+    pub(crate) gather: bool,
     pub(crate) _abort: Option<AbortHook>,
 }
 

@@ -5,26 +5,30 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import WebSocket from "ws";
 import { startBridge, uniqueName } from "../support/bridge.mjs";
-import { startWorker } from "../support/worker.mjs";
+import { startRepliers, startWorker } from "../support/worker.mjs";
 import { importInstalled } from "../support/package.mjs";
 
 const PREFIX = uniqueName("ferry.node");
 const queue = `${PREFIX}.echo`;
+const exchange = `${PREFIX}.presence`;
 let bridge;
 let worker;
+let repliers;
 let lib;
 let client;
 
 before(async () => {
   lib = await importInstalled();
   worker = await startWorker(queue);
-  bridge = await startBridge({ allow: [`${PREFIX}.*`] });
+  repliers = await startRepliers(exchange, ["ann", "bob", "busy-cy"]);
+  bridge = await startBridge({ allow: [`${PREFIX}.*`], args: ["--allow-exchange", exchange] });
   client = await lib.connect(bridge.wsUrl, { WebSocket });
 });
 
 after(async () => {
   await client?.close();
   await worker?.stop();
+  await repliers?.stop();
   await bridge?.stop();
 });
 
@@ -120,6 +124,25 @@ describe("happy path", () => {
       break;
     }
     assert.equal(client.pending, 0, "leaving the loop cancelled the request");
+  });
+
+  test("gather: every reply in the window, tagged with who replied; maxReplies stops early", async () => {
+    const t0 = Date.now();
+    const parts = await client.gather(exchange, { who: "is free" }, { windowMs: 400 });
+    assert.ok(Date.now() - t0 >= 400, "collected for the whole window");
+    const byName = Object.fromEntries(parts.map((p) => [p.replier, p]));
+    assert.deepEqual(Object.keys(byName).sort(), ["ann", "bob", "busy-cy"]);
+    assert.deepEqual(byName.ann.value, { name: "ann" });
+    assert.ok(byName["busy-cy"].error instanceof lib.FerryError);
+    assert.equal(byName["busy-cy"].error.code, "remote");
+    assert.equal(byName["busy-cy"].error.remoteCode, "busy");
+    const t1 = Date.now();
+    const two = await client.gather(exchange, {}, { windowMs: 20_000, maxReplies: 2 });
+    assert.equal(two.length, 2);
+    assert.ok(Date.now() - t1 < 5_000, "maxReplies ended it before the window");
+    await rejectsWith(client.gather(`${PREFIX}.nope`, {}), "forbidden");
+    await rejectsWith(client.gather(exchange, {}, { maxReplies: 0 }), "bad_request");
+    assert.equal(client.pending, 0);
   });
 
   test("concurrent requests resolve to their own replies", async () => {

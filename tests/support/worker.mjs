@@ -132,3 +132,38 @@ export async function deleteQueues(names, url = AMQP_URL) {
     await conn.close().catch(() => {});
   }
 }
+
+/**
+ * Starts `names.length` repliers on the fanout exchange `exchange` (auto-deleted with its
+ * last binding): each answers `{ name }` with `appId = name`; a name starting with "busy"
+ * answers with an error reply instead. Resolves to { stop() }.
+ */
+export async function startRepliers(exchange, names, url = AMQP_URL) {
+  const conn = await amqp.connect(url);
+  const ch = await conn.createChannel();
+  await ch.assertExchange(exchange, "fanout", { durable: false, autoDelete: true });
+  for (const name of names) {
+    const { queue } = await ch.assertQueue("", { exclusive: true, autoDelete: true });
+    await ch.bindQueue(queue, exchange, "");
+    await ch.consume(
+      queue,
+      (msg) => {
+        const { replyTo, correlationId } = msg.properties;
+        const busy = name.startsWith("busy");
+        const headers = busy ? { "x-ferry-error": "busy", "x-ferry-error-message": `${name} is busy` } : {};
+        ch.sendToQueue(replyTo, Buffer.from(JSON.stringify({ name })), {
+          correlationId,
+          appId: name,
+          contentType: "application/json",
+          headers,
+        });
+      },
+      { noAck: true },
+    );
+  }
+  return {
+    async stop() {
+      await conn.close().catch(() => {});
+    },
+  };
+}

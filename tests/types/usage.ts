@@ -22,6 +22,8 @@ async function main(): Promise<void> {
   await client.request("echo");
   const opts: RequestOptions = { headers: [["x-a", "b"]], idleTimeoutMs: 30_000 };
   await client.request("echo", null, opts);
+  const parts = await client.gather<{ free: boolean }>("presence", {}, { windowMs: 500, maxReplies: 3 });
+  for (const p of parts) console.log(p.replier, p.error ? p.error.remoteCode : p.value.free);
   for await (const part of client.stream<{ done: true }, { pct: number }>("jobs", {}, { timeoutMs: 60_000 })) {
     if (part.kind === "progress") console.log(part.value.pct);
     else console.log(part.value.done);
