@@ -99,7 +99,8 @@ done
 say "$WORKERS workers consuming $QUEUE (prefetch $PREFETCH, ${WORK_MS} ms per summary)"
 
 "$TARGET_DIR/release/ferry-bridge" --listen "$LISTEN" --static-dir "$ROOT/www" \
-    --allow "$QUEUE" --drain-timeout 3s >"$LOGS/bridge.out" 2>"$LOGS/bridge.log" &
+    --allow "$QUEUE" --allow-exchange patient_summary.presence --drain-timeout 3s \
+    >"$LOGS/bridge.out" 2>"$LOGS/bridge.log" &
 PIDS+=($!)
 wait_for_line "$LOGS/bridge.out" "listening on" "$!" "ferry-bridge"
 URL=$(grep -o 'http://[^ ]*' "$LOGS/bridge.out" | head -n 1)

@@ -1,15 +1,18 @@
 // The patient-summary dashboard: connects to the Ferry bridge that serves this page and asks
 // the `patient_summary_request` AMQP service for summaries, many at once.
 //
-// Everything Ferry-specific is the three calls of the ferry-client package:
+// Everything Ferry-specific is a few calls of the ferry-client package:
 //   connect(url)  ·  client.request(destination, body, { timeoutMs, signal, onProgress })
-//   and FerryError's `.code` when a request fails.
+//   client.gather(exchange, body, { windowMs })  ·  and FerryError's `.code` on failure.
 
 import { PATIENTS } from "./patients.js";
 import { h, renderError, renderSummary } from "./render.js";
 
 // The AMQP queue the worker consumes (tests point the page at their own with ?queue=NAME).
 const DESTINATION = new URLSearchParams(location.search).get("queue") || "patient_summary_request";
+// The fanout exchange every worker answers "who is available?" on (?presence=NAME overrides).
+const PRESENCE = new URLSearchParams(location.search).get("presence") || "patient_summary.presence";
+const PRESENCE_WINDOW_MS = 1000;
 const REQUEST_TIMEOUT_MS = 120_000;
 const STATE_LABELS = {
   waiting: "Waiting",
@@ -26,6 +29,9 @@ const ui = {
   reconnect: $("#reconnect"),
   patients: $("#patient-list"),
   requestAll: $("#request-all"),
+  findReviewers: $("#find-reviewers"),
+  reviewers: $("#reviewer-list"),
+  reviewersStatus: $("#reviewers-status"),
   cards: $("#cards"),
   empty: $("#empty"),
   counts: $("#counts"),
@@ -59,6 +65,7 @@ function setConnection(state, text) {
   const connected = state === "connected";
   for (const button of document.querySelectorAll("[data-request]")) button.disabled = !connected;
   ui.requestAll.disabled = !connected;
+  ui.findReviewers.disabled = !connected;
 }
 
 async function connectNow() {
@@ -215,6 +222,37 @@ async function requestSummary(patient) {
   }
 }
 
+// --- reviewers: one gather to every running worker ---------------------------------------------
+
+async function findReviewers() {
+  if (!client) return;
+  ui.findReviewers.disabled = true;
+  ui.reviewersStatus.textContent = "Asking every summary service…";
+  try {
+    const parts = await client.gather(PRESENCE, { question: "available?" }, { windowMs: PRESENCE_WINDOW_MS });
+    const answers = parts.filter((p) => !p.error).map((p) => p.value);
+    answers.sort((a, b) => a.busy / a.capacity - b.busy / b.capacity || String(a.worker).localeCompare(b.worker));
+    ui.reviewers.replaceChildren(
+      ...answers.map((a) =>
+        h(
+          "li",
+          { class: a.available ? "reviewer available" : "reviewer busy", "data-worker": a.worker },
+          h("span", { class: "reviewer-name" }, a.worker),
+          h("span", { class: "reviewer-load" }, `${a.busy} of ${a.capacity} slots busy`),
+          h("span", { class: "badge" }, a.available ? "Available" : "Busy"),
+        ),
+      ),
+    );
+    const free = answers.filter((a) => a.available).length;
+    ui.reviewersStatus.textContent = `${answers.length} answered within ${PRESENCE_WINDOW_MS / 1000} s; ${free} available.`;
+  } catch (err) {
+    ui.reviewers.replaceChildren();
+    ui.reviewersStatus.textContent = `Could not ask (${err?.code ?? "error"}): ${err?.message ?? err}`;
+  } finally {
+    ui.findReviewers.disabled = !client;
+  }
+}
+
 // --- page ------------------------------------------------------------------------------------
 
 function renderPatients() {
@@ -243,6 +281,7 @@ function wireControls() {
     retryDelayMs = 1000;
     connectNow();
   });
+  ui.findReviewers.addEventListener("click", findReviewers);
   ui.requestAll.addEventListener("click", () => {
     for (const patient of PATIENTS) if (!patient.unknown) requestSummary(patient);
   });

@@ -19,6 +19,7 @@ import { startBridge } from "../support/bridge.mjs";
 
 const queue = uniqueName("test.dashboard");
 const slowQueue = uniqueName("test.dashboard-slow");
+const presence = uniqueName("test.dashboard-presence");
 let worker;
 let slowWorker;
 let bridge;
@@ -27,10 +28,12 @@ let browser;
 before(async () => {
   const www = wwwDir();
   // Three at once, 1.5 s per summary: long enough to see progress and to cancel.
-  worker = await startWorker(queue, ["--work-ms", "1500", "--prefetch", "3", "--name", "worker-1"]);
+  const answer = ["--presence-exchange", presence];
+  worker = await startWorker(queue, ["--work-ms", "1500", "--prefetch", "3", "--name", "worker-1", ...answer]);
   // One at a time, a minute per summary: only a cancel that reaches the worker frees it.
-  slowWorker = await startWorker(slowQueue, ["--work-ms", "60000", "--prefetch", "1", "--name", "slow"]);
-  bridge = await startBridge({ allow: [queue, slowQueue], args: ["--static-dir", www, "--drain-timeout", "1s"] });
+  slowWorker = await startWorker(slowQueue, ["--work-ms", "60000", "--prefetch", "1", "--name", "slow", ...answer]);
+  const args = ["--static-dir", www, "--drain-timeout", "1s", "--allow-exchange", presence];
+  bridge = await startBridge({ allow: [queue, slowQueue], args });
   browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS });
 });
 
@@ -49,7 +52,7 @@ test("request three summaries, cancel one, see an unknown patient's error", asyn
   const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
   const problems = [];
   page.on("pageerror", (err) => problems.push(err.message));
-  await page.goto(`${bridge.url}/?queue=${encodeURIComponent(queue)}`);
+  await page.goto(`${bridge.url}/?queue=${encodeURIComponent(queue)}&presence=${encodeURIComponent(presence)}`);
 
   const status = page.locator("#connection-status");
   await page.locator('.connection[data-state="connected"]').waitFor();
@@ -97,7 +100,10 @@ test("request three summaries, cancel one, see an unknown patient's error", asyn
   assert.equal(await page.evaluate(() => window.ferryDemo.client.pending), 0);
   assert.match(await page.locator("#counts").textContent(), /0 in flight · 2 done · 1 failed · 1 cancelled/);
 
-  // One more in progress, so the screenshot shows every state.
+  // Who is available (both workers answer), then one more in progress, so the screenshot
+  // shows every state.
+  await page.getByRole("button", { name: "Find available reviewers" }).click();
+  await page.locator("#reviewer-list > li").nth(1).waitFor();
   await requestButton(page, 5).click();
   await page.locator('#cards > li.card[data-patient-id="5"][data-state="working"]').waitFor();
   await page.waitForFunction(
@@ -136,6 +142,31 @@ test("cancelling a running summary frees the worker: the next queued one starts 
 
   await seven.getByRole("button", { name: /Cancel/ }).click();
   await page.locator('#cards > li.card[data-patient-id="7"][data-state="cancelled"]').waitFor();
+  assert.equal(await page.evaluate(() => window.ferryDemo.client.pending), 0);
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
+test("find available reviewers: one gather answered by every running worker", async () => {
+  const page = await browser.newPage();
+  const problems = [];
+  page.on("pageerror", (err) => problems.push(err.message));
+  await page.goto(`${bridge.url}/?queue=${encodeURIComponent(slowQueue)}&presence=${encodeURIComponent(presence)}`);
+  await page.locator('.connection[data-state="connected"]').waitFor();
+
+  // Keep the slow worker's only slot busy, then ask who is available.
+  await requestButton(page, 3).click();
+  await page.locator('#cards > li.card[data-patient-id="3"][data-state="working"]').waitFor();
+  await page.getByRole("button", { name: "Find available reviewers" }).click();
+  await page.locator("#reviewer-list > li").nth(1).waitFor();
+  const status = await page.locator("#reviewers-status").textContent();
+  assert.match(status, /^2 answered within 1 s; 1 available\.$/);
+  assert.equal(await page.locator('#reviewer-list > li[data-worker="worker-1"] .badge').textContent(), "Available");
+  assert.equal(await page.locator('#reviewer-list > li[data-worker="slow"] .badge').textContent(), "Busy");
+  assert.equal(await page.locator('#reviewer-list > li[data-worker="slow"] .reviewer-load').textContent(), "1 of 1 slots busy");
+
+  await cardFor(page, 3).getByRole("button", { name: /Cancel/ }).click();
+  await page.locator('#cards > li.card[data-patient-id="3"][data-state="cancelled"]').waitFor();
   assert.equal(await page.evaluate(() => window.ferryDemo.client.pending), 0);
   assert.deepEqual(problems, []);
   await page.close();

@@ -47,6 +47,11 @@ pub struct Config {
     /// frees its slot); `""` turns listening off.
     #[arg(long, env = "WORKER_CANCEL_EXCHANGE", default_value = crate::cancel::DEFAULT_EXCHANGE)]
     pub cancel_exchange: String,
+
+    /// Fanout exchange on which the worker answers "who is available?" gathers with its
+    /// name and load; `""` turns it off.
+    #[arg(long, env = "WORKER_PRESENCE_EXCHANGE", default_value = crate::presence::DEFAULT_EXCHANGE)]
+    pub presence_exchange: String,
 }
 
 impl Config {
@@ -73,6 +78,7 @@ impl Config {
             auto_delete: true,
             name: None,
             cancel_exchange: crate::cancel::DEFAULT_EXCHANGE.to_owned(),
+            presence_exchange: crate::presence::DEFAULT_EXCHANGE.to_owned(),
         }
     }
 }

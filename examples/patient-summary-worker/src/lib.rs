@@ -5,6 +5,7 @@
 //!
 //! - [`config`]: command-line / environment configuration.
 //! - [`cancel`]: cancel notices: which running job's caller gave up.
+//! - [`presence`]: answers "who is available?" gathers with the worker's name and load.
 //! - [`server`]: [`run`]: connect (with backoff), declare, consume with a prefetch, reconnect.
 //! - [`job`]: one request: deadline, progress messages, reply or error reply, ack.
 //! - [`patients`]: deterministic fake patient data and the summary built from it.
@@ -15,6 +16,7 @@ pub mod config;
 pub mod error;
 pub mod job;
 pub mod patients;
+pub mod presence;
 pub mod server;
 
 pub use config::Config;

@@ -16,7 +16,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::error::WorkerError;
-use crate::{cancel, job};
+use crate::{cancel, job, presence};
 
 const BACKOFF_START: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
@@ -116,6 +116,12 @@ async fn serve(
         Some(listening.map_err(WorkerError::broker("cancel listener"))?)
     };
     let running = Arc::new(cancel::Running::default());
+    let mut presence = if config.presence_exchange.is_empty() {
+        None
+    } else {
+        let listening = presence::listen(conn, &config.presence_exchange).await;
+        Some(listening.map_err(WorkerError::broker("presence listener"))?)
+    };
     let mut consumer = channel
         .basic_consume(
             config.queue.as_str().into(),
@@ -149,6 +155,18 @@ async fn serve(
                     continue;
                 }
                 Some(Err(err)) => break Err(WorkerError::broker("cancel notice")(err)),
+                None => break Err(WorkerError::ConsumerCancelled),
+            },
+            question = next_question(&mut presence) => match question {
+                Some((ch, Ok(q))) => {
+                    let answered =
+                        presence::answer(&ch, &q.properties, worker, running.len(), config.prefetch).await;
+                    if let Err(err) = answered {
+                        tracing::warn!(code = err.code(), "presence not answered: {err}");
+                    }
+                    continue;
+                }
+                Some((_, Err(err))) => break Err(WorkerError::broker("presence")(err)),
                 None => break Err(WorkerError::ConsumerCancelled),
             },
         };
@@ -189,4 +207,14 @@ async fn serve(
         let _ = channel.close(200, "worker stopping".into()).await;
     }
     result
+}
+
+/// The next presence question (with the channel to answer on), or never when presence is off.
+async fn next_question(
+    presence: &mut Option<(Channel, lapin::Consumer)>,
+) -> Option<(Channel, lapin::Result<lapin::message::Delivery>)> {
+    match presence {
+        Some((channel, consumer)) => Some((channel.clone(), consumer.next().await?)),
+        None => std::future::pending().await,
+    }
 }

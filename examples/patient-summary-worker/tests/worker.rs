@@ -438,3 +438,49 @@ async fn a_cancel_notice_stops_the_job_and_frees_its_slot() {
 
     finish(caller, &queue, stop, handle).await;
 }
+
+#[tokio::test]
+async fn answers_presence_gathers_with_its_name_and_load() {
+    let queue = unique("psw.presence");
+    let exchange = unique("psw.presence-x");
+    let mut caller = Caller::new().await;
+    let mut config = Config::for_queue(&amqp_url(), &queue, 60_000);
+    config.presence_exchange = exchange.clone();
+    config.name = Some("reviewer-1".into());
+    config.prefetch = 1;
+    let (stop, handle) = start_worker(&caller, config).await;
+
+    // The worker declares the exchange when it starts consuming: a job in progress shows it.
+    caller
+        .request(&queue, "job", json!({ "patientId": 1 }), None)
+        .await;
+    assert_eq!(caller.next().await.kind.as_deref(), Some("progress"));
+    let props = BasicProperties::default()
+        .with_correlation_id("who".into())
+        .with_reply_to(caller.reply_to.as_str().into());
+    caller
+        .channel
+        .basic_publish(
+            exchange.as_str().into(),
+            "".into(),
+            BasicPublishOptions::default(),
+            b"{}",
+            props,
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let answer = caller.next().await;
+    assert_eq!(answer.correlation_id, "who");
+    assert_eq!(
+        answer.body,
+        json!({ "worker": "reviewer-1", "busy": 1, "capacity": 1, "available": false })
+    );
+
+    let _ = caller
+        .channel
+        .exchange_delete(exchange.as_str().into(), Default::default())
+        .await;
+    finish(caller, &queue, stop, handle).await;
+}
