@@ -26,11 +26,13 @@ if ! (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; then
   exit 1
 fi
 
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+
 if [[ "$mode" == smoke ]]; then
   cargo build -q -p ferry-bench -p ferry-bridge
-  exec target/debug/ferry-bench run --smoke \
-    --bridge target/debug/ferry-bridge \
-    --json target/ferry-bench/smoke.json \
+  exec "$TARGET_DIR/debug/ferry-bench" run --smoke \
+    --bridge "$TARGET_DIR/debug/ferry-bridge" \
+    --json "$TARGET_DIR/ferry-bench/smoke.json" \
     --command "scripts/bench.sh --smoke" "$@"
 fi
 
@@ -38,9 +40,9 @@ cargo build -q --release -p ferry-bench -p ferry-bridge
 if [[ ! -f dist/index.js && -f package.json ]] && command -v npm >/dev/null; then
   npm run build >&2 || echo "bench: npm run build failed; the real-client row will be missing" >&2
 fi
-exec target/release/ferry-bench run \
-  --bridge target/release/ferry-bridge \
+exec "$TARGET_DIR/release/ferry-bench" run \
+  --bridge "$TARGET_DIR/release/ferry-bridge" \
   --doc docs/benchmarks.md \
   --plot docs/bench-concurrency.svg \
-  --json target/ferry-bench/results.json \
+  --json "$TARGET_DIR/ferry-bench/results.json" \
   --command "scripts/bench.sh" "$@"
