@@ -76,6 +76,7 @@ has_node_tests() {
 run_step setup bash scripts/setup.sh || finish
 
 run_step fmt cargo fmt --all --check
+run_step invariants bash scripts/check-invariants.sh
 run_step clippy cargo clippy --workspace --all-targets --quiet -- -D warnings
 if [ -f client-wasm/Cargo.toml ]; then
     run_step clippy-wasm cargo clippy -p ferry-client --target wasm32-unknown-unknown --quiet -- -D warnings
