@@ -10,12 +10,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use futures_util::StreamExt;
-use lapin::options::{
-    BasicConsumeOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
-};
-use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, Consumer, ExchangeKind};
 use tokio_util::sync::CancellationToken;
+
+use crate::subscribe::subscribe;
 
 /// The exchange the bridge publishes cancel notices to by default.
 pub const DEFAULT_EXCHANGE: &str = "ferry.cancel";
@@ -103,46 +101,11 @@ fn key_of(props: &BasicProperties) -> Option<Key> {
     Some((reply_to, id))
 }
 
-/// Declares the cancel exchange, binds a private queue to it for `queue`'s requests and
-/// consumes it (no acks: a notice matters only while the job runs).
+/// Subscribes to the cancel notices for `queue`'s requests (topic exchange, the queue's name as
+/// the binding key).
 pub async fn listen(conn: &Connection, exchange: &str, queue: &str) -> lapin::Result<Consumer> {
-    let channel = conn.create_channel().await?;
-    let durable = ExchangeDeclareOptions {
-        durable: true,
-        ..ExchangeDeclareOptions::default()
-    };
-    channel
-        .exchange_declare(
-            exchange.into(),
-            ExchangeKind::Topic,
-            durable,
-            FieldTable::default(),
-        )
-        .await?;
-    let private = QueueDeclareOptions {
-        exclusive: true,
-        auto_delete: true,
-        ..QueueDeclareOptions::default()
-    };
-    let q = channel
-        .queue_declare("".into(), private, FieldTable::default())
-        .await?;
-    channel
-        .queue_bind(
-            q.name().clone(),
-            exchange.into(),
-            queue.into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
-    let no_ack = BasicConsumeOptions {
-        no_ack: true,
-        ..BasicConsumeOptions::default()
-    };
-    channel
-        .basic_consume(q.name().clone(), "".into(), no_ack, FieldTable::default())
-        .await
+    let (_channel, consumer) = subscribe(conn, exchange, ExchangeKind::Topic, queue).await?;
+    Ok(consumer)
 }
 
 /// The next notice from `consumer`, or never when notices are off.

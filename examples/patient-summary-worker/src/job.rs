@@ -272,27 +272,37 @@ impl Reply<'_> {
     }
 
     async fn send(&self, body: &serde_json::Value, headers: FieldTable) -> Result<(), WorkerError> {
-        let mut props = BasicProperties::default()
-            .with_content_type(JSON.into())
-            .with_headers(headers);
+        let mut props = BasicProperties::default().with_headers(headers);
         if let Some(id) = &self.correlation_id {
             props = props.with_correlation_id(id.clone());
         }
-        let payload = serde_json::to_vec(body).unwrap_or_default();
-        self.channel
-            .basic_publish(
-                "".into(),
-                self.reply_to.clone(),
-                BasicPublishOptions::default(),
-                &payload,
-                props,
-            )
-            .await
-            .map_err(WorkerError::broker("basic.publish"))?
-            .await
-            .map_err(WorkerError::broker("basic.publish"))?;
-        Ok(())
+        publish_json(self.channel, self.reply_to.clone(), props, body).await
     }
+}
+
+/// Publishes `body` as JSON to `reply_to` on the default exchange with `props` (plus the JSON
+/// content type) and waits for the broker to take it: how every answer leaves the worker.
+pub async fn publish_json(
+    channel: &Channel,
+    reply_to: ShortString,
+    props: BasicProperties,
+    body: &serde_json::Value,
+) -> Result<(), WorkerError> {
+    let payload = serde_json::to_vec(body).unwrap_or_default();
+    let props = props.with_content_type(JSON.into());
+    channel
+        .basic_publish(
+            "".into(),
+            reply_to,
+            BasicPublishOptions::default(),
+            &payload,
+            props,
+        )
+        .await
+        .map_err(WorkerError::broker("basic.publish"))?
+        .await
+        .map_err(WorkerError::broker("basic.publish"))?;
+    Ok(())
 }
 
 #[cfg(test)]

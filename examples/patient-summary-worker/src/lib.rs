@@ -6,6 +6,7 @@
 //! - [`config`]: command-line / environment configuration.
 //! - [`cancel`]: cancel notices: which running job's caller gave up.
 //! - [`presence`]: answers "who is available?" gathers with the worker's name and load.
+//! - [`subscribe`]: a private queue bound to an exchange (for the two above).
 //! - [`server`]: [`run`]: connect (with backoff), declare, consume with a prefetch, reconnect.
 //! - [`job`]: one request: deadline, progress messages, reply or error reply, ack.
 //! - [`patients`]: deterministic fake patient data and the summary built from it.
@@ -18,6 +19,7 @@ pub mod job;
 pub mod patients;
 pub mod presence;
 pub mod server;
+pub mod subscribe;
 
 pub use config::Config;
 pub use error::{RequestError, WorkerError};
