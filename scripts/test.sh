@@ -3,7 +3,8 @@
 #
 # Steps: setup, cargo fmt --check, clippy (native + wasm32 client), cargo test, build the
 # binaries, npm run build, type-check, npm pack + install into www/, bench smoke, node tests,
-# browser tests (tests/browser, tests/dashboard). Steps whose inputs do not exist yet are skipped. Every
+# browser and runtime tests (tests/browser, tests/dashboard, tests/runtimes: a Vite build in
+# Chromium, Deno, workerd). Steps whose inputs do not exist yet are skipped. Every
 # step's output is kept in target/test-logs/. The last line is `N passed, M failed`
 # (tests counted from cargo's and node's summaries; a failed non-test step counts as one).
 # Exits non-zero if anything failed.
@@ -115,7 +116,7 @@ else
 fi
 
 BROWSER_DIRS=()
-for dir in tests/browser tests/dashboard; do
+for dir in tests/browser tests/dashboard tests/runtimes; do
     has_node_tests "$dir" && BROWSER_DIRS+=("$dir")
 done
 if [ "${#BROWSER_DIRS[@]}" -eq 0 ]; then
