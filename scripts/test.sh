@@ -74,13 +74,7 @@ has_node_tests() {
     [ -d "$1" ] && [ -n "$(find "$1" -type f \( -name '*.test.js' -o -name '*.test.mjs' -o -name '*.test.cjs' -o -name 'test-*.js' -o -name 'test-*.mjs' \) -print -quit)" ]
 }
 
-run_step setup bash scripts/setup.sh || # Last and alone: restarts the shared RabbitMQ under load (its test has a guard that starts
-# the broker again; if the step itself is killed, the two lines after it do).
-run_step broker-restart timeout 300 cargo test -q -p ferry-bridge --test broker_restart -- --ignored --nocapture
-rabbitmqctl start_app >/dev/null 2>&1 || true
-bash scripts/setup.sh broker >/dev/null 2>&1 || true
-
-finish
+run_step setup bash scripts/setup.sh || finish
 
 run_step fmt cargo fmt --all --check
 run_step invariants bash scripts/check-invariants.sh
@@ -134,5 +128,11 @@ else
     export FERRY_WWW_DIR="$ROOT/www"
     run_step browser-tests timeout 900 node --test --test-reporter=spec --test-concurrency=1 "${BROWSER_DIRS[@]}"
 fi
+
+# Last and alone: restarts the shared RabbitMQ under load (its test has a guard that starts
+# the broker again; if the step itself is killed, the two lines after it do).
+run_step broker-restart timeout 300 cargo test -q -p ferry-bridge --test broker_restart -- --ignored --nocapture
+rabbitmqctl start_app >/dev/null 2>&1 || true
+bash scripts/setup.sh broker >/dev/null 2>&1 || true
 
 finish
