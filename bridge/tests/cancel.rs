@@ -84,9 +84,14 @@ impl Cancels {
 
     /// The next notice, which must come within [`WITHIN`].
     async fn next(&mut self) -> Notice {
-        let d = tokio::time::timeout(WITHIN, self.consumer.next())
+        self.next_within(WITHIN).await
+    }
+
+    /// The next notice, which must come within `limit`.
+    async fn next_within(&mut self, limit: Duration) -> Notice {
+        let d = tokio::time::timeout(limit, self.consumer.next())
             .await
-            .expect("a cancel notice within a second")
+            .expect("a cancel notice in time")
             .unwrap()
             .unwrap();
         let p = &d.properties;
@@ -176,5 +181,22 @@ async fn notices_can_be_turned_off() {
     client.send(Frame::Cancel(Cancel { id: "c" })).await;
     bridge.until("cancel processed", |s| s.pending == 0).await;
     assert_eq!(bridge.stats.snapshot().cancel_notices, 0);
+    worker.delete().await;
+}
+
+#[tokio::test]
+async fn a_drain_that_gives_up_tells_the_worker() {
+    let bridge = TestBridge::start(|c| c.drain_timeout = Duration::from_millis(200)).await;
+    let mut worker = Worker::start(&unique("drain-notice")).await;
+    let mut cancels = Cancels::listen(&worker.queue).await;
+    let mut client = Client::connect(&bridge.url()).await;
+    client
+        .request("s", &worker.queue, b"{}", Some(30_000))
+        .await;
+    let req = worker.next().await;
+    bridge.shutdown.cancel();
+    assert_eq!(client.recv().await.error().1, "shutting_down");
+    let notice = cancels.next_within(Duration::from_secs(2)).await;
+    assert_eq!(notice, ("s".into(), reply_to(&req), "shutting_down".into()));
     worker.delete().await;
 }
