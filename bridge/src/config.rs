@@ -71,6 +71,13 @@ pub struct Config {
     #[arg(long, env = "FERRY_DRAIN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub drain_timeout: Duration,
 
+    /// How long a session outlives a dropped socket: its reply queue (and the replies that
+    /// arrive meanwhile) waits this long for the client to resume it, on this bridge or any
+    /// other on the same broker. Every bridge sharing a broker should use the same value.
+    /// `0s` turns resuming off (a session ends with its socket).
+    #[arg(long, env = "FERRY_SESSION_GRACE", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub session_grace: Duration,
+
     /// Interval of WebSocket pings; a socket that has not answered the previous ping is closed.
     #[arg(long, env = "FERRY_PING_INTERVAL", default_value = "25s", value_parser = humantime::parse_duration)]
     pub ping_interval: Duration,
@@ -132,6 +139,9 @@ impl Config {
         }
         if self.default_timeout.is_zero() || self.max_timeout.is_zero() {
             return Err("--default-timeout and --max-timeout must be positive".into());
+        }
+        if self.session_grace > Duration::from_secs(24 * 3600) {
+            return Err("--session-grace must be at most 24h".into());
         }
         if self.ping_interval.is_zero() {
             return Err("--ping-interval must be positive".into());

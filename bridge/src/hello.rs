@@ -1,20 +1,57 @@
 //! The opening of a session: the first frame must be HELLO (within `--hello-timeout`); the
-//! bridge answers WELCOME with a fresh session id and its limits, or ERROR + close 1008.
+//! bridge answers WELCOME with a session id and its limits, or ERROR + close 1008.
+//!
+//! A client that sends ACKs (HELLO `acks`) gets a resumable session when `--session-grace`
+//! is not zero: a resume token, and a session id derived from it ([`crate::resume`]). A later
+//! HELLO with that id and token resumes the session if its reply queue still exists, on this
+//! bridge or any other on the broker; otherwise it opens a new one (`resumed = false`).
 
-use ferry_protocol::{Frame, Limits, Welcome};
+use std::sync::Arc;
+
+use ferry_protocol::{Frame, Hello, Limits, Welcome, validate};
 use futures_util::{Stream, StreamExt};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::Shared;
 use crate::amqp_props::error_frame;
+use crate::broker::replies::ReplySub;
 use crate::config::Config;
 use crate::error::BridgeError;
 use crate::outbound::Outbound;
+use crate::resume;
+use crate::stats::Stats;
 
-/// Waits for HELLO and answers WELCOME; `None` (socket closed with 1008) otherwise.
-pub async fn hello<St>(shared: &Shared, stream: &mut St, out: &Outbound) -> Option<String>
+/// A request a resuming client still awaits (HELLO's `attach`).
+#[derive(Debug, Clone)]
+pub struct Attached {
+    /// Its correlation id.
+    pub id: String,
+    /// Where it was published.
+    pub destination: String,
+    /// How much longer the client waits, in milliseconds.
+    pub timeout_ms: u32,
+    /// Its idle timeout, if any.
+    pub idle_timeout_ms: Option<u32>,
+}
+
+/// A session as WELCOME opened it.
+pub struct Opened {
+    /// The session id.
+    pub id: String,
+    /// The client ACKs final replies and may resume: the session outlives its socket.
+    pub resumable: bool,
+    /// The reply queue, already consumed when the session was resumed.
+    pub reply: Option<ReplySub>,
+    /// The requests a resumed session's client still awaits.
+    pub attach: Vec<Attached>,
+    /// This bridge's hold on the session (a later resume here takes it over).
+    pub claim: resume::Claim,
+}
+
+/// Waits for HELLO and answers WELCOME; `None` (socket closed) otherwise.
+pub async fn hello<St>(shared: &Arc<Shared>, stream: &mut St, out: &Outbound) -> Option<Opened>
 where
     St: Stream<Item = Result<Message, WsError>> + Unpin,
 {
@@ -36,32 +73,137 @@ where
         Ok(Err(BridgeError::Internal(_))) => return None,
         Ok(Err(e)) => e,
         Ok(Ok(bytes)) => match Frame::decode_from_client(&bytes) {
-            Ok(Frame::Hello(h)) => {
-                let session = uuid::Uuid::new_v4().to_string();
-                if let Some(old) = h.resume {
-                    debug!(old, "resume is not supported yet; opening a new session");
+            Ok(Frame::Hello(h)) => match open(shared, &h).await {
+                Ok((opened, token, resumed)) => {
+                    let grace = if opened.resumable {
+                        Config::millis_u32(shared.config.session_grace)
+                    } else {
+                        0
+                    };
+                    let welcome = Frame::Welcome(Welcome {
+                        session: &opened.id,
+                        resumed,
+                        resume_token: token.as_deref(),
+                        limits: Limits {
+                            session_grace_ms: grace,
+                            ..limits(&shared.config)
+                        },
+                        server: Some(&shared.server_name),
+                    });
+                    return out.send(welcome.encode()).await.then_some(opened);
                 }
-                info!(session, client = h.client.unwrap_or("-"), "session opened");
-                let welcome = Frame::Welcome(Welcome {
-                    session: &session,
-                    resumed: false,
-                    resume_token: None,
-                    limits: limits(&shared.config),
-                    server: Some(&shared.server_name),
-                });
-                return out.send(welcome.encode()).await.then_some(session);
-            }
+                Err(e) => {
+                    // The broker is needed to resume; the client keeps its requests and
+                    // tries again (close 1013: try again later).
+                    debug!(error = %e, "resume refused");
+                    shared.stats.error(e.code());
+                    out.send(error_frame(None, e.code(), &e.wire_message()))
+                        .await;
+                    out.close(CloseCode::Again, "cannot resume now; try again")
+                        .await;
+                    return None;
+                }
+            },
             Ok(other) => BridgeError::HelloFirst(other.kind_name()),
             Err(e) => e.into(),
         },
     };
     debug!(error = %problem, "socket refused before hello");
+    shared.stats.error(problem.code());
     out.send(error_frame(None, problem.code(), &problem.wire_message()))
         .await;
     out.close(CloseCode::Policy, "hello expected").await;
     None
 }
 
+/// Opens the session HELLO asks for: `(session, resume token, resumed)`. `Err` only when a
+/// resume cannot be checked now (no broker).
+async fn open(
+    shared: &Arc<Shared>,
+    h: &Hello<'_>,
+) -> Result<(Opened, Option<String>, bool), BridgeError> {
+    let client = h.client.unwrap_or("-");
+    let resumable = h.acks && !shared.config.session_grace.is_zero();
+    if !resumable {
+        let id = uuid::Uuid::new_v4().to_string();
+        info!(session = %id, client, "session opened");
+        let opened = Opened {
+            claim: shared.holders.claim(&id),
+            id,
+            resumable,
+            reply: None,
+            attach: Vec::new(),
+        };
+        return Ok((opened, None, false));
+    }
+    if let (Some(id), Some(token)) = (h.resume, h.resume_token) {
+        if resume::verify(id, token) {
+            let links = shared
+                .broker
+                .current()
+                .ok_or_else(|| BridgeError::BrokerUnavailable("not connected".into()))?;
+            if let Some(sub) = ReplySub::resume(links, id).await? {
+                // A holder of this session on this bridge (a socket not yet known dead, or
+                // one in its grace period) lets go now.
+                let claim = shared.holders.claim(id);
+                Stats::inc(&shared.stats.sessions_resumed_total);
+                let attach = attached(h, shared.config.max_inflight);
+                info!(
+                    session = id,
+                    client,
+                    requests = attach.len(),
+                    "session resumed"
+                );
+                let opened = Opened {
+                    id: id.to_owned(),
+                    resumable,
+                    reply: Some(sub),
+                    attach,
+                    claim,
+                };
+                return Ok((opened, Some(token.to_owned()), true));
+            }
+            Stats::inc(&shared.stats.sessions_expired_total);
+            info!(
+                session = id,
+                client, "session to resume has expired; opening a new one"
+            );
+        } else {
+            warn!(
+                client,
+                "resume with a token that does not match the session; opening a new one"
+            );
+        }
+    }
+    let token = resume::new_token();
+    let id = resume::session_of(&token);
+    info!(session = %id, client, "session opened (resumable)");
+    let opened = Opened {
+        claim: shared.holders.claim(&id),
+        id,
+        resumable,
+        reply: None,
+        attach: Vec::new(),
+    };
+    Ok((opened, Some(token), false))
+}
+
+/// HELLO's `attach` list, kept where id and destination are valid, at most `max` of them.
+fn attached(h: &Hello<'_>, max: u32) -> Vec<Attached> {
+    h.attach
+        .iter()
+        .filter(|a| validate::id(a.id).is_ok() && validate::destination(a.destination).is_ok())
+        .take(max as usize)
+        .map(|a| Attached {
+            id: a.id.to_owned(),
+            destination: a.destination.to_owned(),
+            timeout_ms: a.timeout_ms.max(1),
+            idle_timeout_ms: a.idle_timeout_ms,
+        })
+        .collect()
+}
+
+/// The limits every WELCOME announces (`session_grace_ms` is set per session).
 pub fn limits(c: &Config) -> Limits {
     Limits {
         max_frame_bytes: c.max_frame_bytes,

@@ -5,8 +5,9 @@
 //! - [`config`]: CLI flags / `FERRY_*` env vars. [`allow`]: destination allowlists.
 //! - [`http`]: the listening port (`/ws`, `/healthz`, `/readyz`, static files via
 //!   [`static_files`]); [`handshake`]: upgrade checks, Origin, subprotocol negotiation.
-//! - [`hello`]: HELLO/WELCOME; [`session`]: one task per socket (requests, gathers,
-//!   replies, deadlines, cancel notices, drain);
+//! - [`hello`]: HELLO/WELCOME; [`resume`]: resume tokens and who holds a session;
+//!   [`session`]: one task per socket (requests, gathers, replies, deadlines, cancel
+//!   notices, drain, detaching a resumable session);
 //!   [`outbound`]: its writer task (bounded queue, pings); [`pending`]: its pending map.
 //! - [`broker`]: AMQP connection manager ([`broker::publish`], [`broker::probe`],
 //!   [`broker::replies`]); [`amqp_props`]: the worker contract (properties and headers).
@@ -24,6 +25,7 @@ pub mod hello;
 pub mod http;
 pub mod outbound;
 pub mod pending;
+pub mod resume;
 pub mod session;
 pub mod static_files;
 pub mod stats;
@@ -66,6 +68,8 @@ pub struct Shared {
     pub server_name: String,
     /// A random id of this bridge process, in its AMQP connection names and logs.
     pub instance: String,
+    /// The sessions this bridge holds, so a resume here takes the old socket's place.
+    pub holders: resume::Holders,
 }
 
 /// A bound, not yet running bridge.
@@ -132,6 +136,7 @@ impl Bridge {
             tracker: TaskTracker::new(),
             server_name: format!("ferry-bridge/{}", env!("CARGO_PKG_VERSION")),
             instance,
+            holders: resume::Holders::default(),
         });
         Ok(Self {
             listener,

@@ -2,9 +2,11 @@
 //! frames, reply deliveries, deadlines, publish outcomes and shutdown. One task per
 //! connection; the writer runs in [`crate::outbound`].
 //!
-//! Designed so a session could later outlive its socket (resume): the socket halves are
-//! locals of [`run`], the session state lives in [`Session`].
+//! A resumable session outlives its socket: the socket halves are locals of [`run`], the
+//! session state lives in [`Session`], and [`detach`] hands it back to RabbitMQ when the
+//! socket drops.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -15,6 +17,7 @@ use ferry_protocol::headers::CancelReason;
 use ferry_protocol::{ErrorCode, Frame, Request, validate};
 use futures_util::stream::FuturesUnordered;
 use futures_util::{Stream, StreamExt};
+use lapin::Acker;
 use lapin::message::Delivery;
 use tokio_tungstenite::tungstenite::error::CapacityError;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -27,10 +30,16 @@ use crate::broker::{Links, publish, replies::ReplySub};
 use crate::error::BridgeError;
 use crate::outbound::Outbound;
 use crate::pending::{Kind, Pending};
+use crate::resume::Claim;
 use crate::stats::Stats;
 
+mod detach;
 mod gather;
 mod notices;
+
+/// Close code of a socket whose session another connection resumed: the client must not
+/// resume it again (that would take it back, and so on).
+pub const TAKEN_OVER: u16 = 4001;
 
 type PublishOutcome = (Box<str>, u64, Result<(), BridgeError>);
 type PublishFuture = Pin<Box<dyn Future<Output = PublishOutcome> + Send>>;
@@ -47,7 +56,7 @@ where
 {
     let (sink, mut stream) = ws.split();
     let out = Outbound::spawn(sink, shared.config.ping_interval, &shared.tracker);
-    let Some(session) = crate::hello::hello(&shared, &mut stream, &out).await else {
+    let Some(opened) = crate::hello::hello(&shared, &mut stream, &out).await else {
         return;
     };
     Stats::inc(&shared.stats.sessions);
@@ -55,15 +64,33 @@ where
     let mut session = Session {
         pending: Pending::new(shared.stats.clone()),
         shared,
-        id: session,
+        id: opened.id,
         out,
-        reply: None,
+        reply: opened.reply,
         publishes: FuturesUnordered::new(),
         notices: FuturesUnordered::new(),
         draining: false,
+        resumable: opened.resumable,
+        claim: opened.claim,
+        held: HashMap::new(),
+        end: End::Dropped,
     };
+    session.attach(opened.attach);
     session.run(&mut stream).await;
     session.finish().await;
+}
+
+/// How the socket of a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// The client closed it with 1000 (`client.close()`): the session is over.
+    Closed,
+    /// It dropped, failed or stopped answering pings: a resumable session waits.
+    Dropped,
+    /// Another socket resumed the session on this bridge.
+    Superseded,
+    /// The bridge is shutting down: a resumable session waits for another bridge.
+    Draining,
 }
 
 /// What the loop does after handling an event.
@@ -82,6 +109,14 @@ struct Session {
     /// Cancel notices being published (each bounded by its own timeout).
     notices: FuturesUnordered<NoticeFuture>,
     draining: bool,
+    /// The client ACKs final replies and may resume this session.
+    resumable: bool,
+    /// This bridge's hold on the session; cancelled when a resume here takes it over.
+    claim: Claim,
+    /// Final replies sent but not yet ACKed by the client (resumable sessions only): their
+    /// AMQP deliveries stay unacknowledged, so a lost frame is redelivered after a resume.
+    held: HashMap<Box<str>, Acker>,
+    end: End,
 }
 
 async fn next_reply(sub: &mut Option<ReplySub>) -> Option<Delivery> {
@@ -108,7 +143,19 @@ impl Session {
             }
             let flow = tokio::select! {
                 _ = self.out.dead.cancelled() => Flow::Stop,
-                _ = shutdown.cancelled(), if !self.draining => {
+                _ = self.claim.superseded.cancelled() => {
+                    self.end = End::Superseded;
+                    self.out.close(CloseCode::from(TAKEN_OVER), "session resumed by another connection").await;
+                    Flow::Stop
+                }
+                _ = shutdown.cancelled(), if !self.draining && self.resumable => {
+                    // Nothing is lost: the replies wait in RabbitMQ for the client to resume
+                    // the session on another bridge (or on this one, restarted).
+                    self.end = End::Draining;
+                    self.out.close(CloseCode::Restart, "bridge restarting; resume the session").await;
+                    Flow::Stop
+                }
+                _ = shutdown.cancelled(), if !self.draining && !self.resumable => {
                     self.draining = true;
                     let deadline = tokio::time::Instant::now() + self.shared.config.drain_timeout;
                     drain.as_mut().reset(deadline);
@@ -164,7 +211,13 @@ impl Session {
                 Flow::Continue
             }
             Some(Ok(Message::Ping(_) | Message::Frame(_))) => Flow::Continue,
-            Some(Ok(Message::Close(_))) | None => Flow::Stop,
+            Some(Ok(Message::Close(frame))) => {
+                if frame.is_some_and(|f| f.code == CloseCode::Normal) {
+                    self.end = End::Closed;
+                }
+                Flow::Stop
+            }
+            None => Flow::Stop,
             Some(Err(WsError::Capacity(CapacityError::MessageTooLong { size, .. }))) => {
                 let max = self.shared.config.max_frame_bytes;
                 self.send_error(None, &BridgeError::TooLarge { size, max })
@@ -213,7 +266,7 @@ impl Session {
                 }
             }
             Frame::Hello(_) => self.send_error(None, &BridgeError::HelloTwice).await,
-            Frame::Ack(_) => {} // end-to-end acks are not offered (WELCOME never enables them)
+            Frame::Ack(a) => self.on_ack(&a.ids),
             Frame::Gather(g) => {
                 if let Err(e) = self.on_gather(&g, &bytes).await {
                     debug!(session = %self.id, id = g.id, error = %e, "gather refused");
@@ -302,7 +355,12 @@ impl Session {
         {
             return Ok(sub.queue().to_owned());
         }
-        let sub = ReplySub::open(links.clone(), &self.id).await?;
+        let grace = if self.resumable {
+            self.shared.config.session_grace
+        } else {
+            Duration::ZERO
+        };
+        let sub = ReplySub::open(links.clone(), &self.id, grace).await?;
         let name = sub.queue().to_owned();
         self.reply = Some(sub);
         Ok(name)
@@ -313,6 +371,7 @@ impl Session {
             // The consumer ended: the broker connection died or the queue was deleted.
             warn!(session = %self.id, "reply consumer ended; failing pending requests");
             self.reply = None;
+            self.held.clear(); // their channel is gone; the broker requeued them
             let why = "the broker connection was lost";
             self.fail_all(ErrorCode::BrokerUnavailable, why, None).await;
             return Flow::Continue;
@@ -337,6 +396,9 @@ impl Session {
                 self.pending.touch(id);
             }
             self.out.send(frame).await;
+            if is_final && self.hold(id, &d) {
+                return Flow::Continue;
+            }
         } else {
             Stats::inc(&self.shared.stats.dropped_replies);
             debug!(session = %self.id, id, "reply for no pending request dropped");
@@ -364,9 +426,14 @@ impl Session {
     }
 
     /// Releases everything the session holds: pending entries (workers get a cancel notice
-    /// for each), notices still being published, the reply queue.
+    /// for each), notices still being published, the reply queue. A resumable session whose
+    /// socket did not close normally is detached instead ([`detach`]).
     async fn finish(mut self) {
         Stats::dec(&self.shared.stats.sessions, 1);
+        if self.resumable && self.end != End::Closed {
+            return self.detach().await;
+        }
+        self.shared.holders.release(&self.id, &self.claim);
         let pending = self.pending.len();
         info!(session = %self.id, pending, "session closed");
         for (id, entry) in self.pending.drain() {

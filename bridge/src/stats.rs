@@ -15,6 +15,9 @@ pub struct Stats {
     pub(crate) requests_total: AtomicU64,
     pub(crate) replies_total: AtomicU64,
     pub(crate) cancel_notices: AtomicU64,
+    pub(crate) sessions_detached: AtomicU64,
+    pub(crate) sessions_resumed_total: AtomicU64,
+    pub(crate) sessions_expired_total: AtomicU64,
     /// ERROR frames sent, by code (index in [`ErrorCode::ALL`]; the last slot: unknown).
     pub(crate) errors: [AtomicU64; ErrorCode::ALL.len() + 1],
 }
@@ -36,6 +39,12 @@ pub struct StatsSnapshot {
     pub replies_total: u64,
     /// Cancel notices published to workers since start.
     pub cancel_notices: u64,
+    /// Sessions whose socket dropped and that wait (in their grace period) to be resumed.
+    pub sessions_detached: u64,
+    /// Sessions resumed by a new socket (on this bridge).
+    pub sessions_resumed_total: u64,
+    /// Resumes refused because the session was gone (grace period over, broker restarted).
+    pub sessions_expired_total: u64,
 }
 
 impl Stats {
@@ -49,6 +58,9 @@ impl Stats {
             requests_total: self.requests_total.load(Ordering::Relaxed),
             replies_total: self.replies_total.load(Ordering::Relaxed),
             cancel_notices: self.cancel_notices.load(Ordering::Relaxed),
+            sessions_detached: self.sessions_detached.load(Ordering::Relaxed),
+            sessions_resumed_total: self.sessions_resumed_total.load(Ordering::Relaxed),
+            sessions_expired_total: self.sessions_expired_total.load(Ordering::Relaxed),
         }
     }
 
@@ -83,6 +95,24 @@ impl Stats {
             "counter",
             "Sessions opened.",
             s.sessions_total,
+        );
+        metric(
+            "ferry_sessions_detached",
+            "gauge",
+            "Sessions whose socket dropped, waiting in their grace period to be resumed.",
+            s.sessions_detached,
+        );
+        metric(
+            "ferry_sessions_resumed_total",
+            "counter",
+            "Sessions resumed by a reconnecting client.",
+            s.sessions_resumed_total,
+        );
+        metric(
+            "ferry_sessions_expired_total",
+            "counter",
+            "Resumes refused because the session was gone.",
+            s.sessions_expired_total,
         );
         metric(
             "ferry_requests_total",

@@ -124,6 +124,10 @@ pub struct Attach<'a> {
     pub id: &'a str,
     /// Milliseconds the client will still wait for it.
     pub timeout_ms: u32,
+    /// Its idle timeout (`idle_timeout_ms` of the REQUEST), if it had one.
+    pub idle_timeout_ms: Option<u32>,
+    /// Where it was published (the routing key of a cancel notice for it).
+    pub destination: &'a str,
 }
 
 /// Server limits announced in WELCOME, so a client can fail fast before sending.

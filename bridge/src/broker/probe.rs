@@ -1,6 +1,7 @@
 //! The `no_responders` check: a passive `queue_declare` tells whether a destination queue
 //! exists and how many consumers it has. Positive answers are cached briefly. Also the
-//! existence check of a gather's exchange (passive `exchange_declare`, never cached).
+//! existence check of a gather's exchange (passive `exchange_declare`, never cached), and of
+//! a resumed session's reply queue.
 //!
 //! A failed passive declare (404) closes its AMQP channel, so probes use a dedicated channel
 //! that is reopened on the next probe.
@@ -82,6 +83,30 @@ impl Probe {
 }
 
 impl Probe {
+    /// Whether the queue `name` exists (a passive declare; a reply queue of a session).
+    pub async fn queue_exists(&self, conn: &Connection, name: &str) -> Result<bool, BridgeError> {
+        let mut slot = self.channel.lock().await;
+        let channel = Self::channel(&mut slot, conn).await?;
+        let opts = QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        };
+        match channel
+            .queue_declare(name.into(), opts, FieldTable::default())
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                *slot = None;
+                if is_not_found(&e) {
+                    Ok(false)
+                } else {
+                    Err(e.into())
+                }
+            }
+        }
+    }
+
     /// `Ok` when the exchange `name` exists; `no_route` when it does not. Not cached: an
     /// exchange deleted after a cached answer would make the publish close the shared
     /// publish channel, and gathers are rare.

@@ -1,15 +1,20 @@
 //! The per-session reply queue `ferry.reply.<session>`: declared on the session's first
-//! request, consumed (exclusively, with acks and a prefetch, so a slow socket leaves replies
-//! in the broker rather than in bridge memory) by the bridge holding the session, deleted
-//! when the session ends. `x-expires` removes it if the bridge dies without deleting it.
+//! request, consumed (with acks and a prefetch, so a slow socket leaves replies in the broker
+//! rather than in bridge memory) by the bridge holding the session, deleted when the session
+//! ends. A resumable session's queue outlives its socket: the consumer is cancelled and
+//! unacknowledged replies go back to the queue ([`ReplySub::detach`]), and `x-expires` (the
+//! grace period) deletes it unless a client resumes it ([`ReplySub::resume`]) on any bridge.
+//! Consumers are not exclusive, so a resume never waits for a half-open old one to go.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{FutureExt, StreamExt};
+use lapin::Acker;
 use lapin::message::Delivery;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, QueueDeclareOptions, QueueDeleteOptions,
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions,
+    QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Consumer};
@@ -19,7 +24,8 @@ use crate::error::BridgeError;
 
 /// Prefix of every reply queue name.
 pub const REPLY_QUEUE_PREFIX: &str = "ferry.reply.";
-/// `x-expires` of a reply queue: unused this long (no consumer), the broker deletes it.
+/// `x-expires` of a reply queue when sessions do not resume: a bridge that dies without
+/// deleting its queues leaves them this long.
 const REPLY_QUEUE_EXPIRES_MS: i32 = 60_000;
 /// Longest a declare/consume/delete may take.
 const OP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -33,28 +39,63 @@ pub struct ReplySub {
 }
 
 impl ReplySub {
-    /// Declares and consumes the reply queue of `session`.
-    pub async fn open(links: Arc<Links>, session: &str) -> Result<Self, BridgeError> {
+    /// Declares and consumes the reply queue of `session`; `grace` (zero: the session does
+    /// not resume) is how long the queue outlives its last consumer.
+    pub async fn open(
+        links: Arc<Links>,
+        session: &str,
+        grace: Duration,
+    ) -> Result<Self, BridgeError> {
         let queue = format!("{REPLY_QUEUE_PREFIX}{session}");
-        let channel = links.consume_channel(session).clone();
+        let expires = if grace.is_zero() {
+            REPLY_QUEUE_EXPIRES_MS
+        } else {
+            i32::try_from(grace.as_millis()).unwrap_or(i32::MAX)
+        };
         let mut args = FieldTable::default();
-        args.insert(
-            "x-expires".into(),
-            AMQPValue::LongInt(REPLY_QUEUE_EXPIRES_MS),
-        );
+        args.insert("x-expires".into(), AMQPValue::LongInt(expires));
+        Self::consume(links, session, queue, Some(args)).await
+    }
+
+    /// Consumes the reply queue of a session being resumed; `None` when the queue is gone
+    /// (the grace period passed, or the broker restarted): the session has expired.
+    pub async fn resume(links: Arc<Links>, session: &str) -> Result<Option<Self>, BridgeError> {
+        let queue = format!("{REPLY_QUEUE_PREFIX}{session}");
+        // Passive, on the probe channel: a 404 closes the channel it happens on.
+        if !links
+            .probe
+            .queue_exists(links.consume_conn(), &queue)
+            .await?
+        {
+            return Ok(None);
+        }
+        Self::consume(links, session, queue, None).await.map(Some)
+    }
+
+    /// Consumes `queue` (declaring it first with `declare` arguments, if given).
+    async fn consume(
+        links: Arc<Links>,
+        session: &str,
+        queue: String,
+        declare: Option<FieldTable>,
+    ) -> Result<Self, BridgeError> {
+        let channel = links.consume_channel(session).clone();
         let consumer = tokio::time::timeout(OP_TIMEOUT, async {
-            channel
-                .queue_declare(queue.as_str().into(), QueueDeclareOptions::default(), args)
-                .await?;
+            if let Some(args) = declare {
+                channel
+                    .queue_declare(queue.as_str().into(), QueueDeclareOptions::default(), args)
+                    .await?;
+            }
             let opts = BasicConsumeOptions {
                 no_ack: false,
-                exclusive: true,
                 ..BasicConsumeOptions::default()
             };
             channel
                 .basic_consume(
                     queue.as_str().into(),
-                    queue.as_str().into(),
+                    // Server-named: a resumed session's consumer may briefly share the
+                    // channel with the old one, and a reused tag would close the channel.
+                    "".into(),
                     opts,
                     FieldTable::default(),
                 )
@@ -107,6 +148,49 @@ impl ReplySub {
         if let Some(Err(e)) = ack.now_or_never() {
             tracing::debug!(error = %e, "reply ack failed");
         }
+    }
+
+    /// Acknowledges a reply that was held until the client's ACK frame.
+    pub fn ack_held(acker: &Acker) {
+        if let Some(Err(e)) = acker.ack(BasicAckOptions::default()).now_or_never() {
+            tracing::debug!(error = %e, "held reply ack failed");
+        }
+    }
+
+    /// Gives a held reply back to the queue: the session's next consumer gets it again.
+    pub fn requeue(acker: &Acker) {
+        let opts = BasicNackOptions {
+            requeue: true,
+            multiple: false,
+        };
+        if let Some(Err(e)) = acker.nack(opts).now_or_never() {
+            tracing::debug!(error = %e, "reply requeue failed");
+        }
+    }
+
+    /// Stops consuming but keeps the queue (the session may be resumed): cancels the
+    /// consumer, then gives back every delivery that reached this bridge after the last
+    /// one the session read. The queue's `x-expires` starts counting.
+    pub async fn detach(mut self) {
+        if !self.is_live() {
+            return;
+        }
+        let tag = self.consumer.tag();
+        let cancel = self
+            .channel
+            .basic_cancel(tag.as_str().into(), BasicCancelOptions::default());
+        if !matches!(tokio::time::timeout(OP_TIMEOUT, cancel).await, Ok(Ok(()))) {
+            tracing::warn!(queue = %self.queue, "reply consumer cancel failed");
+            return;
+        }
+        // After cancel-ok nothing more is delivered; what lapin buffered goes back.
+        let drain = async {
+            while let Some(Ok(d)) = self.consumer.next().await {
+                Self::requeue(&d.acker);
+            }
+        };
+        let _ = tokio::time::timeout(OP_TIMEOUT, drain).await;
+        tracing::debug!(queue = %self.queue, "reply queue detached");
     }
 
     /// Deletes the queue (which also cancels the consumer). Errors are logged only.

@@ -162,12 +162,18 @@ pub struct Client {
 impl Client {
     /// Connects, says HELLO and waits for WELCOME.
     pub async fn connect(url: &str) -> Self {
-        let mut ws = raw_socket(url, &["ferry.v1"]).await;
-        let hello = Frame::Hello(Hello {
+        let hello = Hello {
             client: Some("bridge-tests"),
             ..Hello::default()
-        });
-        ws.send(Message::Binary(hello.encode().into()))
+        };
+        Self::hello(url, hello).await.0
+    }
+
+    /// Connects with this HELLO; returns the client and the WELCOME's resume token and
+    /// `resumed` flag.
+    pub async fn hello(url: &str, hello: Hello<'_>) -> (Self, Option<String>, bool) {
+        let mut ws = raw_socket(url, &["ferry.v1"]).await;
+        ws.send(Message::Binary(Frame::Hello(hello).encode().into()))
             .await
             .unwrap();
         let mut c = Self {
@@ -176,10 +182,12 @@ impl Client {
         };
         let welcome = c.recv().await;
         match welcome.frame() {
-            Frame::Welcome(w) => c.session = w.session.to_owned(),
+            Frame::Welcome(w) => {
+                c.session = w.session.to_owned();
+                (c, w.resume_token.map(str::to_owned), w.resumed)
+            }
             other => panic!("expected welcome, got {other:?}"),
         }
-        c
     }
 
     pub async fn send_raw(&mut self, bytes: Vec<u8>) {

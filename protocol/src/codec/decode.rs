@@ -65,14 +65,20 @@ fn header(v: &[u8]) -> Result<(&str, &str), DecodeError> {
 }
 
 /// Reads the field list; returns the fields and the body that follows the end tag.
+/// `timeout_ms:u32 idle_timeout_ms:u32 (0 = none) id_len:u8 id destination`.
 fn attach(v: &[u8]) -> Result<Attach<'_>, DecodeError> {
-    if v.len() < 4 {
+    let Some((&id_len, rest)) = v.get(8..).and_then(<[u8]>::split_first) else {
         return Err(DecodeError::Truncated(tag::ATTACH));
-    }
-    let (t, id) = v.split_at(4);
+    };
+    let Some((id, dest)) = rest.split_at_checked(usize::from(id_len)) else {
+        return Err(DecodeError::Truncated(tag::ATTACH));
+    };
+    let idle = be_u32(&v[4..8], "attach idle_timeout_ms")?;
     Ok(Attach {
         id: text(id, "attach id")?,
-        timeout_ms: be_u32(t, "attach timeout_ms")?,
+        timeout_ms: be_u32(&v[..4], "attach timeout_ms")?,
+        idle_timeout_ms: (idle != 0).then_some(idle),
+        destination: text(dest, "attach destination")?,
     })
 }
 

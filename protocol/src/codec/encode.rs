@@ -145,13 +145,19 @@ impl Writer<'_> {
             self.u32(tag, v);
         }
     }
+    /// `timeout_ms:u32 idle_timeout_ms:u32 (0 = none) id_len:u8 id destination`.
     fn attach(&mut self, a: &Attach<'_>) {
-        let id = truncate(a.id, MAX_FIELD - 4);
+        let id = truncate(a.id, u8::MAX as usize);
+        let dest = truncate(a.destination, MAX_FIELD - 9 - id.len());
         self.0.push(tag::ATTACH);
         self.0
-            .extend_from_slice(&((4 + id.len()) as u16).to_be_bytes());
+            .extend_from_slice(&((9 + id.len() + dest.len()) as u16).to_be_bytes());
         self.0.extend_from_slice(&a.timeout_ms.to_be_bytes());
+        self.0
+            .extend_from_slice(&a.idle_timeout_ms.unwrap_or(0).to_be_bytes());
+        self.0.push(id.len() as u8);
         self.0.extend_from_slice(id.as_bytes());
+        self.0.extend_from_slice(dest.as_bytes());
     }
     fn headers(&mut self, headers: &[(&str, &str)]) {
         for (name, value) in headers {

@@ -61,7 +61,8 @@ pub mod tag {
     pub const COUNT: u8 = 0x16;
     /// Resume token (UTF-8).
     pub const RESUME_TOKEN: u8 = 0x17;
-    /// A request to re-attach on resume: `timeout_ms:u32 id` (repeatable).
+    /// A request to re-attach on resume: `timeout_ms:u32 idle_timeout_ms:u32 id_len:u8 id
+    /// destination` (repeatable; idle 0 = none).
     pub const ATTACH: u8 = 0x18;
     /// Limit: session grace period in milliseconds (u32).
     pub const SESSION_GRACE_MS: u8 = 0x19;

@@ -23,10 +23,14 @@ fn every_kind_round_trips() {
             Attach {
                 id: "c1",
                 timeout_ms: 5_000,
+                idle_timeout_ms: Some(1_000),
+                destination: "patient_summary_request",
             },
             Attach {
                 id: "c2",
                 timeout_ms: 1,
+                idle_timeout_ms: None,
+                destination: "q",
             },
         ],
         acks: true,
@@ -213,4 +217,24 @@ fn over_long_text_is_cut_at_a_char_boundary() {
         Ok(Frame::Error(e)) => assert!(e.message.len() <= 65_535 && e.message.len() % 2 == 0),
         other => panic!("unexpected {other:?}"),
     }
+}
+
+#[test]
+fn a_truncated_attach_is_an_error() {
+    // HELLO, ATTACH field of 8 bytes: the id length byte is missing.
+    let mut bytes = vec![0x01, super::tag::ATTACH, 0, 8];
+    bytes.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0]);
+    bytes.push(super::tag::END);
+    assert_eq!(
+        Frame::decode(&bytes),
+        Err(DecodeError::Truncated(super::tag::ATTACH))
+    );
+    // The id length says 5, only 2 bytes follow.
+    let mut bytes = vec![0x01, super::tag::ATTACH, 0, 11];
+    bytes.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 5, b'a', b'b']);
+    bytes.push(super::tag::END);
+    assert_eq!(
+        Frame::decode(&bytes),
+        Err(DecodeError::Truncated(super::tag::ATTACH))
+    );
 }

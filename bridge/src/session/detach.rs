@@ -1,0 +1,156 @@
+//! Resumable sessions: the requests a resuming client re-attaches, final replies held until
+//! the client's ACK, and the detach when the socket drops: held replies go back to the
+//! reply queue, the consumer is cancelled, and the session waits in RabbitMQ for its grace
+//! period. Cancel notices for what was pending are published only if nobody resumed it.
+
+use std::time::Duration;
+
+use ferry_protocol::headers::CancelReason;
+use futures_util::StreamExt;
+use lapin::message::Delivery;
+use tracing::{debug, info};
+
+use super::{End, Session};
+use crate::broker::publish::{self, CancelNotice};
+use crate::broker::replies::ReplySub;
+use crate::hello::Attached;
+use crate::pending::Kind;
+use crate::stats::Stats;
+
+/// Extra wait past the grace period before checking whether the reply queue expired (the
+/// broker deletes expired queues on a timer of its own).
+const EXPIRY_MARGIN: Duration = Duration::from_secs(5);
+
+impl Session {
+    /// Re-creates the pending entries of a resumed session from HELLO's `attach`.
+    pub(super) fn attach(&mut self, requests: Vec<Attached>) {
+        let max = self.shared.config.max_timeout;
+        for a in requests {
+            let timeout = Duration::from_millis(u64::from(a.timeout_ms)).min(max);
+            let idle = a
+                .idle_timeout_ms
+                .map(|ms| Duration::from_millis(u64::from(ms)).min(max));
+            if self
+                .pending
+                .insert(&a.id, &a.destination, timeout, idle)
+                .is_err()
+            {
+                debug!(session = %self.id, id = %a.id, "attach of a duplicate id ignored");
+            }
+        }
+    }
+
+    /// Keeps the delivery of a final reply unacknowledged until the client ACKs it; false
+    /// (ack it now) for a session that does not resume.
+    pub(super) fn hold(&mut self, id: &str, d: &Delivery) -> bool {
+        if !self.resumable || self.held.contains_key(id) {
+            return false;
+        }
+        self.held.insert(id.into(), d.acker.clone());
+        true
+    }
+
+    /// The client received these final replies: acknowledge them to RabbitMQ.
+    pub(super) fn on_ack(&mut self, ids: &[&str]) {
+        for id in ids {
+            if let Some(acker) = self.held.remove(*id) {
+                ReplySub::ack_held(&acker);
+            }
+        }
+    }
+
+    /// The socket is gone but the session is not over: give the replies back to RabbitMQ
+    /// and wait there. Publishes still in flight finish in a clean-up task; cancel notices
+    /// for the pending requests wait for the end of the grace period and go out only if
+    /// the session's reply queue expired by then (nobody resumed it, here or elsewhere).
+    pub(super) async fn detach(mut self) {
+        let requests: Vec<(Box<str>, Box<str>)> = self
+            .pending
+            .drain()
+            .into_iter()
+            .filter(|(_, e)| e.kind == Kind::Request)
+            .map(|(id, e)| (id, e.destination))
+            .collect();
+        info!(
+            session = %self.id,
+            pending = requests.len(),
+            held = self.held.len(),
+            how = ?self.end,
+            "session detached"
+        );
+        for (_, acker) in self.held.drain() {
+            ReplySub::requeue(&acker);
+        }
+        let mut publishes = std::mem::take(&mut self.publishes);
+        let mut notices = std::mem::take(&mut self.notices);
+        let reply = self.reply.take();
+        let shared = self.shared.clone();
+        let reply_to = reply.as_ref().map(|r| r.queue().to_owned());
+        let watch = self.end == End::Dropped && !requests.is_empty();
+        let (id, claim) = (self.id.clone(), self.claim);
+        if watch {
+            Stats::inc(&shared.stats.sessions_detached);
+        } else {
+            shared.holders.release(&id, &claim);
+        }
+        let tracker = shared.tracker.clone();
+        tracker.spawn(async move {
+            if let Some(sub) = reply {
+                sub.detach().await;
+            }
+            while publishes.next().await.is_some() {}
+            while notices.next().await.is_some() {}
+            let Some(reply_to) = reply_to.filter(|_| watch) else {
+                return;
+            };
+            let grace = shared.config.session_grace + EXPIRY_MARGIN;
+            let resumed_here = claim.superseded.clone();
+            tokio::select! {
+                _ = shared.shutdown.cancelled() => {}
+                _ = resumed_here.cancelled() => {}
+                _ = tokio::time::sleep(grace) => {
+                    expired_notices(&shared, &id, &reply_to, requests).await;
+                }
+            }
+            Stats::dec(&shared.stats.sessions_detached, 1);
+            shared.holders.release(&id, &claim);
+        });
+    }
+}
+
+/// At the end of a grace period: if the reply queue is gone, nobody resumed the session and
+/// nobody awaits its requests; tell the workers.
+async fn expired_notices(
+    shared: &crate::Shared,
+    session: &str,
+    reply_to: &str,
+    requests: Vec<(Box<str>, Box<str>)>,
+) {
+    let Some(links) = shared.broker.current() else {
+        return;
+    };
+    match links
+        .probe
+        .queue_exists(links.consume_conn(), reply_to)
+        .await
+    {
+        Ok(false) => {}
+        Ok(true) => return, // resumed elsewhere, or not yet deleted: the holder decides
+        Err(_) => return,
+    }
+    info!(session, requests = requests.len(), "session expired");
+    if links.cancel_exchange.is_none() {
+        return;
+    }
+    for (id, destination) in requests {
+        Stats::inc(&shared.stats.cancel_notices);
+        let notice = CancelNotice {
+            destination,
+            id,
+            reply_to: reply_to.to_owned(),
+            session: session.to_owned(),
+            reason: CancelReason::Disconnected,
+        };
+        publish::cancel_notice(&links, &notice).await;
+    }
+}
