@@ -130,18 +130,43 @@ function wsUrl(url) {
   }
 }
 
-/** A connection to a Ferry bridge. Made by `connect()`. */
-export class FerryClient {
+/** A connection to a Ferry bridge. Made by `connect()`. Emits `statechange` events. */
+export class FerryClient extends EventTarget {
   #w;
   #closed;
-  constructor(wasmClient, closed) {
+  #forget;
+  constructor(wasmClient, closed, forget) {
+    super();
     this.#w = wasmClient;
     this.#closed = closed;
+    this.#forget = forget;
+  }
+
+  /** `connecting`, `open`, `reconnecting` or `closed`. */
+  get state() {
+    return this.#w.state;
+  }
+
+  /**
+   * After a page reload (with `persist`): the requests the previous page was awaiting,
+   * `{ id, destination, meta, expired }`, until each is reattached.
+   */
+  resumed() {
+    return this.#w.resumed();
+  }
+
+  /** A Promise for the reply of a request from {@link resumed} (rejects like `request`). */
+  reattach(id, options = {}) {
+    const onProgress = options?.onProgress;
+    if (onProgress != null && typeof onProgress !== "function") {
+      return Promise.reject(new FerryError("bad_request", "onProgress must be a function"));
+    }
+    return this.#w.reattach(String(id), onProgress ?? undefined);
   }
 
   /** Sends `body` to `destination` and resolves with the worker's decoded reply. */
   request(destination, body, options = {}) {
-    const { timeoutMs, idleTimeoutMs, signal, headers, onProgress, contentType } = options ?? {};
+    const { timeoutMs, idleTimeoutMs, signal, headers, onProgress, contentType, meta } = options ?? {};
     if (onProgress != null && typeof onProgress !== "function") {
       return Promise.reject(new FerryError("bad_request", "onProgress must be a function"));
     }
@@ -160,6 +185,7 @@ export class FerryClient {
       flat,
       onProgress ?? undefined,
       num(idleTimeoutMs),
+      meta,
     );
   }
 
@@ -256,9 +282,54 @@ export class FerryClient {
     return this.#closed;
   }
 
-  /** Closes the connection; pending requests reject with `closed`. */
+  /** Closes the connection; pending requests reject with `closed`; the session ends. */
   close() {
+    this.#forget();
     return this.#w.close();
+  }
+}
+
+/** `[initialMs, maxMs, attempts, maxQueued]` for the wasm client, or [] for no reconnecting. */
+function reconnectPolicy(options) {
+  const r = options?.reconnect ?? true;
+  if (r === false) return [];
+  const o = typeof r === "object" ? r : {};
+  const positive = (v, dflt, name) => {
+    if (v == null) return dflt;
+    const n = Number(v);
+    if (!(n >= 0)) throw new FerryError("bad_request", `reconnect.${name} must be a number >= 0`);
+    return n;
+  };
+  const queued = options?.whileReconnecting === "reject" ? 0 : positive(options?.maxQueued, 1000, "maxQueued");
+  if (options?.whileReconnecting != null && !["queue", "reject"].includes(options.whileReconnecting)) {
+    throw new FerryError("bad_request", 'whileReconnecting must be "queue" or "reject"');
+  }
+  return [
+    Math.max(1, positive(o.initialDelayMs, 250, "initialDelayMs")),
+    Math.max(1, positive(o.maxDelayMs, 10_000, "maxDelayMs")),
+    positive(o.maxAttempts, 0, "maxAttempts"),
+    queued,
+  ];
+}
+
+/** Where a persisted client keeps its session: `{ storage, key }`, or undefined. */
+function persistence(url, persist) {
+  if (!persist) return undefined;
+  const o = typeof persist === "object" ? persist : {};
+  const storage = o.storage ?? globalThis.sessionStorage;
+  if (!storage || typeof storage.getItem !== "function") {
+    throw new FerryError("bad_request", "persist needs a storage (sessionStorage is not available here)");
+  }
+  return { storage, key: String(o.key ?? `ferry-client:${url}`) };
+}
+
+function restored(p) {
+  if (!p) return undefined;
+  try {
+    const text = p.storage.getItem(p.key);
+    return text ? JSON.parse(text) : undefined;
+  } catch {
+    return undefined; // unreadable storage: start a new session
   }
 }
 
@@ -273,19 +344,57 @@ export function makeConnect(load) {
         "this runtime has no WebSocket: pass one as options.WebSocket (e.g. the \"ws\" package on Node 20)",
       );
     }
+    const href = wsUrl(url);
+    const policy = reconnectPolicy(options);
+    const store = persistence(href, options?.persist);
+    const onStateChange = options?.onStateChange;
     let client;
+    let w;
     let resolveClosed;
+    let saving = false;
     const closed = new Promise((resolve) => (resolveClosed = resolve));
+    const state = (name) => {
+      if (!client) return;
+      const ev = new Event("statechange");
+      ev.state = name;
+      client.dispatchEvent(ev);
+      if (typeof onStateChange === "function") onStateChange(name);
+    };
+    const save = () => {
+      saving = false;
+      if (!store || !w) return;
+      try {
+        const snap = w.snapshot();
+        if (snap === undefined) store.storage.removeItem(store.key);
+        else store.storage.setItem(store.key, JSON.stringify(snap));
+      } catch {
+        // storage full or unavailable: the session still works, it only won't survive a reload
+      }
+    };
+    const forget = () => {
+      if (!store) return;
+      try {
+        store.storage.removeItem(store.key);
+      } catch {}
+    };
     const hooks = {
       error: makeError,
       decode: decodeBody,
       ended(error) {
         live.delete(client);
+        state("closed");
         resolveClosed(error);
       },
+      state,
+      changed() {
+        if (!saving) {
+          saving = true;
+          queueMicrotask(save);
+        }
+      },
     };
-    const w = new WasmClient(wsUrl(url), Ctor, num(options?.connectTimeoutMs), num(options?.timeoutMs), hooks);
-    client = new FerryClient(w, closed);
+    w = new WasmClient(href, Ctor, num(options?.connectTimeoutMs), num(options?.timeoutMs), hooks, policy, !!store, restored(store));
+    client = new FerryClient(w, closed, forget);
     live.add(client);
     try {
       await w.ready;

@@ -15,10 +15,12 @@ use crate::events::attach;
 use crate::js::{self, Hooks};
 use crate::pending::{Pending, TimerPlan};
 use crate::state::{
-    CLOSE_WAIT_MS, CLOSING, CONNECT_TIMEOUT_MS, HANDSHAKE, Inner, Shared, Slot, State, settle,
+    CLOSE_WAIT_MS, CLOSING, CONNECT_TIMEOUT_MS, HANDSHAKE, Inner, Policy, Shared, Slot, State,
+    settle,
 };
 
 mod call;
+mod restore;
 
 use call::{Call, millis};
 
@@ -36,13 +38,19 @@ pub struct WasmClient {
 #[wasm_bindgen(js_class = WasmClient)]
 impl WasmClient {
     /// Opens the socket (`new WebSocketCtor(url, "ferry.v1")`). `ready` settles after WELCOME.
+    /// `reconnect` is `[initialMs, maxMs, attempts, maxQueued]` (empty: no reconnecting);
+    /// `restore` is what [`WasmClient::snapshot`] returned before a page reload.
     #[wasm_bindgen(constructor)]
+    #[allow(clippy::too_many_arguments)] // mirrors the JS call in js/core.js
     pub fn new(
         url: &str,
         ws_ctor: &Function,
         connect_timeout_ms: Option<f64>,
         default_timeout_ms: Option<f64>,
         hooks: Hooks,
+        reconnect: &[f64],
+        persist: bool,
+        restore: JsValue,
     ) -> Result<WasmClient, JsValue> {
         let bad = |msg: &str| Failure::new(ErrorCode::BadRequest, msg).to_js(&hooks);
         let default_timeout_ms =
@@ -62,8 +70,26 @@ impl WasmClient {
             }
         };
         ws.set_binary_type(BinaryType::Arraybuffer);
+        let n = |i: usize| reconnect.get(i).map_or(0, |v| v.clamp(0.0, 1e9) as u32);
+        let policy = Policy {
+            initial_ms: n(0),
+            max_ms: n(1),
+            attempts: n(2),
+            max_queued: n(3),
+            connect_timeout_ms: connect_timeout as u32,
+            persist,
+        };
         let inner = Rc::new(RefCell::new(Inner {
             ws,
+            url: url.to_owned(),
+            ws_ctor: ws_ctor.clone(),
+            policy,
+            attempt: 0,
+            resume: None,
+            acks: Vec::new(),
+            ack_cb: None,
+            retry_cb: None,
+            retry_handle: None,
             hooks,
             state: State::Connecting,
             pending: Pending::default(),
@@ -76,6 +102,7 @@ impl WasmClient {
             default_timeout_ms,
             bridge_error: None,
         }));
+        restore::restore(&mut inner.borrow_mut(), &restore);
         let weak = Rc::downgrade(&inner);
         let ready = Promise::new(&mut |resolve, reject| {
             let _ = inner.borrow_mut().pending.insert(
@@ -99,10 +126,21 @@ impl WasmClient {
     #[wasm_bindgen(getter)]
     pub fn pending(&self) -> u32 {
         let inner = self.inner.borrow();
-        let n = inner.pending.len();
-        let internal = usize::from(inner.pending.contains(HANDSHAKE))
-            + usize::from(inner.pending.contains(CLOSING));
-        (n - internal) as u32
+        let awaited =
+            |(_, _, s): &(&str, u64, &Slot)| matches!(s, Slot::Request(_) | Slot::Parked(_));
+        inner.pending.iter().filter(awaited).count() as u32
+    }
+
+    /// `connecting`, `open`, `reconnecting` or `closed`.
+    #[wasm_bindgen(getter)]
+    pub fn state(&self) -> String {
+        match self.inner.borrow().state {
+            State::Connecting => "connecting",
+            State::Open => "open",
+            State::Reconnecting => "reconnecting",
+            State::Ended(_) => "closed",
+        }
+        .into()
     }
 
     /// The session id the bridge assigned (after `ready`).
@@ -124,6 +162,7 @@ impl WasmClient {
         headers: Vec<String>,
         on_progress: Option<Function>,
         idle_timeout_ms: Option<f64>,
+        meta: JsValue,
     ) -> Promise {
         self.call(Call {
             destination,
@@ -135,6 +174,7 @@ impl WasmClient {
             headers,
             callback: on_progress,
             gather: None,
+            meta,
         })
     }
 
@@ -171,6 +211,7 @@ impl WasmClient {
             headers,
             callback: Some(on_part),
             gather: Some((routing_key, max)),
+            meta: JsValue::UNDEFINED,
         })
     }
 
@@ -183,6 +224,7 @@ impl WasmClient {
                 return Promise::resolve(&JsValue::UNDEFINED);
             }
             inner.state = State::Ended(ErrorCode::Closed);
+            inner.stop_retry();
             let drained = inner.pending.drain();
             inner.rearm();
             (drained, inner.hooks.clone(), inner.ws.clone())

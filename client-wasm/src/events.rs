@@ -6,14 +6,15 @@
 use std::cell::RefCell;
 use std::rc::Weak;
 
-use ferry_protocol::{Cancel, ErrorCode, Frame, Hello};
+use ferry_protocol::{Cancel, ErrorCode, Frame};
 use js_sys::Uint8Array;
 use wasm_bindgen::prelude::*;
-use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
+use web_sys::{CloseEvent, MessageEvent, WebSocket};
 
 use crate::body;
-use crate::error::{Failure, cat, push_u32};
+use crate::error::{Failure, push_u32};
 use crate::js::{self, Hooks};
+use crate::session::{self, ack, flush_acks, on_retry};
 use crate::state::{GRACE_MS, HANDSHAKE, Handlers, Inner, Shared, Slot, State, settle};
 
 /// The connection is over: reject everything pending with `code`, detach, and tell JS
@@ -27,6 +28,7 @@ pub(crate) fn end(shared: &Shared, code: ErrorCode, message: String) {
         }
         let drained = inner.pending.drain();
         inner.detach();
+        inner.stop_retry();
         inner.rearm();
         (first, drained, inner.hooks.clone(), inner.ws.clone())
     };
@@ -60,17 +62,10 @@ fn on_close(shared: &Shared, ev: &CloseEvent) {
         msg.push_str("; the bridge said: ");
         msg.push_str(&e);
     }
+    if session::dropped(shared, ev.code(), &msg) {
+        return;
+    }
     end(shared, ErrorCode::Disconnected, msg);
-}
-
-fn on_open(shared: &Shared) {
-    let inner = shared.borrow();
-    inner.ws.set_binary_type(BinaryType::Arraybuffer);
-    let client = cat(&["ferry-client/", env!("CARGO_PKG_VERSION")]);
-    let _ = inner.send(&Frame::Hello(Hello {
-        client: Some(&client),
-        ..Hello::default()
-    }));
 }
 
 fn on_message(shared: &Shared, ev: &MessageEvent) {
@@ -79,32 +74,20 @@ fn on_message(shared: &Shared, ev: &MessageEvent) {
         return; // protocol v1 is binary only; text frames are ignored
     }
     let bytes = Uint8Array::new(&data).to_vec();
-    let Ok(frame) = Frame::decode(&bytes) else {
-        return;
-    };
-    dispatch(shared, frame);
+    dispatch(shared, &bytes);
 }
 
-fn dispatch(shared: &Shared, frame: Frame<'_>) {
+/// Handles one frame from the bridge (`raw`: its bytes, kept for a restored request).
+pub(crate) fn dispatch(shared: &Shared, raw: &[u8]) {
+    let Ok(frame) = Frame::decode(raw) else {
+        return;
+    };
     match frame {
-        Frame::Welcome(w) => {
-            let slot = {
-                let mut inner = shared.borrow_mut();
-                if inner.state != State::Connecting {
-                    return;
-                }
-                inner.state = State::Open;
-                inner.limits = Some(w.limits);
-                inner.session = Some(w.session.to_owned());
-                let slot = inner.pending.remove(HANDSHAKE);
-                inner.rearm();
-                slot
-            };
-            if let Some(Slot::Handshake { resolve, .. }) = slot {
-                let _ = resolve.call0(&JsValue::UNDEFINED);
-            }
-        }
+        Frame::Welcome(w) => session::on_welcome(shared, &w),
         Frame::Reply(r) => {
+            if park(shared, r.id, raw) {
+                return;
+            }
             let (slot, hooks) = take(shared, r.id);
             if let Some(Slot::Request(s)) = slot {
                 match body::decode(&hooks, r.body, r.content_type) {
@@ -129,6 +112,7 @@ fn dispatch(shared: &Shared, frame: Frame<'_>) {
                 let mut inner = shared.borrow_mut();
                 let (cb, idle) = match inner.pending.get(p.id) {
                     Some(Slot::Request(s)) => (s.on_progress.clone(), s.idle_ms),
+                    Some(Slot::Parked(s)) => (None, s.idle_ms),
                     _ => (None, None),
                 };
                 if let Some(idle) = idle {
@@ -162,6 +146,9 @@ fn dispatch(shared: &Shared, frame: Frame<'_>) {
                 }
                 return;
             };
+            if park(shared, id, raw) {
+                return;
+            }
             let (slot, hooks) = take(shared, id);
             if let Some(Slot::Request(s)) = slot {
                 let mut f = Failure::new(e.code, e.message).with_id(id);
@@ -224,14 +211,27 @@ fn dispatch(shared: &Shared, frame: Frame<'_>) {
     }
 }
 
-/// Removes a request's slot (re-arming the timer) and returns it with the hooks.
+/// Removes the slot a final frame ends (re-arming the timer), notes the ACK the bridge
+/// waits for (also when no slot is left: a redelivered reply), returns it with the hooks.
 fn take(shared: &Shared, id: &str) -> (Option<Slot>, Hooks) {
     let mut inner = shared.borrow_mut();
     let slot = inner.pending.remove(id);
     if slot.is_some() {
         inner.rearm();
     }
+    ack(&mut inner, id);
     (slot, inner.hooks.clone())
+}
+
+/// Keeps the final frame of a restored request until the app `reattach`es it.
+fn park(shared: &Shared, id: &str, raw: &[u8]) -> bool {
+    match shared.borrow_mut().pending.get_mut(id) {
+        Some(Slot::Parked(p)) => {
+            p.reply = Some(raw.to_vec());
+            true
+        }
+        _ => false,
+    }
 }
 
 fn on_timer(shared: &Shared) {
@@ -241,8 +241,16 @@ fn on_timer(shared: &Shared) {
         inner.timer_handle = None;
         let expired = inner.pending.take_expired(js::now_ms());
         for (id, slot) in &expired {
-            if matches!(slot, Slot::Request(_)) {
-                let _ = inner.send(&Frame::Cancel(Cancel { id }));
+            match slot {
+                Slot::Request(r) if r.unsent.is_none() => {
+                    let _ = inner.send(&Frame::Cancel(Cancel { id }));
+                }
+                // A reconnect attempt without WELCOME in time: its close event retries.
+                Slot::Attempt => {
+                    let _ = inner.ws.close();
+                }
+                Slot::Parked(p) if p.reply.is_some() => ack(&mut inner, id),
+                _ => {}
             }
         }
         inner.rearm();
@@ -299,7 +307,7 @@ pub(crate) fn attach(inner: &Shared, weak: &Weak<RefCell<Inner>>) {
     let w = weak.clone();
     let open = Closure::<dyn FnMut()>::new(move || {
         if let Some(s) = w.upgrade() {
-            on_open(&s);
+            session::on_open(&s);
         }
     });
     let w = weak.clone();
@@ -323,16 +331,27 @@ pub(crate) fn attach(inner: &Shared, weak: &Weak<RefCell<Inner>>) {
             on_timer(&s);
         }
     });
+    let w = weak.clone();
+    let acks = Closure::<dyn FnMut()>::new(move || {
+        if let Some(s) = w.upgrade() {
+            flush_acks(&s);
+        }
+    });
+    let w = weak.clone();
+    let retry = Closure::<dyn FnMut()>::new(move || {
+        if let Some(s) = w.upgrade() {
+            on_retry(&s);
+        }
+    });
     let mut i = inner.borrow_mut();
-    i.ws.set_onopen(Some(open.as_ref().unchecked_ref()));
-    i.ws.set_onmessage(Some(message.as_ref().unchecked_ref()));
-    i.ws.set_onclose(Some(close.as_ref().unchecked_ref()));
-    i.ws.set_onerror(Some(error.as_ref().unchecked_ref()));
     i.handlers = Some(Handlers {
         _open: open,
         _message: message,
         _close: close,
         _error: error,
     });
+    i.listen();
     i.timer_cb = Some(timer);
+    i.ack_cb = Some(acks);
+    i.retry_cb = Some(retry);
 }

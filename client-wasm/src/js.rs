@@ -49,6 +49,25 @@ extern "C" {
     /// `hooks.ended(error)`: the connection is over (`error.code` says why).
     #[wasm_bindgen(method, structural)]
     pub fn ended(this: &Hooks, error: &JsValue);
+
+    /// `hooks.state(name)`: the connection is now `open` or `reconnecting`.
+    #[wasm_bindgen(method, structural)]
+    pub fn state(this: &Hooks, name: &str);
+
+    /// `hooks.changed()`: what a persisted client keeps in storage changed.
+    #[wasm_bindgen(method, structural)]
+    pub fn changed(this: &Hooks);
+
+    /// `queueMicrotask(callback)`.
+    #[wasm_bindgen(js_name = queueMicrotask)]
+    pub fn queue_microtask(callback: &js_sys::Function);
+}
+
+/// A random fraction in `[0, 1)` from the platform's cryptographic random source.
+pub fn random_unit() -> f64 {
+    let mut b = [0u8; 4];
+    get_random_values(&mut b);
+    f64::from(u32::from_le_bytes(b)) / 4_294_967_296.0
 }
 
 /// Milliseconds since the epoch, as an integer.

@@ -5,6 +5,7 @@
 //!
 //! - [`client`]: `WasmClient`: connect, request, gather, close (what JS calls).
 //! - `events`: socket, timer and abort handlers (what calls back from JS).
+//! - `session`: HELLO/WELCOME, resuming, ACKs, reconnecting with backoff.
 //! - `state`: `Inner` (socket, closures, pending slots, timer) and its cleanup on drop.
 //! - [`pending`]: the pending map and its one timer (pure, unit-tested natively).
 //! - [`body`]: received bodies → JS values (decoded by the JS hooks: `TextDecoder`, `JSON`).
@@ -17,6 +18,7 @@ pub mod error;
 mod events;
 pub mod js;
 pub mod pending;
+mod session;
 mod state;
 
 pub use client::WasmClient;

@@ -72,6 +72,31 @@ impl<T> Pending<T> {
         self.position(id).map(|i| &self.entries[i].slot)
     }
 
+    /// A mutable reference to a slot.
+    pub fn get_mut(&mut self, id: &str) -> Option<&mut T> {
+        let i = self.position(id)?;
+        Some(&mut self.entries[i].slot)
+    }
+
+    /// Every slot, mutably, with its id.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&str, &mut T)> {
+        self.entries
+            .iter_mut()
+            .map(|e| (e.id.as_str(), &mut e.slot))
+    }
+
+    /// The deadline of `id`.
+    pub fn deadline(&self, id: &str) -> Option<u64> {
+        self.position(id).map(|i| self.entries[i].deadline)
+    }
+
+    /// Every entry as `(id, deadline, slot)`, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, u64, &T)> {
+        self.entries
+            .iter()
+            .map(|e| (e.id.as_str(), e.deadline, &e.slot))
+    }
+
     /// Removes an entry (reply, error, abort, ...) and returns its slot.
     pub fn remove(&mut self, id: &str) -> Option<T> {
         let i = self.position(id)?;
@@ -92,6 +117,11 @@ impl<T> Pending<T> {
             }
         }
         out
+    }
+
+    /// Removes and returns every entry whose slot `pick` selects, in no particular order.
+    pub fn take_slots(&mut self, pick: impl Fn(&T) -> bool) -> Vec<(String, T)> {
+        self.take_where(|e| pick(&e.slot))
     }
 
     /// Removes and returns every entry whose deadline is at or before `now`, in no particular order.

@@ -27,22 +27,64 @@ pub(crate) const HANDSHAKE: &str = "handshake ";
 /// Pending-map key of a `close()` waiting for the close event.
 pub(crate) const CLOSING: &str = "closing ";
 
+/// Pending-map key of a reconnect attempt's handshake.
+pub(crate) const ATTEMPT: &str = "attempt ";
+
 /// What waits in the pending map.
 pub(crate) enum Slot {
-    Handshake { resolve: Function, reject: Function },
+    Handshake {
+        resolve: Function,
+        reject: Function,
+    },
     Request(RequestSlot),
-    Closing { resolve: Function },
+    /// A request restored from storage after a page reload, not yet `reattach`ed.
+    Parked(Parked),
+    /// A reconnect attempt waiting for WELCOME (its deadline is the connect timeout).
+    Attempt,
+    Closing {
+        resolve: Function,
+    },
 }
 
 pub(crate) struct RequestSlot {
     pub(crate) resolve: Function,
     pub(crate) reject: Function,
+    /// Where it goes (a resume re-attaches it there).
+    pub(crate) destination: String,
+    /// The encoded frame while it waits for a socket (made while reconnecting).
+    pub(crate) unsent: Option<Vec<u8>>,
+    /// The caller's `meta`, kept with the request in the page's storage.
+    pub(crate) meta: JsValue,
     pub(crate) on_progress: Option<Function>,
     /// With an idle timeout: each progress moves the deadline to now + this (+ grace).
     pub(crate) idle_ms: Option<u32>,
     /// A gather: `on_progress` gets its parts, DONE (or the window's end) resolves it.
     pub(crate) gather: bool,
     pub(crate) _abort: Option<AbortHook>,
+}
+
+/// A restored request: its reply (a REPLY or ERROR frame) waits here until `reattach`.
+pub(crate) struct Parked {
+    pub(crate) destination: String,
+    pub(crate) idle_ms: Option<u32>,
+    pub(crate) meta: JsValue,
+    pub(crate) reply: Option<Vec<u8>>,
+    /// The session could not be resumed: `reattach` rejects with `session_expired`.
+    pub(crate) expired: bool,
+}
+
+/// How the client reconnects (`initial_ms == 0`: it does not).
+#[derive(Clone, Copy)]
+pub(crate) struct Policy {
+    pub(crate) initial_ms: u32,
+    pub(crate) max_ms: u32,
+    /// Attempts before giving up (0: no limit while requests can still be answered).
+    pub(crate) attempts: u32,
+    /// Requests that may wait for the socket while reconnecting (0: they reject at once).
+    pub(crate) max_queued: u32,
+    pub(crate) connect_timeout_ms: u32,
+    /// Keep the session in the page's storage (JS is told of every change).
+    pub(crate) persist: bool,
 }
 
 /// An `abort` listener on the caller's signal; removed when the slot is dropped, which
@@ -64,6 +106,8 @@ impl Drop for AbortHook {
 pub(crate) enum State {
     Connecting,
     Open,
+    /// The socket dropped; a new one is being opened to resume the session.
+    Reconnecting,
     /// The connection is over; `code` is what new requests reject with.
     Ended(ErrorCode),
 }
@@ -78,6 +122,18 @@ pub(crate) struct Handlers {
 
 pub(crate) struct Inner {
     pub(crate) ws: WebSocket,
+    pub(crate) url: String,
+    pub(crate) ws_ctor: Function,
+    pub(crate) policy: Policy,
+    /// Reconnect attempts since the socket was last open.
+    pub(crate) attempt: u32,
+    /// The session id and resume token of a resumable session.
+    pub(crate) resume: Option<(String, String)>,
+    /// Final replies to ACK (sent in one frame from a microtask).
+    pub(crate) acks: Vec<String>,
+    pub(crate) ack_cb: Option<Closure<dyn FnMut()>>,
+    pub(crate) retry_cb: Option<Closure<dyn FnMut()>>,
+    pub(crate) retry_handle: Option<JsValue>,
     pub(crate) hooks: Hooks,
     pub(crate) state: State,
     pub(crate) pending: Pending<Slot>,
@@ -95,8 +151,12 @@ pub(crate) struct Inner {
 pub(crate) type Shared = Rc<RefCell<Inner>>;
 
 impl Inner {
-    /// Brings the one timer in line with the earliest deadline.
+    /// Brings the one timer in line with the earliest deadline (after every change of the
+    /// pending map, so a persisted client also tells JS to save).
     pub(crate) fn rearm(&mut self) {
+        if self.policy.persist {
+            self.hooks.changed();
+        }
         let now = js::now_ms();
         match self.timer.plan(self.pending.next_deadline(), now) {
             TimerAction::Keep => {}
@@ -119,6 +179,24 @@ impl Inner {
         }
     }
 
+    /// Points the current socket's events at the client's handlers.
+    pub(crate) fn listen(&self) {
+        if let Some(h) = &self.handlers {
+            self.ws.set_onopen(Some(h._open.as_ref().unchecked_ref()));
+            self.ws
+                .set_onmessage(Some(h._message.as_ref().unchecked_ref()));
+            self.ws.set_onclose(Some(h._close.as_ref().unchecked_ref()));
+            self.ws.set_onerror(Some(h._error.as_ref().unchecked_ref()));
+        }
+    }
+
+    /// Cancels a scheduled reconnect.
+    pub(crate) fn stop_retry(&mut self) {
+        if let Some(h) = self.retry_handle.take() {
+            js::clear_timeout(&h);
+        }
+    }
+
     /// Sets the socket's handlers to null so the socket no longer calls into the client.
     pub(crate) fn detach(&mut self) {
         self.ws.set_onopen(None);
@@ -128,9 +206,12 @@ impl Inner {
     }
 
     pub(crate) fn send(&self, frame: &Frame<'_>) -> Result<(), JsValue> {
-        let bytes = frame.encode();
+        self.send_bytes(&frame.encode())
+    }
+
+    pub(crate) fn send_bytes(&self, bytes: &[u8]) -> Result<(), JsValue> {
         self.ws
-            .send_with_array_buffer(&Uint8Array::from(bytes.as_slice()).buffer())
+            .send_with_array_buffer(&Uint8Array::from(bytes).buffer())
     }
 
     pub(crate) fn error(&self, f: &Failure) -> JsValue {
@@ -152,6 +233,7 @@ pub(crate) fn settle(hooks: &Hooks, id: &str, slot: Slot, failure: &Failure) {
         Slot::Closing { resolve } => {
             let _ = resolve.call0(&JsValue::UNDEFINED);
         }
+        Slot::Parked(_) | Slot::Attempt => {}
     }
 }
 
@@ -170,6 +252,7 @@ impl Drop for Inner {
         if let Some(h) = self.timer_handle.take() {
             js::clear_timeout(&h);
         }
+        self.stop_retry();
         self.detach();
         if self.ws.ready_state() < WebSocket::CLOSING {
             let _ = self.ws.close_with_code_and_reason(1000, "client dropped");

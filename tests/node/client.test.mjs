@@ -277,9 +277,9 @@ describe("connection", () => {
     assert.match(err.message, /WebSocket/);
   });
 
-  test("the bridge killed mid-request: pending requests reject with disconnected", async () => {
+  test("reconnect: false, the bridge killed mid-request: pending requests reject with disconnected", async () => {
     const b = await startBridge({ allow: [`${PREFIX}.*`] });
-    const c = await lib.connect(b.wsUrl, { WebSocket });
+    const c = await lib.connect(b.wsUrl, { WebSocket, reconnect: false });
     const ps = Array.from({ length: 20 }, () =>
       rejectsWith(c.request(queue, {}, { headers: { "x-mode": "silent" }, timeoutMs: 60_000 }), "disconnected"));
     assert.equal(c.pending, 20);

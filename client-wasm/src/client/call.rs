@@ -4,7 +4,7 @@
 use std::rc::Rc;
 
 use ferry_protocol::{ErrorCode, Frame, Gather, Request, validate};
-use js_sys::{Function, Promise, Uint8Array};
+use js_sys::{Function, Promise};
 use wasm_bindgen::prelude::*;
 use web_sys::AbortSignal;
 
@@ -40,6 +40,8 @@ pub(super) struct Call<'a> {
     pub(super) callback: Option<Function>,
     /// A gather's routing key and `max_replies`.
     pub(super) gather: Option<(Option<String>, Option<u32>)>,
+    /// The caller's `meta` (kept with the request in storage).
+    pub(super) meta: JsValue,
 }
 
 impl WasmClient {
@@ -61,11 +63,26 @@ impl WasmClient {
             headers,
             callback,
             gather,
+            meta,
         } = call;
-        let (limits, default_timeout) = {
+        let (limits, default_timeout, queue) = {
             let inner = self.inner.borrow();
-            match inner.state {
-                State::Open => {}
+            let queue = match inner.state {
+                State::Open => false,
+                State::Reconnecting => {
+                    let queued = inner
+                        .pending
+                        .iter()
+                        .filter(|(_, _, s)| matches!(s, Slot::Request(r) if r.unsent.is_some()))
+                        .count();
+                    if gather.is_some() || queued >= inner.policy.max_queued as usize {
+                        return Err(Failure::new(
+                            ErrorCode::Disconnected,
+                            "the connection to the bridge is lost (reconnecting)",
+                        ));
+                    }
+                    true
+                }
                 State::Connecting => {
                     return Err(Failure::new(
                         ErrorCode::Disconnected,
@@ -73,11 +90,11 @@ impl WasmClient {
                     ));
                 }
                 State::Ended(code) => return Err(ended_failure(code)),
-            }
+            };
             let Some(limits) = inner.limits else {
                 return Err(ended_failure(ErrorCode::Disconnected));
             };
-            (limits, inner.default_timeout_ms)
+            (limits, inner.default_timeout_ms, queue)
         };
         if signal.as_ref().is_some_and(AbortSignal::aborted) {
             return Err(Failure::new(
@@ -156,13 +173,13 @@ impl WasmClient {
             )
             .with_id(id));
         }
-        if inner
-            .ws
-            .send_with_array_buffer(&Uint8Array::from(bytes.as_slice()).buffer())
-            .is_err()
-        {
+        let unsent = if queue {
+            Some(bytes)
+        } else if inner.send_bytes(&bytes).is_err() {
             return Err(ended_failure(ErrorCode::Disconnected).with_id(id));
-        }
+        } else {
+            None
+        };
         let abort = signal.map(|signal| {
             let weak = Rc::downgrade(&self.inner);
             let key = id.clone();
@@ -176,15 +193,18 @@ impl WasmClient {
             AbortHook { signal, listener }
         });
         let deadline = js::now_ms() + u64::from(timeout) + GRACE_MS;
-        let mut slot = Some(abort);
+        let mut slot = Some((abort, unsent));
         let promise = Promise::new(&mut |resolve, reject| {
-            if let Some(abort) = slot.take() {
+            if let Some((abort, unsent)) = slot.take() {
                 let _ = inner.pending.insert(
                     id.clone(),
                     deadline,
                     Slot::Request(RequestSlot {
                         resolve,
                         reject,
+                        destination: destination.to_owned(),
+                        unsent,
+                        meta: meta.clone(),
                         on_progress: callback.clone(),
                         idle_ms,
                         gather: gather.is_some(),

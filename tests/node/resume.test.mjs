@@ -1,0 +1,210 @@
+// Resilience of ferry-client (installed from npm pack) with a real bridge binary, RabbitMQ
+// and an amqplib worker that answers when the test says so: the socket cut mid-request, the
+// bridge killed and replaced, the grace period running out, requests made while reconnecting.
+
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import amqp from "amqplib";
+import WebSocket from "ws";
+import { AMQP_URL, startBridge, uniqueName } from "../support/bridge.mjs";
+import { importInstalled } from "../support/package.mjs";
+import { portOf, startProxy } from "../support/proxy.mjs";
+
+const PREFIX = uniqueName("ferry.resume");
+const queue = `${PREFIX}.held`;
+let lib;
+let worker;
+
+/** A worker that keeps every request until `answer()`; replies `{ n }` with the request's n. */
+async function heldWorker(name) {
+  const conn = await amqp.connect(AMQP_URL);
+  const ch = await conn.createChannel();
+  await ch.assertQueue(name, { durable: false, arguments: { "x-expires": 120_000 } });
+  const held = [];
+  let waiter;
+  await ch.consume(name, (msg) => {
+    held.push(msg);
+    waiter?.();
+  });
+  return {
+    /** Resolves once `n` requests are held. */
+    async holding(n) {
+      while (held.length < n) await new Promise((r) => (waiter = r));
+    },
+    /** Replies to every held request. */
+    answer() {
+      for (const msg of held.splice(0)) {
+        ch.sendToQueue(msg.properties.replyTo, msg.content, {
+          correlationId: msg.properties.correlationId,
+          contentType: "application/json",
+        });
+        ch.ack(msg);
+      }
+    },
+    async stop() {
+      await ch.deleteQueue(name).catch(() => {});
+      await conn.close().catch(() => {});
+    },
+  };
+}
+
+/** Resolves with the next `statechange` to `name`. */
+const becomes = (client, name) =>
+  new Promise((resolve) => {
+    const on = (ev) => {
+      if (ev.state === name) {
+        client.removeEventListener("statechange", on);
+        resolve();
+      }
+    };
+    client.addEventListener("statechange", on);
+  });
+
+/** Reply queues of the broker (rabbitmqctl does not touch them, a passive declare would). */
+function replyQueues() {
+  const out = execFileSync("rabbitmqctl", ["list_queues", "-q", "--no-table-headers", "name"], { encoding: "utf8" });
+  return out.split("\n").map((l) => l.trim()).filter((l) => l.startsWith("ferry.reply."));
+}
+
+const fast = { initialDelayMs: 20, maxDelayMs: 200 };
+
+before(async () => {
+  lib = await importInstalled();
+  worker = await heldWorker(queue);
+});
+
+after(async () => {
+  await worker?.stop();
+});
+
+describe("reconnect and resume", () => {
+  test("socket cut mid-request: the reply sent while it was down arrives once", async () => {
+    const bridge = await startBridge({ allow: [`${PREFIX}.*`] });
+    const proxy = await startProxy(portOf(bridge.wsUrl));
+    const states = [];
+    const c = await lib.connect(proxy.url(), { WebSocket, reconnect: fast, onStateChange: (s) => states.push(s) });
+    try {
+      assert.equal(c.state, "open");
+      const session = c.session;
+      const ps = [1, 2, 3].map((n) => c.request(queue, { n }, { timeoutMs: 20_000 }));
+      await worker.holding(3);
+      proxy.refuse(true);
+      const down = becomes(c, "reconnecting");
+      proxy.cut();
+      await down;
+      assert.equal(c.state, "reconnecting");
+      worker.answer(); // the replies wait in the session's reply queue
+      const up = becomes(c, "open");
+      proxy.refuse(false);
+      await up;
+      assert.equal(c.session, session, "the same session, resumed");
+      assert.deepEqual(await Promise.all(ps), [{ n: 1 }, { n: 2 }, { n: 3 }]);
+      assert.equal(c.pending, 0);
+      assert.deepEqual(states.slice(0, 3), ["open", "reconnecting", "open"]);
+    } finally {
+      await c.close();
+      await proxy.close();
+      await bridge.stop();
+    }
+  });
+
+  test("bridge A killed with requests in flight, bridge B takes the session: every reply exactly once", async () => {
+    const a = await startBridge({ allow: [`${PREFIX}.*`] });
+    const proxy = await startProxy(portOf(a.wsUrl));
+    const c = await lib.connect(proxy.url(), { WebSocket, reconnect: fast });
+    let b;
+    try {
+      const n = 50;
+      const replies = Array.from({ length: n }, (_, i) => c.request(queue, { n: i }, { timeoutMs: 30_000 }));
+      await worker.holding(n);
+      worker.answer(); // some replies reach A before it dies, some wait in RabbitMQ
+      const down = becomes(c, "reconnecting");
+      await a.kill();
+      await down;
+      b = await startBridge({ allow: [`${PREFIX}.*`] });
+      proxy.retarget(portOf(b.wsUrl));
+      const got = await Promise.all(replies);
+      assert.deepEqual(got.map((r) => r.n), Array.from({ length: n }, (_, i) => i));
+      assert.equal(c.pending, 0);
+      assert.equal(c.state, "open");
+      // Nothing more arrives: a second copy would have no request to go to, but would still
+      // show as a dropped reply on B; give B's /metrics a look.
+      const metrics = await (await fetch(`${b.url}/metrics`)).text();
+      assert.match(metrics, /ferry_sessions_resumed_total 1/);
+    } finally {
+      await c.close();
+      await proxy.close();
+      await a.kill();
+      await b?.stop();
+    }
+  });
+
+  test("requests made while reconnecting wait for the socket, or reject with whileReconnecting: reject", async () => {
+    const bridge = await startBridge({ allow: [`${PREFIX}.*`] });
+    const proxy = await startProxy(portOf(bridge.wsUrl));
+    const waits = await lib.connect(proxy.url(), { WebSocket, reconnect: fast });
+    const rejects = await lib.connect(proxy.url(), { WebSocket, reconnect: fast, whileReconnecting: "reject" });
+    try {
+      proxy.refuse(true);
+      const down = Promise.all([becomes(waits, "reconnecting"), becomes(rejects, "reconnecting")]);
+      proxy.cut();
+      await down;
+      const waiting = waits.request(queue, { n: 7 }, { timeoutMs: 20_000 });
+      const tooLate = waits.request(queue, { n: 8 }, { timeoutMs: 300 });
+      const refused = await rejects.request(queue, { n: 9 }).then(
+        () => assert.fail("resolved"),
+        (e) => e,
+      );
+      assert.equal(refused.code, "disconnected");
+      const timedOut = await tooLate.then(
+        () => assert.fail("resolved"),
+        (e) => e,
+      );
+      assert.equal(timedOut.code, "timeout", "a queued request never hangs past its timeout");
+      proxy.refuse(false);
+      await worker.holding(1);
+      worker.answer();
+      assert.deepEqual(await waiting, { n: 7 });
+      assert.equal(waits.pending, 0);
+    } finally {
+      await waits.close();
+      await rejects.close();
+      await proxy.close();
+      await bridge.stop();
+    }
+  });
+
+  test("back after the grace period: session_expired, a new session, and no queue left behind", async () => {
+    const bridge = await startBridge({ allow: [`${PREFIX}.*`], args: ["--session-grace", "1s"] });
+    const proxy = await startProxy(portOf(bridge.wsUrl));
+    const c = await lib.connect(proxy.url(), { WebSocket, reconnect: { initialDelayMs: 100, maxDelayMs: 300 } });
+    try {
+      const old = c.session;
+      const p = c.request(queue, { n: 1 }, { timeoutMs: 30_000 });
+      await worker.holding(1);
+      proxy.refuse(true);
+      proxy.cut();
+      await becomes(c, "reconnecting");
+      const deadline = Date.now() + 15_000;
+      while (replyQueues().includes(`ferry.reply.${old}`)) {
+        assert.ok(Date.now() < deadline, "the reply queue outlived its grace period");
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      proxy.refuse(false);
+      const err = await p.then(
+        () => assert.fail("resolved"),
+        (e) => e,
+      );
+      assert.equal(err.code, "session_expired");
+      assert.notEqual(c.session, old);
+      assert.equal(c.state, "open");
+      worker.answer(); // a late reply: its queue is gone, the broker drops it
+      assert.equal(c.pending, 0);
+    } finally {
+      await c.close();
+      await proxy.close();
+      await bridge.stop();
+    }
+  });
+});

@@ -1,0 +1,60 @@
+// Test helper: a TCP proxy on 127.0.0.1 that the test controls, to cut a client's socket
+// mid-request (as a network change or a sleeping laptop does) and to keep it down a while.
+
+import net from "node:net";
+
+/**
+ * Starts a proxy to `target` (a port on 127.0.0.1). Resolves to { port, url(path), cut(),
+ * refuse(on), retarget(port), close(), accepted }: `cut()` destroys every live connection
+ * without a close frame; while `refuse(true)`, new connections are dropped at once.
+ */
+export async function startProxy(target) {
+  let to = target;
+  let refusing = false;
+  const live = new Set();
+  const stats = { accepted: 0 };
+  const server = net.createServer((client) => {
+    if (refusing) {
+      client.destroy();
+      return;
+    }
+    stats.accepted++;
+    const upstream = net.connect(to, "127.0.0.1");
+    live.add(client);
+    live.add(upstream);
+    const drop = () => {
+      client.destroy();
+      upstream.destroy();
+      live.delete(client);
+      live.delete(upstream);
+    };
+    client.on("error", drop).on("close", drop);
+    upstream.on("error", drop).on("close", drop);
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address();
+  return {
+    port,
+    stats,
+    url: (path = "/ws") => `ws://127.0.0.1:${port}${path}`,
+    cut() {
+      for (const s of live) s.destroy();
+      live.clear();
+    },
+    refuse(on) {
+      refusing = on;
+    },
+    retarget(p) {
+      to = p;
+    },
+    async close() {
+      this.cut();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+/** The port of a bridge's ws:// URL. */
+export const portOf = (wsUrl) => Number(new URL(wsUrl).port);
