@@ -2,7 +2,8 @@
 // the `patient_summary_request` AMQP service for summaries, many at once.
 //
 // Everything Ferry-specific is a few calls of the ferry-client package:
-//   connect(url)  ·  client.request(destination, body, { timeoutMs, signal, onProgress })
+//   connect(url, { persist: true })  ·  client.request(destination, body, { timeoutMs, signal, onProgress, meta })
+//   client.resumed() and client.reattach(id) after a reload
 //   client.gather(exchange, body, { windowMs })  ·  and FerryError's `.code` on failure.
 
 import { PATIENTS } from "./patients.js";
@@ -62,7 +63,7 @@ function setConnection(state, text) {
   ui.connection.dataset.state = state;
   ui.status.textContent = text;
   ui.reconnect.hidden = state !== "disconnected";
-  const connected = state === "connected";
+  const connected = state === "connected" || state === "reconnecting";
   for (const button of document.querySelectorAll("[data-request]")) button.disabled = !connected;
   ui.requestAll.disabled = !connected;
   ui.findReviewers.disabled = !connected;
@@ -72,11 +73,23 @@ async function connectNow() {
   clearTimeout(retryTimer);
   setConnection("connecting", "Connecting…");
   try {
-    const connected = await ferry.connect(socketUrl(), { timeoutMs: REQUEST_TIMEOUT_MS });
+    // persist: the session and its pending summaries survive a page reload (sessionStorage);
+    // the client reconnects by itself and resumes the session, so replies are never lost.
+    let connected = null;
+    connected = await ferry.connect(socketUrl(), {
+      timeoutMs: REQUEST_TIMEOUT_MS,
+      persist: true,
+      onStateChange(state) {
+        if (client !== connected) return;
+        if (state === "reconnecting") setConnection("reconnecting", "Reconnecting… summaries keep building");
+        else if (state === "open") setConnection("connected", "Connected");
+      },
+    });
     client = connected;
     retryDelayMs = 1000;
     setConnection("connected", "Connected");
-    // `closed` settles with a FerryError when the connection ends (bridge gone, network lost).
+    for (const r of connected.resumed()) resumeSummary(r);
+    // `closed` settles with a FerryError when the client gives up (or is closed).
     connected.closed?.then((reason) => {
       if (client === connected) lostConnection(reason);
     });
@@ -189,6 +202,30 @@ async function requestSummary(patient) {
   if (!client) return;
   const card = createCard(patient);
   updateCounts();
+  await follow(card, (onProgress) =>
+    client.request(DESTINATION, { patientId: patient.id }, {
+      timeoutMs: REQUEST_TIMEOUT_MS,
+      signal: card.controller.signal,
+      onProgress,
+      meta: { patient },
+    }),
+  );
+}
+
+/** A summary the page was awaiting before a reload: its card again, and the same reply. */
+async function resumeSummary(r) {
+  const patient = r.meta?.patient;
+  if (!patient) return;
+  const card = createCard(patient);
+  card.el.cancel.remove(); // a reattached request has no AbortSignal
+  card.el.stage.textContent = "Resumed after reload; waiting for the summary…";
+  updateCounts();
+  await follow(card, (onProgress) => client.reattach(r.id, { onProgress }));
+}
+
+/** Renders a summary request's progress and outcome on its card. */
+async function follow(card, start) {
+  const { patient } = card;
   const onProgress = (p) => {
     if (card.state !== "waiting" && card.state !== "working") return;
     if (card.state === "waiting") setState(card, "working");
@@ -198,11 +235,7 @@ async function requestSummary(patient) {
     card.el.stage.textContent = `Building${where}: ${p?.stage ?? "working"} (${pct}%)`;
   };
   try {
-    const summary = await client.request(DESTINATION, { patientId: patient.id }, {
-      timeoutMs: REQUEST_TIMEOUT_MS,
-      signal: card.controller.signal,
-      onProgress,
-    });
+    const summary = await start(onProgress);
     card.el.stage.textContent = "Ready";
     card.el.body.replaceChildren(renderSummary(summary));
     setState(card, "done");
@@ -218,7 +251,7 @@ async function requestSummary(patient) {
     card.el.body.replaceChildren(renderError(err));
     setState(card, "failed");
     announce(`Summary for ${patient.name} failed: ${err?.message ?? err}`);
-    if (err?.code === "disconnected" || err?.code === "closed") lostConnection(err);
+    if (err?.code === "closed") lostConnection(err);
   }
 }
 

@@ -122,11 +122,11 @@ describe("in Chromium", () => {
     assert.equal(await page.evaluate(() => window.client.pending), 0);
   });
 
-  test("the bridge killed mid-request: every promise rejects with disconnected", async () => {
+  test("reconnect: false, the bridge killed mid-request: every promise rejects with disconnected", async () => {
     const other = await startBridge({ allow: [`${PREFIX}.*`] });
     try {
       const started = await page.evaluate(async ([url, q]) => {
-        const c = await window.ferry.connect(url);
+        const c = await window.ferry.connect(url, { reconnect: false });
         window.doomed = c;
         window.doomedResults = Promise.all(
           Array.from({ length: 50 }, () => window.outcome(c.request(q, {}, { headers: { "x-mode": "silent" }, timeoutMs: 60_000 }))),

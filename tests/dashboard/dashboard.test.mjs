@@ -147,6 +147,27 @@ test("cancelling a running summary frees the worker: the next queued one starts 
   await page.close();
 });
 
+test("reload the page mid-summary: the summary still arrives", async () => {
+  const page = await browser.newPage();
+  const problems = [];
+  page.on("pageerror", (err) => problems.push(err.message));
+  await page.goto(`${bridge.url}/?queue=${encodeURIComponent(queue)}`);
+  await page.locator('.connection[data-state="connected"]').waitFor();
+  await requestButton(page, 4).click();
+  await page.locator('#cards > li.card[data-patient-id="4"][data-state="working"]').waitFor();
+
+  await page.reload();
+  await page.locator('.connection[data-state="connected"]').waitFor();
+  // The card comes back from the page's storage, and the reply that the worker sent while
+  // the page was reloading is delivered to it.
+  await page.locator('#cards > li.card[data-patient-id="4"][data-state="done"]').waitFor({ timeout: 15_000 });
+  assert.match(await cardFor(page, 4).innerText(), /Ready/);
+  assert.equal(await cardsIn(page, "failed").count(), 0);
+  assert.equal(await page.evaluate(() => window.ferryDemo.client.pending), 0);
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
 test("find available reviewers: one gather answered by every running worker", async () => {
   const page = await browser.newPage();
   const problems = [];
