@@ -48,9 +48,60 @@ export interface AbortSignalLike {
   removeEventListener(type: "abort", listener: () => void): void;
 }
 
+/** The connection's state: `reconnecting` while a dropped socket is being replaced. */
+export type ConnectionState = "connecting" | "open" | "reconnecting" | "closed";
+
+/** How the client reconnects after the socket drops (full-jitter exponential backoff). */
+export interface ReconnectOptions {
+  /** First delay ceiling, in ms (default 250); each attempt doubles it. */
+  initialDelayMs?: number;
+  /** Largest delay ceiling, in ms (default 10 000). */
+  maxDelayMs?: number;
+  /** Attempts before giving up and closing with `disconnected` (default 0: no limit). */
+  maxAttempts?: number;
+}
+
+/** A storage for `persist` (`sessionStorage` fits). */
+export interface StorageLike {
+  getItem(key: string): string | null;
+  setItem(key: string, value: string): void;
+  removeItem(key: string): void;
+}
+
+/** A request the page was awaiting before a reload, from {@link FerryClient.resumed}. */
+export interface ResumedRequest<M = any> {
+  /** Its correlation id: pass it to {@link FerryClient.reattach}. */
+  id: string;
+  /** Where it was sent. */
+  destination: string;
+  /** The `meta` it was sent with. */
+  meta: M;
+  /** The session could not be resumed: `reattach` rejects with `session_expired`. */
+  expired: boolean;
+}
+
 export interface ConnectOptions {
   /** Default timeout of a request, in milliseconds (default: the bridge's). */
   timeoutMs?: number;
+  /**
+   * Reconnect and resume the session when the socket drops (default true). Pending requests
+   * survive; replies that arrived meanwhile are delivered once. `false`: a dropped socket
+   * ends the client and its requests reject with `disconnected`.
+   */
+  reconnect?: boolean | ReconnectOptions;
+  /** Requests made while reconnecting wait for the socket (`queue`, default) or reject with `disconnected`. */
+  whileReconnecting?: "queue" | "reject";
+  /** Most requests waiting for the socket while reconnecting (default 1000). */
+  maxQueued?: number;
+  /** Called with each state change (also a `statechange` event on the client). */
+  onStateChange?: (state: ConnectionState) => void;
+  /**
+   * Keep the session and its pending requests in the page's storage (default
+   * `sessionStorage`, per tab), so that after a reload `connect` resumes the session and
+   * {@link FerryClient.resumed} lists what the previous page awaited. The storage holds the
+   * session's resume token: anyone who can read it can take the session over.
+   */
+  persist?: boolean | { storage?: StorageLike; key?: string };
   /** Time allowed to open the socket and complete the handshake (default 10 000 ms). */
   connectTimeoutMs?: number;
   /** The WebSocket constructor to use where the runtime has no global one. */
@@ -85,6 +136,8 @@ export interface RequestOptions<P = any> {
   onProgress?: (progress: P) => void;
   /** Send a string or bytes body with this content type instead of the default. */
   contentType?: string;
+  /** JSON-serialisable data kept with the request when `persist` is on; `resumed()` returns it. */
+  meta?: unknown;
 }
 
 export interface GatherOptions {
@@ -110,9 +163,15 @@ export type GatherPart<T = any> =
 /** One part of a {@link FerryClient.stream}: a progress message, or the final reply (last). */
 export type StreamPart<T = any, P = any> = { kind: "progress"; value: P } | { kind: "reply"; value: T };
 
-/** A connection to a Ferry bridge. */
-export declare class FerryClient {
+/** A connection to a Ferry bridge. Dispatches `statechange` events (`event.state`). */
+export declare class FerryClient extends EventTarget {
   private constructor();
+  /** `connecting`, `open`, `reconnecting` or `closed`. */
+  readonly state: ConnectionState;
+  /** After a reload (with `persist`): the requests the previous page awaited, until reattached. */
+  resumed<M = any>(): ResumedRequest<M>[];
+  /** A Promise for the reply of a request from {@link resumed}. */
+  reattach<T = any, P = any>(id: string, options?: { onProgress?: (progress: P) => void }): Promise<T>;
   /** Sends `body` to the queue `destination`; resolves with the decoded reply. */
   request<T = any, P = any>(destination: string, body?: RequestBody, options?: RequestOptions<P>): Promise<T>;
   /**

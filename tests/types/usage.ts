@@ -1,5 +1,5 @@
 // Type-level test of the package's declarations (npm run typecheck): how an app uses them.
-import { connect, FerryClient, FerryError, type FerryErrorCode, type RequestOptions } from "ferry-client";
+import { connect, FerryClient, FerryError, type ConnectionState, type FerryErrorCode, type RequestOptions } from "ferry-client";
 
 declare const NodeWs: new (address: string | URL, protocols?: string | string[], options?: object) => object;
 
@@ -51,6 +51,21 @@ async function main(): Promise<void> {
   // @ts-expect-error: not a code
   const bad: FerryErrorCode = "nope";
   console.log(bad);
+  const resilient = await connect("ws://x/ws", {
+    reconnect: { initialDelayMs: 100, maxDelayMs: 5_000, maxAttempts: 10 },
+    whileReconnecting: "queue",
+    maxQueued: 10,
+    persist: { key: "k" },
+    onStateChange: (s: ConnectionState) => console.log(s),
+  });
+  const st: ConnectionState = resilient.state;
+  resilient.addEventListener("statechange", () => console.log(st));
+  await resilient.request("q", {}, { meta: { patientId: 1 } });
+  for (const r of resilient.resumed<{ patientId: number }>()) {
+    const pid: number = r.meta.patientId;
+    const again: string = await resilient.reattach<string>(r.id, { onProgress: (p) => console.log(p) });
+    console.log(pid, again, r.expired, r.destination);
+  }
   const err = new FerryError("timeout", "late", { correlationId: "c" });
   const asError: Error = err;
   console.log(asError);
