@@ -22,10 +22,10 @@ use lapin::message::Delivery;
 use tokio_tungstenite::tungstenite::error::CapacityError;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use crate::Shared;
-use crate::amqp_props::{done_frame, error_frame, reply_frame, request_properties};
+use crate::amqp_props::{done_frame, error_frame, request_properties};
 use crate::broker::{Links, publish, replies::ReplySub};
 use crate::error::BridgeError;
 use crate::outbound::Outbound;
@@ -36,6 +36,7 @@ use crate::stats::Stats;
 mod detach;
 mod gather;
 mod notices;
+mod replies;
 
 /// Close code of a socket whose session another connection resumed: the client must not
 /// resume it again (that would take it back, and so on).
@@ -346,65 +347,6 @@ impl Session {
             (id, seq, result)
         }));
         Ok(())
-    }
-
-    /// The reply queue name, declaring and consuming it on first use (or after a reconnect).
-    async fn reply_queue(&mut self, links: &Arc<Links>) -> Result<String, BridgeError> {
-        if let Some(sub) = &self.reply
-            && sub.is_live()
-        {
-            return Ok(sub.queue().to_owned());
-        }
-        let grace = if self.resumable {
-            self.shared.config.session_grace
-        } else {
-            Duration::ZERO
-        };
-        let sub = ReplySub::open(links.clone(), &self.id, grace).await?;
-        let name = sub.queue().to_owned();
-        self.reply = Some(sub);
-        Ok(name)
-    }
-
-    async fn on_reply(&mut self, delivery: Option<Delivery>) -> Flow {
-        let Some(d) = delivery else {
-            // The consumer ended: the broker connection died or the queue was deleted.
-            warn!(session = %self.id, "reply consumer ended; failing pending requests");
-            self.reply = None;
-            self.held.clear(); // their channel is gone; the broker requeued them
-            let why = "the broker connection was lost";
-            self.fail_all(ErrorCode::BrokerUnavailable, why, None).await;
-            return Flow::Continue;
-        };
-        let id = d
-            .properties
-            .correlation_id()
-            .as_ref()
-            .map(|c| c.as_str())
-            .unwrap_or("");
-        if let Some(Kind::Gather { .. }) = self.pending.kind(id) {
-            self.on_part(id, &d).await;
-        } else if self.pending.contains(id) {
-            let (is_final, frame) = reply_frame(id, &d.properties, &d.data);
-            if frame.first() == Some(&ferry_protocol::frame::kind::ERROR) {
-                self.shared.stats.error(ErrorCode::Remote);
-            }
-            if is_final {
-                self.pending.remove(id);
-                Stats::inc(&self.shared.stats.replies_total);
-            } else {
-                self.pending.touch(id);
-            }
-            self.out.send(frame).await;
-            if is_final && self.hold(id, &d) {
-                return Flow::Continue;
-            }
-        } else {
-            Stats::inc(&self.shared.stats.dropped_replies);
-            debug!(session = %self.id, id, "reply for no pending request dropped");
-        }
-        ReplySub::ack(&d);
-        Flow::Continue
     }
 
     /// Fails every pending request with `code`; with a `reason`, tells the workers too.
