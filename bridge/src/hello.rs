@@ -90,7 +90,15 @@ where
                         },
                         server: Some(&shared.server_name),
                     });
-                    return out.send(welcome.encode()).await.then_some(opened);
+                    if out.send(welcome.encode()).await {
+                        return Some(opened);
+                    }
+                    // The socket went before WELCOME: let the queue go back to waiting.
+                    shared.holders.release(&opened.id, &opened.claim);
+                    if let Some(sub) = opened.reply {
+                        sub.detach().await;
+                    }
+                    return None;
                 }
                 Err(e) => {
                     // The broker is needed to resume; the client keeps its requests and

@@ -376,6 +376,9 @@ impl Session {
             return self.detach().await;
         }
         self.shared.holders.release(&self.id, &self.claim);
+        for (_, acker) in self.held.drain() {
+            ReplySub::ack_held(&acker); // the session is over; its queue goes next
+        }
         let pending = self.pending.len();
         info!(session = %self.id, pending, "session closed");
         for (id, entry) in self.pending.drain() {

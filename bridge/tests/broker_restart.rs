@@ -13,7 +13,7 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ferry_protocol::Frame;
+use ferry_protocol::{Ack, Frame, Hello};
 use futures_util::StreamExt;
 use lapin::options::{BasicConsumeOptions, BasicPublishOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
@@ -97,9 +97,22 @@ async fn resilient_echo(queue: String, stop: CancellationToken) {
     }
 }
 
-/// One client sending requests back to back until `stop`, counting how each ended.
-async fn load(url: String, queue: String, counts: Arc<Mutex<Counts>>, stop: CancellationToken) {
-    let mut client = Client::connect(&url).await;
+/// One client sending requests back to back until `stop`, counting how each ended. A
+/// `resumable` one says HELLO with `acks` (as ferry-client does) and ACKs every final frame.
+async fn load(
+    url: String,
+    queue: String,
+    counts: Arc<Mutex<Counts>>,
+    stop: CancellationToken,
+    resumable: bool,
+) {
+    let hello = Hello {
+        client: Some("broker-restart"),
+        acks: resumable,
+        ..Hello::default()
+    };
+    let (mut client, token, _) = Client::hello(&url, hello).await;
+    assert_eq!(token.is_some(), resumable);
     let mut n = 0u64;
     while !stop.is_cancelled() {
         n += 1;
@@ -111,12 +124,19 @@ async fn load(url: String, queue: String, counts: Arc<Mutex<Counts>>, stop: Canc
                 Err(_) => break None,
                 Ok(Some(Ok(Message::Binary(b)))) => {
                     let r = Received(b);
-                    match r.frame() {
-                        Frame::Reply(rep) if rep.id == id => break Some(Ok(())),
+                    let end = match r.frame() {
+                        Frame::Reply(rep) if rep.id == id => Some(Ok(())),
                         Frame::Error(e) if e.id == Some(id.as_str()) => {
-                            break Some(Err(e.code.as_str().to_owned()));
+                            Some(Err(e.code.as_str().to_owned()))
                         }
-                        _ => {} // a frame about an earlier request: not this one's end
+                        _ => None, // a frame about an earlier request: not this one's end
+                    };
+                    if let Some(end) = end {
+                        if resumable {
+                            let ids = vec![id.as_str()];
+                            client.send(Frame::Ack(Ack { ids })).await;
+                        }
+                        break Some(end);
                     }
                 }
                 Ok(Some(Ok(_))) => {}
@@ -157,19 +177,35 @@ async fn broker_restart_under_load_hangs_nothing_and_service_resumes() {
     let stop = CancellationToken::new();
     let echo = tokio::spawn(resilient_echo(queue.clone(), stop.clone()));
     let counts = Arc::new(Mutex::new(Counts::default()));
+    // Half the clients resumable (their replies are held until ACKed), half not.
+    let resumable_counts = Arc::new(Mutex::new(Counts::default()));
     let loads: Vec<_> = (0..CLIENTS)
-        .map(|_| {
+        .map(|i| {
+            let resumable = i % 2 == 1;
+            let counts = if resumable {
+                &resumable_counts
+            } else {
+                &counts
+            };
             tokio::spawn(load(
                 bridge.url(),
                 queue.clone(),
                 counts.clone(),
                 stop.clone(),
+                resumable,
             ))
         })
         .collect();
     until(&counts, Duration::from_secs(30), "steady load", |c| {
         c.resolved >= 200
     })
+    .await;
+    until(
+        &resumable_counts,
+        Duration::from_secs(30),
+        "steady load",
+        |c| c.resolved >= 200,
+    )
     .await;
     let before = counts.lock().unwrap().resolved;
 
@@ -203,12 +239,24 @@ async fn broker_restart_under_load_hangs_nothing_and_service_resumes() {
         c.resolved >= restarted + 200
     })
     .await;
+    let resumable_restarted = resumable_counts.lock().unwrap().resolved;
+    until(
+        &resumable_counts,
+        limit,
+        "resumable sessions resumed",
+        |c| c.resolved >= resumable_restarted + 200,
+    )
+    .await;
     assert!(http_get(bridge.addr, "/readyz").await.contains("200"));
     stop.cancel();
     for l in loads {
         l.await.unwrap();
     }
     echo.await.unwrap();
+    let r = resumable_counts.lock().unwrap();
+    eprintln!("RESULT broker restart under load, resumable sessions: {r:?}");
+    assert_eq!(r.hung, 0, "no request may hang: {r:?}");
+    assert!(r.rejected.keys().all(|code| code != "internal"), "{r:?}");
     let c = counts.lock().unwrap();
     eprintln!(
         "RESULT broker restart under load: {c:?} (resolved before the stop: {before}, before the restart: {restarted})"

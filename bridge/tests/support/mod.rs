@@ -110,7 +110,11 @@ pub async fn raw_socket(url: &str, protocols: &[&str]) -> Ws {
             HeaderValue::from_str(&protocols.join(", ")).unwrap(),
         );
     }
-    let (ws, _resp) = tokio_tungstenite::connect_async(req).await.unwrap();
+    // No Nagle: a client that writes two frames in a row (an ACK, then a request) must not
+    // wait for the delayed ACK of the first, as browsers and Node's ws do not.
+    let (ws, _resp) = tokio_tungstenite::connect_async_with_config(req, None, true)
+        .await
+        .unwrap();
     ws
 }
 
