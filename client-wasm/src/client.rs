@@ -70,7 +70,7 @@ impl WasmClient {
             }
         };
         ws.set_binary_type(BinaryType::Arraybuffer);
-        let n = |i: usize| reconnect.get(i).map_or(0, |v| v.clamp(0.0, 1e9) as u32);
+        let n = |i: usize| reconnect.get(i).map_or(0, |v| *v as u32); // saturating; NaN → 0
         let policy = Policy {
             initial_ms: n(0),
             max_ms: n(1),

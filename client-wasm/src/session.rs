@@ -34,7 +34,8 @@ pub(crate) fn on_open(shared: &Shared) {
             };
             let left = deadline
                 .saturating_sub(now + GRACE_MS)
-                .clamp(1, u64::from(u32::MAX));
+                .max(1)
+                .min(u64::from(u32::MAX));
             Some(Attach {
                 id,
                 timeout_ms: left as u32,
