@@ -352,6 +352,7 @@ export function makeConnect(load) {
     let w;
     let resolveClosed;
     let saving = false;
+    let forgotten = false; // close() ended the session: keep nothing for a reload
     const closed = new Promise((resolve) => (resolveClosed = resolve));
     const state = (name) => {
       if (!client) return;
@@ -362,7 +363,7 @@ export function makeConnect(load) {
     };
     const save = () => {
       saving = false;
-      if (!store || !w) return;
+      if (!store || !w || forgotten) return;
       try {
         const snap = w.snapshot();
         if (snap === undefined) store.storage.removeItem(store.key);
@@ -372,6 +373,7 @@ export function makeConnect(load) {
       }
     };
     const forget = () => {
+      forgotten = true;
       if (!store) return;
       try {
         store.storage.removeItem(store.key);

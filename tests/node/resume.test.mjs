@@ -207,4 +207,48 @@ describe("reconnect and resume", () => {
       await bridge.stop();
     }
   });
+
+  test("persist: a new client with the same storage (a reloaded page) reattaches and gets the reply", async () => {
+    const bridge = await startBridge({ allow: [`${PREFIX}.*`] });
+    const proxy = await startProxy(portOf(bridge.wsUrl));
+    const storageOf = (map) => ({
+      getItem: (k) => map.get(k) ?? null,
+      setItem: (k, v) => map.set(k, v),
+      removeItem: (k) => map.delete(k),
+    });
+    // The "old page" keeps its session in its storage; at the reload the page's storage is
+    // what it was at that moment, and the old page runs no more code (here: its client ends
+    // when its socket is cut, without a close frame, and writes to a storage nobody reads).
+    const before = new Map();
+    const old = await lib.connect(proxy.url(), { WebSocket, persist: { storage: storageOf(before), key: "page" }, reconnect: false });
+    const lost = old.request(queue, { n: 42 }, { timeoutMs: 20_000, meta: { patient: "ann" } }).catch((e) => e);
+    await worker.holding(1);
+    await Promise.resolve(); // the snapshot is written in a microtask
+    assert.ok(before.get("page"), "the session is in storage");
+    const map = new Map(before); // the storage the reloaded page finds
+    proxy.cut();
+    assert.equal((await lost).code, "disconnected");
+    worker.answer(); // the reply waits in the session's queue
+    const persist = { storage: storageOf(map), key: "page" };
+
+    const page = await lib.connect(proxy.url(), { WebSocket, persist });
+    try {
+      const [r, ...more] = page.resumed();
+      assert.equal(more.length, 0);
+      assert.equal(r.destination, queue);
+      assert.deepEqual(r.meta, { patient: "ann" });
+      assert.equal(r.expired, false);
+      assert.equal(page.pending, 1);
+      assert.deepEqual(await page.reattach(r.id), { n: 42 });
+      assert.equal(page.pending, 0);
+      assert.deepEqual(page.resumed(), []);
+      const unknown = await page.reattach(r.id).catch((e) => e);
+      assert.equal(unknown.code, "bad_request", "a request is reattached once");
+    } finally {
+      await page.close();
+    }
+    assert.equal(map.get("page"), undefined, "close() ends the session and clears the storage");
+    await proxy.close();
+    await bridge.stop();
+  });
 });
