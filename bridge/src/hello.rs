@@ -50,6 +50,19 @@ pub struct Opened {
     pub claim: resume::Claim,
 }
 
+impl Opened {
+    /// A new session (nothing to resume), held by this bridge.
+    fn new(shared: &Shared, id: String, resumable: bool) -> Self {
+        Self {
+            claim: shared.holders.claim(&id),
+            id,
+            resumable,
+            reply: None,
+            attach: Vec::new(),
+        }
+    }
+}
+
 /// Waits for HELLO and answers WELCOME; `None` (socket closed) otherwise.
 pub async fn hello<St>(shared: &Arc<Shared>, stream: &mut St, out: &Outbound) -> Option<Opened>
 where
@@ -135,14 +148,7 @@ async fn open(
     if !resumable {
         let id = uuid::Uuid::new_v4().to_string();
         info!(session = %id, client, "session opened");
-        let opened = Opened {
-            claim: shared.holders.claim(&id),
-            id,
-            resumable,
-            reply: None,
-            attach: Vec::new(),
-        };
-        return Ok((opened, None, false));
+        return Ok((Opened::new(shared, id, false), None, false));
     }
     if let (Some(id), Some(token)) = (h.resume, h.resume_token) {
         if resume::verify(id, token) {
@@ -186,14 +192,7 @@ async fn open(
     let token = resume::new_token();
     let id = resume::session_of(&token);
     info!(session = %id, client, "session opened (resumable)");
-    let opened = Opened {
-        claim: shared.holders.claim(&id),
-        id,
-        resumable,
-        reply: None,
-        attach: Vec::new(),
-    };
-    Ok((opened, Some(token), false))
+    Ok((Opened::new(shared, id, true), Some(token), false))
 }
 
 /// HELLO's `attach` list, kept where id and destination are valid, at most `max` of them.

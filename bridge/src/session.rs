@@ -75,6 +75,7 @@ where
         claim: opened.claim,
         held: HashMap::new(),
         end: End::Dropped,
+        rebind: false,
     };
     session.attach(opened.attach);
     session.run(&mut stream).await;
@@ -118,6 +119,9 @@ struct Session {
     /// AMQP deliveries stay unacknowledged, so a lost frame is redelivered after a resume.
     held: HashMap<Box<str>, Acker>,
     end: End,
+    /// The reply consumer of this resumable session ended with the broker connection; its
+    /// queue is consumed again when the broker is back ([`Session::rebind`]).
+    rebind: bool,
 }
 
 async fn next_reply(sub: &mut Option<ReplySub>) -> Option<Delivery> {
@@ -133,6 +137,7 @@ impl Session {
         St: Stream<Item = Result<Message, WsError>> + Unpin,
     {
         let shutdown = self.shared.shutdown.clone();
+        let broker = self.shared.broker.clone();
         let drain = tokio::time::sleep(Duration::MAX / 4);
         tokio::pin!(drain);
         loop {
@@ -169,6 +174,10 @@ impl Session {
                     Flow::Stop
                 }
                 msg = stream.next() => self.on_socket(msg).await,
+                links = broker.links(), if self.rebind => {
+                    self.rebind(links).await;
+                    Flow::Continue
+                }
                 delivery = next_reply(&mut self.reply) => self.on_reply(delivery).await,
                 Some((id, entry)) = self.pending.next_expired() => {
                     if let Kind::Gather { count, .. } = entry.kind {

@@ -172,6 +172,9 @@ async fn broker_restart_under_load_hangs_nothing_and_service_resumes() {
         eprintln!("SKIPPED: rabbitmqctl cannot reach the node; broker-restart test not run");
         return;
     }
+    if let Ok(filter) = std::env::var("FERRY_TEST_LOG") {
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
+    }
     let bridge = TestBridge::start(|_| {}).await;
     let queue = unique("restart");
     let stop = CancellationToken::new();

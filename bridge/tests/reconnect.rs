@@ -7,6 +7,7 @@ mod support;
 
 use std::time::Duration;
 
+use ferry_protocol::{Ack, Frame, Hello};
 use support::{Client, STEP, TestBridge, Worker, unique};
 
 /// Closes this bridge's AMQP connections from the broker side (`rabbitmqctl`).
@@ -83,5 +84,41 @@ async fn broker_loss_fails_pending_fast_and_the_bridge_reconnects() {
             }
         }
     }
+    worker.delete().await;
+}
+
+#[tokio::test]
+async fn a_resumable_session_keeps_its_requests_through_a_broker_connection_loss() {
+    let bridge = TestBridge::start(|_| {}).await;
+    let mut worker = Worker::start(&unique("loss-resumable")).await;
+    let hello = Hello {
+        client: Some("reconnect-tests"),
+        acks: true,
+        ..Hello::default()
+    };
+    let (mut client, token, _) = Client::hello(&bridge.url(), hello).await;
+    assert!(token.is_some(), "resumable");
+    client
+        .request("kept", &worker.queue, b"", Some(30_000))
+        .await;
+    let req = worker.next().await;
+
+    let instance = bridge.instance.clone();
+    let n = tokio::task::spawn_blocking(move || close_bridge_connections(&instance))
+        .await
+        .unwrap();
+    if n.is_none() {
+        eprintln!("SKIPPED: rabbitmqctl not usable here, broker-loss test not run");
+        return;
+    }
+    // The broker kept the session's reply queue (only the connection went): the worker's
+    // reply waits there, and reaches the client once the bridge consumes it again.
+    worker.reply(&req, b"kept").await;
+    assert_eq!(
+        client.recv().await.reply(),
+        ("kept".into(), b"kept".to_vec())
+    );
+    client.send(Frame::Ack(Ack { ids: vec!["kept"] })).await;
+    bridge.until("nothing pending", |s| s.pending == 0).await;
     worker.delete().await;
 }

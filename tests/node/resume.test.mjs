@@ -49,6 +49,13 @@ async function heldWorker(name) {
   };
 }
 
+/** The error `promise` rejects with (fails the test if it resolves). */
+const failure = (promise) =>
+  promise.then(
+    (v) => assert.fail(`resolved with ${JSON.stringify(v)}`),
+    (e) => e,
+  );
+
 /** Resolves with the next `statechange` to `name`. */
 const becomes = (client, name) =>
   new Promise((resolve) => {
@@ -152,15 +159,9 @@ describe("reconnect and resume", () => {
       await down;
       const waiting = waits.request(queue, { n: 7 }, { timeoutMs: 20_000 });
       const tooLate = waits.request(queue, { n: 8 }, { timeoutMs: 300 });
-      const refused = await rejects.request(queue, { n: 9 }).then(
-        () => assert.fail("resolved"),
-        (e) => e,
-      );
+      const refused = await failure(rejects.request(queue, { n: 9 }));
       assert.equal(refused.code, "disconnected");
-      const timedOut = await tooLate.then(
-        () => assert.fail("resolved"),
-        (e) => e,
-      );
+      const timedOut = await failure(tooLate);
       assert.equal(timedOut.code, "timeout", "a queued request never hangs past its timeout");
       proxy.refuse(false);
       await worker.holding(1);
@@ -192,10 +193,7 @@ describe("reconnect and resume", () => {
         await new Promise((r) => setTimeout(r, 250));
       }
       proxy.refuse(false);
-      const err = await p.then(
-        () => assert.fail("resolved"),
-        (e) => e,
-      );
+      const err = await failure(p);
       assert.equal(err.code, "session_expired");
       assert.notEqual(c.session, old);
       assert.equal(c.state, "open");

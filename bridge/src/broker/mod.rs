@@ -29,6 +29,10 @@ const REPLY_PREFETCH: u16 = 128;
 const MIN_BACKOFF: Duration = Duration::from_millis(200);
 /// Longest retry delay.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// Longest closing a connection may take.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Longest one connection attempt (both connections, their channels, the declares) may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One live pair of broker connections and their channels.
 pub struct Links {
@@ -71,9 +75,15 @@ impl Links {
         }
     }
 
+    /// Closes both connections. Bounded: on a connection that just died, lapin's close can
+    /// wait forever, and the manager must get on with reconnecting.
     async fn close(&self) {
-        let _ = self.publish_conn.close(200, "bridge stopping".into()).await;
-        let _ = self.consume_conn.close(200, "bridge stopping".into()).await;
+        for conn in [&self.publish_conn, &self.consume_conn] {
+            let close = conn.close(200, "bridge stopping".into());
+            if tokio::time::timeout(CLOSE_TIMEOUT, close).await.is_err() {
+                debug!("broker connection close timed out");
+            }
+        }
     }
 }
 
@@ -118,6 +128,24 @@ impl Broker {
         self.current().is_some()
     }
 
+    /// The live links, waiting for them while the broker is away.
+    pub async fn links(&self) -> Arc<Links> {
+        let mut rx = self.rx.clone();
+        loop {
+            let live = rx
+                .borrow_and_update()
+                .as_ref()
+                .filter(|l| !l.lost.is_cancelled())
+                .cloned();
+            if let Some(links) = live {
+                return links;
+            }
+            if rx.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
     /// Waits until the broker is connected.
     pub async fn wait_ready(&self) {
         let mut rx = self.rx.clone();
@@ -135,9 +163,14 @@ struct Names {
 async fn manage(names: Names, tx: watch::Sender<Option<Arc<Links>>>, stop: CancellationToken) {
     let mut backoff = MIN_BACKOFF;
     loop {
+        // A broker that accepts TCP but never finishes the AMQP handshake (one still booting,
+        // or overloaded) must not stall the manager: bound the attempt, then back off.
+        let attempt = tokio::time::timeout(CONNECT_TIMEOUT, connect(&names));
         let links = tokio::select! {
             _ = stop.cancelled() => return,
-            r = connect(&names) => r,
+            r = attempt => r.unwrap_or_else(|_| {
+                Err(BridgeError::BrokerUnavailable("connecting to the broker timed out".into()))
+            }),
         };
         let (links, mut events) = match links {
             Ok(l) => l,

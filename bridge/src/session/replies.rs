@@ -37,9 +37,15 @@ impl Session {
     pub(super) async fn on_reply(&mut self, delivery: Option<Delivery>) -> Flow {
         let Some(d) = delivery else {
             // The consumer ended: the broker connection died or the queue was deleted.
-            warn!(session = %self.id, "reply consumer ended; failing pending requests");
             self.reply = None;
             self.held.clear(); // their channel is gone; the broker requeued them
+            if self.resumable && !self.pending.is_empty() {
+                // The queue (not exclusive) outlives the connection; the replies wait in it.
+                warn!(session = %self.id, "reply consumer ended; consuming again once the broker is back");
+                self.rebind = true;
+                return Flow::Continue;
+            }
+            warn!(session = %self.id, "reply consumer ended; failing pending requests");
             let why = "the broker connection was lost";
             self.fail_all(ErrorCode::BrokerUnavailable, why, None).await;
             return Flow::Continue;
@@ -73,5 +79,25 @@ impl Session {
         }
         ReplySub::ack(&d);
         Flow::Continue
+    }
+
+    /// The broker is back after the reply consumer of a resumable session ended: consume its
+    /// queue again if it still exists (the connection was lost, the broker kept the queue);
+    /// if it does not (the broker restarted), its replies are gone: fail what is pending.
+    pub(super) async fn rebind(&mut self, links: Arc<Links>) {
+        self.rebind = false;
+        if self.reply.is_some() {
+            return; // a new request already opened it
+        }
+        let why = match ReplySub::resume(links, &self.id).await {
+            Ok(Some(sub)) => {
+                debug!(session = %self.id, "reply queue consumed again");
+                self.reply = Some(sub);
+                return;
+            }
+            Ok(None) => "the broker restarted; the replies it held are lost",
+            Err(_) => "the broker connection was lost",
+        };
+        self.fail_all(ErrorCode::BrokerUnavailable, why, None).await;
     }
 }
