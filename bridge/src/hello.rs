@@ -93,12 +93,20 @@ where
                     } else {
                         0
                     };
+                    // A client that ACKs is one that watches for HEARTBEAT frames too.
+                    let heartbeat = if h.acks {
+                        out.heartbeat();
+                        Config::millis_u32(shared.config.ping_interval)
+                    } else {
+                        0
+                    };
                     let welcome = Frame::Welcome(Welcome {
                         session: &opened.id,
                         resumed,
                         resume_token: token.as_deref(),
                         limits: Limits {
                             session_grace_ms: grace,
+                            heartbeat_ms: heartbeat,
                             ..limits(&shared.config)
                         },
                         server: Some(&shared.server_name),
@@ -218,5 +226,6 @@ pub fn limits(c: &Config) -> Limits {
         default_timeout_ms: Config::millis_u32(c.default_timeout),
         max_timeout_ms: Config::millis_u32(c.max_timeout),
         session_grace_ms: 0,
+        heartbeat_ms: 0,
     }
 }

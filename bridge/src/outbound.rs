@@ -1,6 +1,7 @@
 //! The writer half of a socket: one task per connection that writes queued frames (bounded
 //! queue = backpressure on the session; frames already queued go out with one flush), pings
-//! every `--ping-interval` and closes a socket that did not answer the previous ping.
+//! every `--ping-interval` (with a HEARTBEAT frame too, for clients that watch for one) and
+//! closes a socket that did not answer the previous ping.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,6 +30,7 @@ enum Out {
 pub struct Outbound {
     tx: mpsc::Sender<Out>,
     pong: Arc<AtomicBool>,
+    heartbeat: Arc<AtomicBool>,
     /// Cancelled when the writer stopped (write error, ping timeout, close sent).
     pub dead: CancellationToken,
 }
@@ -41,15 +43,25 @@ impl Outbound {
     {
         let (tx, rx) = mpsc::channel(QUEUE);
         let pong = Arc::new(AtomicBool::new(true));
+        let heartbeat = Arc::new(AtomicBool::new(false));
         let dead = CancellationToken::new();
-        tracker.spawn(write_loop(
-            sink,
-            rx,
-            ping_interval,
-            pong.clone(),
-            dead.clone(),
-        ));
-        Self { tx, pong, dead }
+        let beat = Beat {
+            interval: ping_interval,
+            pong: pong.clone(),
+            heartbeat: heartbeat.clone(),
+        };
+        tracker.spawn(write_loop(sink, rx, beat, dead.clone()));
+        Self {
+            tx,
+            pong,
+            heartbeat,
+            dead,
+        }
+    }
+
+    /// From now on, send a HEARTBEAT frame with every ping (the client asked for them).
+    pub fn heartbeat(&self) {
+        self.heartbeat.store(true, Ordering::Relaxed);
     }
 
     /// Queues a binary frame; false when the socket is gone.
@@ -68,15 +80,29 @@ impl Outbound {
     }
 }
 
+/// The writer's liveness settings: ping interval, the pong flag, whether to send HEARTBEATs.
+struct Beat {
+    interval: Duration,
+    pong: Arc<AtomicBool>,
+    heartbeat: Arc<AtomicBool>,
+}
+
+/// A HEARTBEAT frame: its kind byte and the end of its (empty) field list.
+const HEARTBEAT: [u8; 2] = [ferry_protocol::frame::kind::HEARTBEAT, 0];
+
 async fn write_loop<S>(
     mut sink: S,
     mut rx: mpsc::Receiver<Out>,
-    ping_interval: Duration,
-    pong: Arc<AtomicBool>,
+    beat: Beat,
     dead: CancellationToken,
 ) where
     S: Sink<Message, Error = WsError> + Unpin,
 {
+    let Beat {
+        interval: ping_interval,
+        pong,
+        heartbeat,
+    } = beat;
     // A peer that stops reading blocks writes; give up on it after a while.
     let write_timeout = ping_interval.max(MIN_WRITE_TIMEOUT);
     let start = tokio::time::Instant::now() + ping_interval;
@@ -113,7 +139,13 @@ async fn write_loop<S>(
                     send_close(&mut sink, Some((CloseCode::Away, "ping timeout".into())), write_timeout).await;
                     break;
                 }
-                tokio::time::timeout(write_timeout, sink.send(Message::Ping(Bytes::new())))
+                let beat = async {
+                    if heartbeat.load(Ordering::Relaxed) {
+                        sink.feed(Message::Binary(Bytes::from_static(&HEARTBEAT))).await?;
+                    }
+                    sink.send(Message::Ping(Bytes::new())).await
+                };
+                tokio::time::timeout(write_timeout, beat)
                     .await
                     .unwrap_or(Err(WsError::ConnectionClosed))
             }

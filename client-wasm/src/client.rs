@@ -90,6 +90,8 @@ impl WasmClient {
             ack_cb: None,
             retry_cb: None,
             retry_handle: None,
+            heartbeat_ms: 0,
+            last_seen: 0,
             hooks,
             state: State::Connecting,
             pending: Pending::default(),
@@ -125,10 +127,7 @@ impl WasmClient {
     /// Number of requests awaiting a reply.
     #[wasm_bindgen(getter)]
     pub fn pending(&self) -> u32 {
-        let inner = self.inner.borrow();
-        let awaited =
-            |(_, _, s): &(&str, u64, &Slot)| matches!(s, Slot::Request(_) | Slot::Parked(_));
-        inner.pending.iter().filter(awaited).count() as u32
+        self.inner.borrow().awaited() as u32
     }
 
     /// `connecting`, `open`, `reconnecting` or `closed`.

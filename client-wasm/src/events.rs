@@ -15,7 +15,9 @@ use crate::body;
 use crate::error::{Failure, push_u32};
 use crate::js::{self, Hooks};
 use crate::session::{self, ack, flush_acks, on_retry};
-use crate::state::{GRACE_MS, HANDSHAKE, Handlers, Inner, Shared, Slot, State, settle};
+use crate::state::{
+    GRACE_MS, HANDSHAKE, Handlers, Inner, MISSED_HEARTBEATS, Shared, Slot, State, settle,
+};
 
 /// The connection is over: reject everything pending with `code`, detach, and tell JS
 /// (once: if `close()` already ended it, this only settles the slot waiting for the close).
@@ -74,6 +76,7 @@ fn on_message(shared: &Shared, ev: &MessageEvent) {
         return; // protocol v1 is binary only; text frames are ignored
     }
     let bytes = Uint8Array::new(&data).to_vec();
+    shared.borrow_mut().last_seen = js::now_ms();
     dispatch(shared, &bytes);
 }
 
@@ -235,13 +238,24 @@ fn park(shared: &Shared, id: &str, raw: &[u8]) -> bool {
 }
 
 fn on_timer(shared: &Shared) {
+    let mut silent = false;
     let (expired, hooks, state) = {
         let mut inner = shared.borrow_mut();
         inner.timer.fired();
         inner.timer_handle = None;
-        let expired = inner.pending.take_expired(js::now_ms());
+        let now = js::now_ms();
+        let expired = inner.pending.take_expired(now);
         for (id, slot) in &expired {
             match slot {
+                // Silent for a few heartbeats: the socket is half-open (dead without a close).
+                Slot::Watchdog if inner.state == State::Open => {
+                    let limit = MISSED_HEARTBEATS * u64::from(inner.heartbeat_ms);
+                    if now.saturating_sub(inner.last_seen) >= limit {
+                        silent = true;
+                    } else {
+                        inner.watch();
+                    }
+                }
                 Slot::Request(r) if r.unsent.is_none() => {
                     let _ = inner.send(&Frame::Cancel(Cancel { id }));
                 }
@@ -276,6 +290,15 @@ fn on_timer(shared: &Shared) {
             _ => Failure::new(ErrorCode::Timeout, "no reply before the request's timeout"),
         };
         settle(&hooks, &id, slot, &f);
+    }
+    if silent {
+        // Don't wait for a close handshake the dead peer will never answer.
+        let ws = shared.borrow().ws.clone();
+        let _ = ws.close();
+        let msg = "the bridge went silent (no heartbeat); the socket is half-open";
+        if !session::dropped(shared, 1006, msg) {
+            end(shared, ErrorCode::Disconnected, msg.into());
+        }
     }
     if handshake_timed_out && state == State::Connecting {
         end(

@@ -68,6 +68,9 @@ pub(crate) fn on_welcome(shared: &Shared, w: &Welcome<'_>) {
         inner.resume = w.resume_token.map(|t| (w.session.to_owned(), t.to_owned()));
         let _ = inner.pending.remove(ATTEMPT);
         let handshake = inner.pending.remove(HANDSHAKE);
+        inner.heartbeat_ms = w.limits.heartbeat_ms;
+        inner.last_seen = js::now_ms();
+        inner.watch();
         let mut lost = Vec::new();
         if !w.resumed {
             // What the old session published can no longer be answered.
@@ -117,7 +120,7 @@ pub(crate) fn dropped(shared: &Shared, code: u16, message: &str) -> bool {
         let resumable = inner.resume.is_some();
         let lost = inner.pending.take_slots(|s| match s {
             Slot::Request(r) => r.gather || (!resumable && r.unsent.is_none()),
-            Slot::Attempt => true,
+            Slot::Attempt | Slot::Watchdog => true,
             _ => false,
         });
         inner.detach();

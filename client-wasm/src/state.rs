@@ -29,6 +29,10 @@ pub(crate) const CLOSING: &str = "closing ";
 
 /// Pending-map key of a reconnect attempt's handshake.
 pub(crate) const ATTEMPT: &str = "attempt ";
+/// Pending-map key of the heartbeat watchdog.
+pub(crate) const WATCHDOG: &str = "watchdog ";
+/// Heartbeats missed before the socket counts as dead (half-open).
+pub(crate) const MISSED_HEARTBEATS: u64 = 3;
 
 /// What waits in the pending map.
 pub(crate) enum Slot {
@@ -41,6 +45,8 @@ pub(crate) enum Slot {
     Parked(Parked),
     /// A reconnect attempt waiting for WELCOME (its deadline is the connect timeout).
     Attempt,
+    /// Fires when the bridge may have gone silent (no frame for a few heartbeats).
+    Watchdog,
     Closing {
         resolve: Function,
     },
@@ -134,6 +140,9 @@ pub(crate) struct Inner {
     pub(crate) ack_cb: Option<Closure<dyn FnMut()>>,
     pub(crate) retry_cb: Option<Closure<dyn FnMut()>>,
     pub(crate) retry_handle: Option<JsValue>,
+    /// The bridge's heartbeat interval (0: it sends none) and when a frame last came.
+    pub(crate) heartbeat_ms: u32,
+    pub(crate) last_seen: u64,
     pub(crate) hooks: Hooks,
     pub(crate) state: State,
     pub(crate) pending: Pending<Slot>,
@@ -190,6 +199,25 @@ impl Inner {
         }
     }
 
+    /// Requests awaiting a reply (the map also holds the handshake, the watchdog, ...).
+    pub(crate) fn awaited(&self) -> usize {
+        self.pending
+            .iter()
+            .filter(|(_, _, s)| matches!(s, Slot::Request(_) | Slot::Parked(_)))
+            .count()
+    }
+
+    /// Arms the watchdog for a few heartbeats after the last frame (if the bridge beats).
+    pub(crate) fn watch(&mut self) {
+        let _ = self.pending.remove(WATCHDOG);
+        if self.heartbeat_ms != 0 {
+            let deadline = self.last_seen + MISSED_HEARTBEATS * u64::from(self.heartbeat_ms);
+            let _ = self
+                .pending
+                .insert(WATCHDOG.into(), deadline, Slot::Watchdog);
+        }
+    }
+
     /// Cancels a scheduled reconnect.
     pub(crate) fn stop_retry(&mut self) {
         if let Some(h) = self.retry_handle.take() {
@@ -233,7 +261,7 @@ pub(crate) fn settle(hooks: &Hooks, id: &str, slot: Slot, failure: &Failure) {
         Slot::Closing { resolve } => {
             let _ = resolve.call0(&JsValue::UNDEFINED);
         }
-        Slot::Parked(_) | Slot::Attempt => {}
+        Slot::Parked(_) | Slot::Attempt | Slot::Watchdog => {}
     }
 }
 

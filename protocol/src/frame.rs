@@ -32,6 +32,9 @@ pub enum Frame<'a> {
     Part(Part<'a>),
     /// `0x86`, bridge → client: a GATHER is over.
     Done(Done<'a>),
+    /// `0x87`, bridge → client: the bridge is alive (every `heartbeat_ms`), so a client can
+    /// tell a half-open socket from a quiet one.
+    Heartbeat,
 }
 
 impl Frame<'_> {
@@ -49,6 +52,7 @@ impl Frame<'_> {
             Self::Progress(_) => kind::PROGRESS,
             Self::Part(_) => kind::PART,
             Self::Done(_) => kind::DONE,
+            Self::Heartbeat => kind::HEARTBEAT,
         }
     }
 
@@ -82,6 +86,8 @@ pub mod kind {
     pub const PART: u8 = 0x85;
     /// DONE, bridge → client.
     pub const DONE: u8 = 0x86;
+    /// HEARTBEAT, bridge → client.
+    pub const HEARTBEAT: u8 = 0x87;
 
     /// The name of a kind byte (`"unknown"` for one this version does not define).
     pub const fn name(kind: u8) -> &'static str {
@@ -97,6 +103,7 @@ pub mod kind {
             PROGRESS => "progress",
             PART => "part",
             DONE => "done",
+            HEARTBEAT => "heartbeat",
             _ => "unknown",
         }
     }
@@ -144,6 +151,9 @@ pub struct Limits {
     /// How long the session (and its replies) outlive a dropped socket, in milliseconds.
     /// Zero: the session ends with its socket.
     pub session_grace_ms: u32,
+    /// The bridge sends HEARTBEAT this often; a client that hears nothing for a few of these
+    /// may treat the socket as dead. Zero: no heartbeats.
+    pub heartbeat_ms: u32,
 }
 
 /// The bridge's answer to HELLO.

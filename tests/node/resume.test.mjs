@@ -147,6 +147,30 @@ describe("reconnect and resume", () => {
     }
   });
 
+  test("a half-open socket (nothing passes, nothing closes) is noticed by both ends; the reply arrives", async () => {
+    const bridge = await startBridge({ allow: [`${PREFIX}.*`], args: ["--ping-interval", "200ms"] });
+    const proxy = await startProxy(portOf(bridge.wsUrl));
+    const c = await lib.connect(proxy.url(), { WebSocket, reconnect: fast });
+    try {
+      const p = c.request(queue, { n: 5 }, { timeoutMs: 20_000 });
+      await worker.holding(1);
+      const down = becomes(c, "reconnecting");
+      const t0 = Date.now();
+      proxy.freeze();
+      await down; // the client heard no HEARTBEAT for three intervals
+      const noticed = Date.now() - t0;
+      assert.ok(noticed < 3_000, `noticed after ${noticed} ms`);
+      worker.answer();
+      assert.deepEqual(await p, { n: 5 });
+      assert.equal(c.state, "open");
+      assert.equal(c.pending, 0);
+    } finally {
+      await c.close();
+      await proxy.close();
+      await bridge.stop();
+    }
+  });
+
   test("requests made while reconnecting wait for the socket, or reject with whileReconnecting: reject", async () => {
     const bridge = await startBridge({ allow: [`${PREFIX}.*`] });
     const proxy = await startProxy(portOf(bridge.wsUrl));

@@ -5,13 +5,15 @@ import net from "node:net";
 
 /**
  * Starts a proxy to `target` (a port on 127.0.0.1). Resolves to { port, url(path), cut(),
- * refuse(on), retarget(port), close(), accepted }: `cut()` destroys every live connection
- * without a close frame; while `refuse(true)`, new connections are dropped at once.
+ * freeze(), refuse(on), retarget(port), close(), stats }: `cut()` destroys every live
+ * connection without a close frame; `freeze()` leaves them open but passes nothing (a
+ * half-open socket); while `refuse(true)`, new connections are dropped at once.
  */
 export async function startProxy(target) {
   let to = target;
   let refusing = false;
   const live = new Set();
+  const pairs = new Set();
   const stats = { accepted: 0 };
   const server = net.createServer((client) => {
     if (refusing) {
@@ -22,6 +24,7 @@ export async function startProxy(target) {
     const upstream = net.connect(to, "127.0.0.1");
     live.add(client);
     live.add(upstream);
+    pairs.add([client, upstream]);
     const drop = () => {
       client.destroy();
       upstream.destroy();
@@ -42,9 +45,20 @@ export async function startProxy(target) {
     cut() {
       for (const s of live) s.destroy();
       live.clear();
+      pairs.clear();
     },
     refuse(on) {
       refusing = on;
+    },
+    /** Half-opens every live connection: both ends stay open, nothing passes any more. */
+    freeze() {
+      for (const [a, b] of pairs) {
+        a.unpipe(b);
+        b.unpipe(a);
+        a.pause();
+        b.pause();
+      }
+      pairs.clear();
     },
     retarget(p) {
       to = p;

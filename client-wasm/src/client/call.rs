@@ -166,7 +166,7 @@ impl WasmClient {
             return Err(Failure::new(ErrorCode::TooLarge, m).with_id(id));
         }
         let mut inner = self.inner.borrow_mut();
-        if inner.pending.len() >= limits.max_inflight as usize {
+        if inner.awaited() >= limits.max_inflight as usize {
             return Err(Failure::new(
                 ErrorCode::Overloaded,
                 "too many requests are pending on this connection",

@@ -37,6 +37,7 @@ struct Fields<'a> {
     resume_token: Option<&'a str>,
     attach: Vec<Attach<'a>>,
     session_grace_ms: Option<u32>,
+    heartbeat_ms: Option<u32>,
     acks: bool,
 }
 
@@ -131,6 +132,7 @@ fn read_fields(mut buf: &[u8]) -> Result<(Fields<'_>, &[u8]), DecodeError> {
             tag::RESUME_TOKEN => f.resume_token = Some(text(v, "resume_token")?),
             tag::ATTACH => f.attach.push(attach(v)?),
             tag::SESSION_GRACE_MS => f.session_grace_ms = Some(be_u32(v, "session_grace_ms")?),
+            tag::HEARTBEAT_MS => f.heartbeat_ms = Some(be_u32(v, "heartbeat_ms")?),
             tag::ACKS => f.acks = v.first().is_some_and(|b| *b != 0),
             _ => {} // unknown tag: skipped for forward compatibility
         }
@@ -190,6 +192,7 @@ impl<'a> Frame<'a> {
                     default_timeout_ms: required(f.default_timeout_ms, name, "default_timeout_ms")?,
                     max_timeout_ms: required(f.max_timeout_ms, name, "max_timeout_ms")?,
                     session_grace_ms: f.session_grace_ms.unwrap_or(0),
+                    heartbeat_ms: f.heartbeat_ms.unwrap_or(0),
                 },
                 resume_token: f.resume_token,
                 server: f.server,
@@ -213,6 +216,7 @@ impl<'a> Frame<'a> {
                 message: f.message,
                 body,
             }),
+            kind::HEARTBEAT => Frame::Heartbeat,
             kind::DONE => Frame::Done(Done {
                 id: required(f.id, name, "id")?,
                 count: f.count.unwrap_or(0),

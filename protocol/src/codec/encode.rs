@@ -78,6 +78,9 @@ impl Frame<'_> {
                 w.u32(tag::DEFAULT_TIMEOUT_MS, wl.limits.default_timeout_ms);
                 w.u32(tag::MAX_TIMEOUT_MS, wl.limits.max_timeout_ms);
                 w.u32(tag::SESSION_GRACE_MS, wl.limits.session_grace_ms);
+                if wl.limits.heartbeat_ms != 0 {
+                    w.u32(tag::HEARTBEAT_MS, wl.limits.heartbeat_ms);
+                }
                 w.opt_str(tag::RESUME_TOKEN, wl.resume_token);
                 w.opt_str(tag::SERVER, wl.server);
                 &[]
@@ -106,6 +109,7 @@ impl Frame<'_> {
                 w.u32(tag::COUNT, d.count);
                 &[]
             }
+            Frame::Heartbeat => &[],
             Frame::Error(e) => {
                 w.opt_str(tag::ID, e.id);
                 w.str(tag::CODE, e.code.as_str());

@@ -68,6 +68,8 @@ pub mod tag {
     pub const SESSION_GRACE_MS: u8 = 0x19;
     /// The client will ACK final replies (u8: 0 or 1).
     pub const ACKS: u8 = 0x1a;
+    /// Limit: heartbeat interval in milliseconds (u32).
+    pub const HEARTBEAT_MS: u8 = 0x1b;
 }
 
 /// Why a message is not a valid frame. The `Display` text names the problem and is safe to

@@ -68,6 +68,7 @@ fn every_kind_round_trips() {
         body: br#"{"name":"Dr. Ada"}"#,
     }));
     round_trip(Frame::Done(Done { id: "g1", count: 3 }));
+    round_trip(Frame::Heartbeat);
     round_trip(Frame::Welcome(Welcome {
         session: "s-1",
         resumed: true,
@@ -77,6 +78,7 @@ fn every_kind_round_trips() {
             default_timeout_ms: 30_000,
             max_timeout_ms: 3_600_000,
             session_grace_ms: 60_000,
+            heartbeat_ms: 25_000,
         },
         resume_token: Some("tok"),
         server: Some("ferry-bridge/0.1.0"),
