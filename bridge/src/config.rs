@@ -29,6 +29,11 @@ pub struct Config {
     )]
     pub amqp_url: String,
 
+    /// AMQP heartbeat interval asked of the broker (a dead broker connection is noticed within
+    /// about two of them); used unless `--amqp-url` sets `heartbeat=` itself. `0s`: none.
+    #[arg(long, env = "FERRY_AMQP_HEARTBEAT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub amqp_heartbeat: Duration,
+
     /// Destinations clients may call: exact queue names, `prefix.*`, or `*` for all.
     /// Repeatable and/or comma-separated. Without any, every destination is forbidden.
     #[arg(long = "allow", env = "FERRY_ALLOW", value_delimiter = ',')]
@@ -140,6 +145,9 @@ impl Config {
         if self.default_timeout.is_zero() || self.max_timeout.is_zero() {
             return Err("--default-timeout and --max-timeout must be positive".into());
         }
+        if self.amqp_heartbeat > Duration::from_secs(u64::from(u16::MAX)) {
+            return Err("--amqp-heartbeat must be at most 65535s".into());
+        }
         if self.session_grace > Duration::from_secs(24 * 3600) {
             return Err("--session-grace must be at most 24h".into());
         }
@@ -159,8 +167,43 @@ impl Config {
         Ok(())
     }
 
+    /// `--amqp-url` with `--amqp-heartbeat` added, unless the URL names a heartbeat itself.
+    pub fn broker_url(&self) -> String {
+        let url = &self.amqp_url;
+        if url.contains("heartbeat=") {
+            return url.clone();
+        }
+        let sep = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{sep}heartbeat={}", self.amqp_heartbeat.as_secs())
+    }
+
     /// Milliseconds of a duration, saturating at `u32::MAX` (the wire type).
     pub fn millis_u32(d: Duration) -> u32 {
         u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_heartbeat_is_added_unless_the_url_has_one() {
+        let mut c = Config::with_defaults(
+            "127.0.0.1:0".parse().unwrap_or(([127, 0, 0, 1], 0).into()),
+            &[],
+        );
+        c.amqp_url = "amqp://h:5672/%2f".into();
+        assert_eq!(c.broker_url(), "amqp://h:5672/%2f?heartbeat=10");
+        c.amqp_url = "amqp://h:5672/%2f?frame_max=8192".into();
+        assert_eq!(
+            c.broker_url(),
+            "amqp://h:5672/%2f?frame_max=8192&heartbeat=10"
+        );
+        c.amqp_url = "amqp://h:5672/%2f?heartbeat=3".into();
+        assert_eq!(c.broker_url(), "amqp://h:5672/%2f?heartbeat=3");
+        c.amqp_heartbeat = Duration::ZERO;
+        c.amqp_url = "amqp://h/%2f".into();
+        assert_eq!(c.broker_url(), "amqp://h/%2f?heartbeat=0");
     }
 }

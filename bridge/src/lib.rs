@@ -120,7 +120,7 @@ impl Bridge {
         let instance = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
         info!(instance, "bridge instance");
         let (broker, broker_task) = Broker::start(
-            config.amqp_url.clone(),
+            config.broker_url(),
             instance.clone(),
             config.cancel_exchange.clone(),
             broker_stop.clone(),

@@ -122,3 +122,32 @@ async fn a_resumable_session_keeps_its_requests_through_a_broker_connection_loss
     bridge.until("nothing pending", |s| s.pending == 0).await;
     worker.delete().await;
 }
+
+#[tokio::test]
+async fn the_bridge_asks_the_broker_for_heartbeats() {
+    let bridge = TestBridge::start(|c| c.amqp_heartbeat = Duration::from_secs(7)).await;
+    let out = std::process::Command::new("rabbitmqctl")
+        .args([
+            "list_connections",
+            "-q",
+            "--no-table-headers",
+            "timeout",
+            "client_properties",
+        ])
+        .output()
+        .ok()
+        .filter(|o| o.status.success());
+    let Some(out) = out else {
+        eprintln!("SKIPPED: rabbitmqctl not usable here, heartbeat test not run");
+        return;
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mine: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(&bridge.instance))
+        .collect();
+    assert_eq!(mine.len(), 2, "publish and consume connections: {text}");
+    for line in mine {
+        assert_eq!(line.split_whitespace().next(), Some("7"), "{line}");
+    }
+}
