@@ -297,7 +297,7 @@ function reconnectPolicy(options) {
   const positive = (v, dflt, name) => {
     if (v == null) return dflt;
     const n = Number(v);
-    if (!(n >= 0)) throw new FerryError("bad_request", `reconnect.${name} must be a number >= 0`);
+    if (!(n >= 0)) throw new FerryError("bad_request", `${name} must be a number >= 0`);
     return n;
   };
   const queued = options?.whileReconnecting === "reject" ? 0 : positive(options?.maxQueued, 1000, "maxQueued");
@@ -305,9 +305,9 @@ function reconnectPolicy(options) {
     throw new FerryError("bad_request", 'whileReconnecting must be "queue" or "reject"');
   }
   return [
-    Math.max(1, positive(o.initialDelayMs, 250, "initialDelayMs")),
-    Math.max(1, positive(o.maxDelayMs, 10_000, "maxDelayMs")),
-    positive(o.maxAttempts, 0, "maxAttempts"),
+    Math.max(1, positive(o.initialDelayMs, 250, "reconnect.initialDelayMs")),
+    Math.max(1, positive(o.maxDelayMs, 10_000, "reconnect.maxDelayMs")),
+    positive(o.maxAttempts, 0, "reconnect.maxAttempts"),
     queued,
   ];
 }

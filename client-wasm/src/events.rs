@@ -259,10 +259,8 @@ fn on_timer(shared: &Shared) {
                 Slot::Request(r) if r.unsent.is_none() => {
                     let _ = inner.send(&Frame::Cancel(Cancel { id }));
                 }
-                // A reconnect attempt without WELCOME in time: its close event retries.
-                Slot::Attempt => {
-                    let _ = inner.ws.close();
-                }
+                // A reconnect attempt without WELCOME in time: drop it, try the next.
+                Slot::Attempt => silent = true,
                 Slot::Parked(p) if p.reply.is_some() => ack(&mut inner, id),
                 _ => {}
             }
@@ -295,7 +293,7 @@ fn on_timer(shared: &Shared) {
         // Don't wait for a close handshake the dead peer will never answer.
         let ws = shared.borrow().ws.clone();
         let _ = ws.close();
-        let msg = "the bridge went silent (no heartbeat); the socket is half-open";
+        let msg = "the bridge went silent (no heartbeat, or no WELCOME in time)";
         if !session::dropped(shared, 1006, msg) {
             end(shared, ErrorCode::Disconnected, msg.into());
         }

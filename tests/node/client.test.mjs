@@ -271,6 +271,19 @@ describe("connection", () => {
     await rejectsWith(lib.connect(url, { WebSocket }), "disconnected");
   });
 
+  test("bad reconnect options are refused with bad_request, naming the option", async () => {
+    const bad = [
+      [{ whileReconnecting: "maybe" }, /whileReconnecting/],
+      [{ maxQueued: -1 }, /maxQueued/],
+      [{ reconnect: { initialDelayMs: "soon" } }, /reconnect\.initialDelayMs/],
+      [{ persist: { storage: {} } }, /storage/],
+    ];
+    for (const [options, message] of bad) {
+      const err = await rejectsWith(lib.connect(bridge.wsUrl, { WebSocket, ...options }), "bad_request");
+      assert.match(err.message, message);
+    }
+  });
+
   test("connect without a WebSocket on Node 20 explains itself", async () => {
     if (typeof globalThis.WebSocket === "function") return;
     const err = await rejectsWith(lib.connect(bridge.wsUrl), "bad_request");
