@@ -56,24 +56,37 @@ impl Probe {
         if self.cached(dest) {
             return Ok(());
         }
-        let channel = Self::channel(&mut slot, conn).await?;
+        match Self::passive(&mut slot, conn, dest).await? {
+            Some(q) if q.consumer_count() > 0 => {
+                self.remember(dest);
+                Ok(())
+            }
+            Some(_) => Err(BridgeError::NoResponders(dest.to_owned())),
+            None => Err(BridgeError::NoRoute(dest.to_owned())),
+        }
+    }
+
+    /// A passive declare of the queue `name` on the probe channel; `None` when it does not
+    /// exist (the 404 closed the channel; the next probe opens another).
+    async fn passive(
+        slot: &mut Option<Channel>,
+        conn: &Connection,
+        name: &str,
+    ) -> Result<Option<lapin::Queue>, BridgeError> {
+        let channel = Self::channel(slot, conn).await?;
         let opts = QueueDeclareOptions {
             passive: true,
             ..QueueDeclareOptions::default()
         };
         match channel
-            .queue_declare(dest.into(), opts, FieldTable::default())
+            .queue_declare(name.into(), opts, FieldTable::default())
             .await
         {
-            Ok(q) if q.consumer_count() > 0 => {
-                self.remember(dest);
-                Ok(())
-            }
-            Ok(_) => Err(BridgeError::NoResponders(dest.to_owned())),
+            Ok(q) => Ok(Some(q)),
             Err(e) => {
                 *slot = None;
                 if is_not_found(&e) {
-                    Err(BridgeError::NoRoute(dest.to_owned()))
+                    Ok(None)
                 } else {
                     Err(e.into())
                 }
@@ -86,25 +99,7 @@ impl Probe {
     /// Whether the queue `name` exists (a passive declare; a reply queue of a session).
     pub async fn queue_exists(&self, conn: &Connection, name: &str) -> Result<bool, BridgeError> {
         let mut slot = self.channel.lock().await;
-        let channel = Self::channel(&mut slot, conn).await?;
-        let opts = QueueDeclareOptions {
-            passive: true,
-            ..QueueDeclareOptions::default()
-        };
-        match channel
-            .queue_declare(name.into(), opts, FieldTable::default())
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) => {
-                *slot = None;
-                if is_not_found(&e) {
-                    Ok(false)
-                } else {
-                    Err(e.into())
-                }
-            }
-        }
+        Ok(Self::passive(&mut slot, conn, name).await?.is_some())
     }
 
     /// `Ok` when the exchange `name` exists; `no_route` when it does not. Not cached: an
