@@ -10,6 +10,7 @@ use futures_util::StreamExt;
 use lapin::message::Delivery;
 use tracing::{debug, info};
 
+use super::notices::counted;
 use super::{End, Session};
 use crate::broker::publish::{self, CancelNotice};
 use crate::broker::replies::ReplySub;
@@ -93,6 +94,8 @@ impl Session {
         } else {
             shared.holders.release(&id, &claim);
         }
+        // The grace period runs from now, not from when the clean-up below is done.
+        let expiry = tokio::time::Instant::now() + shared.config.session_grace + EXPIRY_MARGIN;
         let tracker = shared.tracker.clone();
         tracker.spawn(async move {
             if let Some(sub) = reply {
@@ -103,12 +106,11 @@ impl Session {
             let Some(reply_to) = reply_to.filter(|_| watch) else {
                 return;
             };
-            let grace = shared.config.session_grace + EXPIRY_MARGIN;
             let resumed_here = claim.superseded.clone();
             tokio::select! {
                 _ = shared.shutdown.cancelled() => {}
                 _ = resumed_here.cancelled() => {}
-                _ = tokio::time::sleep(grace) => {
+                _ = tokio::time::sleep_until(expiry) => {
                     expired_notices(&shared, &id, &reply_to, requests).await;
                 }
             }
@@ -129,21 +131,15 @@ async fn expired_notices(
     let Some(links) = shared.broker.current() else {
         return;
     };
-    match links
-        .probe
-        .queue_exists(links.consume_conn(), reply_to)
-        .await
-    {
-        Ok(false) => {}
-        Ok(true) => return, // resumed elsewhere, or not yet deleted: the holder decides
-        Err(_) => return,
+    let exists = links.probe.queue_exists(links.consume_conn(), reply_to);
+    if !matches!(exists.await, Ok(false)) {
+        return; // resumed elsewhere, not yet deleted, or the broker is away: no notices
     }
     info!(session, requests = requests.len(), "session expired");
-    if links.cancel_exchange.is_none() {
-        return;
-    }
     for (id, destination) in requests {
-        Stats::inc(&shared.stats.cancel_notices);
+        if !counted(&links, &shared.stats) {
+            return;
+        }
         let notice = CancelNotice {
             destination,
             id,

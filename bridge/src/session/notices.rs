@@ -4,6 +4,7 @@
 use ferry_protocol::headers::CancelReason;
 
 use super::Session;
+use crate::broker::Links;
 use crate::broker::publish::{self, CancelNotice};
 use crate::pending::{Entry, Kind};
 use crate::stats::Stats;
@@ -39,12 +40,21 @@ impl Session {
         ) else {
             return;
         };
-        if links.cancel_exchange.is_none() {
+        if !counted(&links, &self.shared.stats) {
             return;
         }
-        Stats::inc(&self.shared.stats.cancel_notices);
         self.notices.push(Box::pin(async move {
             publish::cancel_notice(&links, &notice).await;
         }));
     }
+}
+
+/// False when these links publish no notices (no cancel exchange); else counts the notice
+/// about to be published.
+pub(super) fn counted(links: &Links, stats: &Stats) -> bool {
+    if links.cancel_exchange.is_none() {
+        return false;
+    }
+    Stats::inc(&stats.cancel_notices);
+    true
 }
