@@ -2,6 +2,7 @@
 //! `TextDecoder` and `JSON.parse`, which costs the wasm nothing). Request bodies are encoded
 //! in JS too and arrive here as bytes plus a content type.
 
+use alloc::string::String;
 use wasm_bindgen::JsValue;
 
 use crate::js::Hooks;

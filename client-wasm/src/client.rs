@@ -1,8 +1,11 @@
 //! The exported `WasmClient`: connect, request, gather, close, and the getters `js/core.js`
 //! uses; [`call`] sends one request or gather.
 
-use std::cell::RefCell;
-use std::rc::Rc;
+use alloc::borrow::ToOwned;
+use alloc::rc::Rc;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::cell::RefCell;
 
 use ferry_protocol::ErrorCode;
 use js_sys::{Function, Promise};

@@ -1,6 +1,7 @@
 //! Failures before they become JS `FerryError`s, and their messages (built without
 //! `core::fmt`, which would cost the wasm several kilobytes).
 
+use alloc::string::String;
 use ferry_protocol::ErrorCode;
 use ferry_protocol::validate::{self, ValidationError};
 use wasm_bindgen::JsValue;

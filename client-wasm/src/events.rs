@@ -3,8 +3,10 @@
 //! JS is never called while `Inner` is borrowed: each handler takes what it needs out of
 //! the `RefCell`, releases it, then resolves, rejects or sends.
 
-use std::cell::RefCell;
-use std::rc::Weak;
+use alloc::borrow::ToOwned;
+use alloc::rc::Weak;
+use alloc::string::String;
+use core::cell::RefCell;
 
 use ferry_protocol::{Cancel, ErrorCode, Frame};
 use js_sys::Uint8Array;

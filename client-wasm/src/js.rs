@@ -1,6 +1,8 @@
 //! Bindings to host globals every runtime has (browsers, Node 20, Deno, workers), and the
 //! hooks object the hand-written JS layer passes in.
 
+use alloc::borrow::ToOwned;
+use alloc::string::String;
 use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen]

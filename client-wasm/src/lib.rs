@@ -12,6 +12,10 @@
 //! - [`error`]: failures and their messages, turned into `FerryError`s by a JS hook.
 //! - [`js`]: bindings to host globals (`setTimeout`, `crypto`, `Date`) and the hooks object.
 
+#![cfg_attr(target_arch = "wasm32", no_std)]
+
+extern crate alloc;
+
 pub mod body;
 pub mod client;
 pub mod error;
@@ -22,6 +26,14 @@ mod session;
 mod state;
 
 pub use client::WasmClient;
+
+/// Without std on wasm, no panic machinery (and no `core::fmt` it would pull in): a panic
+/// traps, which JS sees as a `RuntimeError: unreachable`.
+#[cfg(target_arch = "wasm32")]
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
+    core::arch::wasm32::unreachable()
+}
 
 /// A small free-list allocator instead of std's dlmalloc: saves the wasm ~6 KB. The module
 /// is single-threaded; the lock is uncontended.

@@ -7,6 +7,8 @@
 //! default), where a scan costs microseconds, and a `Vec` adds almost nothing to the wasm
 //! (a `BTreeMap` pair cost 12 KB). Everything here runs natively in unit tests.
 
+use alloc::string::String;
+use alloc::vec::Vec;
 /// One entry: its id, deadline, and what the caller stored.
 struct Entry<T> {
     id: String,

@@ -4,6 +4,9 @@
 //! redelivers every reply not yet ACKed, and a reply whose slot is gone is ignored (ACKed),
 //! so each reaches its caller exactly once.
 
+use alloc::borrow::ToOwned;
+use alloc::string::String;
+use alloc::vec::Vec;
 use ferry_protocol::{Ack, Attach, ErrorCode, Frame, Hello, Welcome};
 use js_sys::{Array, Reflect};
 use wasm_bindgen::prelude::*;
@@ -216,7 +219,7 @@ pub(crate) fn ack(inner: &mut Inner, id: &str) {
 /// Sends the ACKs noted since the last flush.
 pub(crate) fn flush_acks(shared: &Shared) {
     let mut inner = shared.borrow_mut();
-    let ids = std::mem::take(&mut inner.acks);
+    let ids = core::mem::take(&mut inner.acks);
     if ids.is_empty() || inner.state != State::Open {
         return;
     }

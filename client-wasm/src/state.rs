@@ -4,8 +4,10 @@
 //! `Weak`, so there is no cycle and dropping the client (`free()` or GC) closes the socket,
 //! detaches the handlers and rejects what is pending. No closure is ever `forget()`-ed.
 
-use std::cell::RefCell;
-use std::rc::Rc;
+use alloc::rc::Rc;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::cell::RefCell;
 
 use ferry_protocol::{ErrorCode, Frame, Limits};
 use js_sys::{Function, Uint8Array};

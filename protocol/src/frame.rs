@@ -1,5 +1,7 @@
 //! The frame types of protocol v1: one struct per frame kind, borrowing from the message.
 
+use alloc::vec::Vec;
+
 use serde::Serialize;
 
 use crate::ErrorCode;

@@ -10,6 +10,12 @@
 //! - [`validate`]: the rules for ids, destinations and header names, shared by both ends.
 //! - [`headers`]: the AMQP header names a worker reads and writes.
 
+#![no_std]
+
+extern crate alloc;
+#[cfg(test)]
+extern crate std;
+
 pub mod code;
 pub mod codec;
 pub mod frame;

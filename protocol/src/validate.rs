@@ -2,6 +2,9 @@
 //!
 //! Both ends apply them: the client to fail fast, the bridge because it trusts no client.
 
+use alloc::borrow::ToOwned;
+use alloc::string::String;
+
 use thiserror::Error;
 
 use crate::{ErrorCode, headers::RESERVED_PREFIX};

@@ -1,7 +1,10 @@
 //! One call from JS, request or gather: validated against the bridge's limits, encoded,
 //! sent, and parked in the pending map with its timer and abort listener.
 
-use std::rc::Rc;
+use alloc::borrow::ToOwned;
+use alloc::rc::Rc;
+use alloc::string::String;
+use alloc::vec::Vec;
 
 use ferry_protocol::{ErrorCode, Frame, Gather, Request, validate};
 use js_sys::{Function, Promise};

@@ -2,6 +2,7 @@
 //! (session, resume token, the requests still awaited), restoring it into parked slots, and
 //! handing restored requests back to the app (`resumed()`, `reattach(id)`).
 
+use alloc::borrow::ToOwned;
 use ferry_protocol::ErrorCode;
 use js_sys::{Array, Function, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;

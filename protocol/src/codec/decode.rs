@@ -1,5 +1,7 @@
 //! Reads frames: [`Frame::decode`] and [`Frame::decode_from_client`].
 
+use alloc::vec::Vec;
+
 use super::{DecodeError, tag};
 use crate::ErrorCode;
 use crate::frame::{
@@ -42,7 +44,7 @@ struct Fields<'a> {
 }
 
 fn text<'a>(v: &'a [u8], field: &'static str) -> Result<&'a str, DecodeError> {
-    std::str::from_utf8(v).map_err(|_| DecodeError::InvalidUtf8(field))
+    core::str::from_utf8(v).map_err(|_| DecodeError::InvalidUtf8(field))
 }
 
 fn be_u32(v: &[u8], field: &'static str) -> Result<u32, DecodeError> {

@@ -1,5 +1,7 @@
 //! Writes frames: [`Frame::encode`] and [`Frame::encode_into`].
 
+use alloc::vec::Vec;
+
 use super::{MAX_FIELD, tag};
 use crate::frame::{Attach, Frame};
 

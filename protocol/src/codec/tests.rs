@@ -1,5 +1,8 @@
 //! Round-trip and malformed-input tests of the codec.
 
+use std::vec;
+use std::vec::Vec;
+
 use super::*;
 use crate::ErrorCode;
 use crate::frame::*;
