@@ -66,7 +66,7 @@ pub async fn run(ws_url: &str, destination: &str, spec: &LoadSpec) -> Result<Run
             None => return Err(BenchError::Protocol("socket ended".into())),
         };
         let now = Instant::now();
-        let (id, ok) = match Frame::decode(&data) {
+        let (id, ok) = match Frame::decode_from_bridge(&data) {
             Ok(Frame::Reply(r)) => (r.id, true),
             Ok(Frame::Error(e)) => match e.id {
                 Some(id) => (id, false),

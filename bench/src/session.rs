@@ -60,7 +60,7 @@ where
     while let Some(msg) = ws.next().await {
         match msg? {
             Message::Binary(data) => {
-                return match Frame::decode(&data) {
+                return match Frame::decode_from_bridge(&data) {
                     Ok(Frame::Welcome(w)) => Ok(w.limits),
                     Ok(Frame::Error(e)) => Err(BenchError::Protocol(format!(
                         "bridge refused the session: {} ({})",

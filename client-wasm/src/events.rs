@@ -84,7 +84,7 @@ fn on_message(shared: &Shared, ev: &MessageEvent) {
 
 /// Handles one frame from the bridge (`raw`: its bytes, kept for a restored request).
 pub(crate) fn dispatch(shared: &Shared, raw: &[u8]) {
-    let Ok(frame) = Frame::decode(raw) else {
+    let Ok(frame) = Frame::decode_from_bridge(raw) else {
         return;
     };
     match frame {

@@ -1,4 +1,9 @@
-//! Reads frames: [`Frame::decode`] and [`Frame::decode_from_client`].
+//! Reads frames: [`Frame::decode`], [`Frame::decode_from_client`] (the bridge's) and
+//! [`Frame::decode_from_bridge`] (the client's).
+//!
+//! One reader serves all three, parameterised by the directions it accepts (`DIRS`): a side
+//! that decodes only the other side's frames compiles only their kinds and tags, which keeps
+//! the wasm client small.
 
 use alloc::vec::Vec;
 
@@ -8,6 +13,13 @@ use crate::frame::{
     Ack, Attach, Cancel, Done, ErrorFrame, Frame, Gather, Hello, Limits, Part, Progress, Reply,
     Request, Welcome, kind,
 };
+
+/// Frames a client sends (kinds below `0x80`).
+const FROM_CLIENT: u8 = 1;
+/// Frames a bridge sends (kinds `0x80` and above).
+const FROM_BRIDGE: u8 = 2;
+/// Either direction.
+const ANY: u8 = FROM_CLIENT | FROM_BRIDGE;
 
 /// The fields of one frame, as read: every known tag's last value, headers in order.
 #[derive(Default)]
@@ -67,8 +79,7 @@ fn header(v: &[u8]) -> Result<(&str, &str), DecodeError> {
     Ok((text(name, "header name")?, text(value, "header value")?))
 }
 
-/// Reads the field list; returns the fields and the body that follows the end tag.
-/// `timeout_ms:u32 idle_timeout_ms:u32 (0 = none) id_len:u8 id destination`.
+/// An ATTACH value: `timeout_ms:u32 idle_timeout_ms:u32 (0 = none) id_len:u8 id destination`.
 fn attach(v: &[u8]) -> Result<Attach<'_>, DecodeError> {
     let Some((&id_len, rest)) = v.get(8..).and_then(<[u8]>::split_first) else {
         return Err(DecodeError::Truncated(tag::ATTACH));
@@ -85,7 +96,11 @@ fn attach(v: &[u8]) -> Result<Attach<'_>, DecodeError> {
     })
 }
 
-fn read_fields(mut buf: &[u8]) -> Result<(Fields<'_>, &[u8]), DecodeError> {
+/// Reads the field list; returns the fields and the body that follows the end tag. Tags
+/// that only frames outside `DIRS` carry are skipped like unknown ones.
+fn read_fields<const DIRS: u8>(mut buf: &[u8]) -> Result<(Fields<'_>, &[u8]), DecodeError> {
+    let client = DIRS & FROM_CLIENT != 0;
+    let bridge = DIRS & FROM_BRIDGE != 0;
     let mut f = Fields::default();
     loop {
         let (&tag, rest) = buf.split_first().ok_or(DecodeError::NoEndTag)?;
@@ -103,40 +118,53 @@ fn read_fields(mut buf: &[u8]) -> Result<(Fields<'_>, &[u8]), DecodeError> {
         let (v, rest) = rest.split_at(len);
         buf = rest;
         match tag {
+            // Both directions.
             tag::ID => {
                 let id = text(v, "id")?;
                 f.id = Some(id);
-                f.ids.push(id);
+                if client {
+                    f.ids.push(id);
+                }
             }
-            tag::DESTINATION => f.destination = Some(text(v, "destination")?),
             tag::CONTENT_TYPE => f.content_type = Some(text(v, "content_type")?),
-            tag::TIMEOUT_MS => f.timeout_ms = Some(be_u32(v, "timeout_ms")?),
             tag::HEADER => f.headers.push(header(v)?),
-            tag::CODE => f.code = Some(text(v, "code")?),
-            tag::MESSAGE => f.message = Some(text(v, "message")?),
-            tag::SESSION => f.session = Some(text(v, "session")?),
-            tag::CLIENT => f.client = Some(text(v, "client")?),
-            tag::REMOTE_CODE => f.remote_code = Some(text(v, "remote_code")?),
-            tag::SERVER => f.server = Some(text(v, "server")?),
-            tag::RESUME => f.resume = Some(text(v, "resume")?),
-            tag::RESUMED => f.resumed = Some(v.first().is_some_and(|b| *b != 0)),
-            tag::MAX_FRAME_BYTES => f.max_frame_bytes = Some(be_u32(v, "max_frame_bytes")?),
-            tag::MAX_INFLIGHT => f.max_inflight = Some(be_u32(v, "max_inflight")?),
-            tag::DEFAULT_TIMEOUT_MS => {
+            tag::RESUME_TOKEN => f.resume_token = Some(text(v, "resume_token")?),
+            // Client to bridge.
+            tag::DESTINATION if client => f.destination = Some(text(v, "destination")?),
+            tag::TIMEOUT_MS if client => f.timeout_ms = Some(be_u32(v, "timeout_ms")?),
+            tag::CLIENT if client => f.client = Some(text(v, "client")?),
+            tag::RESUME if client => f.resume = Some(text(v, "resume")?),
+            tag::IDLE_TIMEOUT_MS if client => {
+                f.idle_timeout_ms = Some(be_u32(v, "idle_timeout_ms")?);
+            }
+            tag::ROUTING_KEY if client => f.routing_key = Some(text(v, "routing_key")?),
+            tag::MAX_REPLIES if client => f.max_replies = Some(be_u32(v, "max_replies")?),
+            tag::ATTACH if client => f.attach.push(attach(v)?),
+            tag::ACKS if client => f.acks = v.first().is_some_and(|b| *b != 0),
+            // Bridge to client.
+            tag::CODE if bridge => f.code = Some(text(v, "code")?),
+            tag::MESSAGE if bridge => f.message = Some(text(v, "message")?),
+            tag::SESSION if bridge => f.session = Some(text(v, "session")?),
+            tag::REMOTE_CODE if bridge => f.remote_code = Some(text(v, "remote_code")?),
+            tag::SERVER if bridge => f.server = Some(text(v, "server")?),
+            tag::RESUMED if bridge => f.resumed = Some(v.first().is_some_and(|b| *b != 0)),
+            tag::MAX_FRAME_BYTES if bridge => {
+                f.max_frame_bytes = Some(be_u32(v, "max_frame_bytes")?);
+            }
+            tag::MAX_INFLIGHT if bridge => f.max_inflight = Some(be_u32(v, "max_inflight")?),
+            tag::DEFAULT_TIMEOUT_MS if bridge => {
                 f.default_timeout_ms = Some(be_u32(v, "default_timeout_ms")?);
             }
-            tag::MAX_TIMEOUT_MS => f.max_timeout_ms = Some(be_u32(v, "max_timeout_ms")?),
-            tag::IDLE_TIMEOUT_MS => f.idle_timeout_ms = Some(be_u32(v, "idle_timeout_ms")?),
-            tag::ROUTING_KEY => f.routing_key = Some(text(v, "routing_key")?),
-            tag::MAX_REPLIES => f.max_replies = Some(be_u32(v, "max_replies")?),
-            tag::REPLIER => f.replier = Some(text(v, "replier")?),
-            tag::COUNT => f.count = Some(be_u32(v, "count")?),
-            tag::RESUME_TOKEN => f.resume_token = Some(text(v, "resume_token")?),
-            tag::ATTACH => f.attach.push(attach(v)?),
-            tag::SESSION_GRACE_MS => f.session_grace_ms = Some(be_u32(v, "session_grace_ms")?),
-            tag::HEARTBEAT_MS => f.heartbeat_ms = Some(be_u32(v, "heartbeat_ms")?),
-            tag::ACKS => f.acks = v.first().is_some_and(|b| *b != 0),
-            _ => {} // unknown tag: skipped for forward compatibility
+            tag::MAX_TIMEOUT_MS if bridge => {
+                f.max_timeout_ms = Some(be_u32(v, "max_timeout_ms")?);
+            }
+            tag::REPLIER if bridge => f.replier = Some(text(v, "replier")?),
+            tag::COUNT if bridge => f.count = Some(be_u32(v, "count")?),
+            tag::SESSION_GRACE_MS if bridge => {
+                f.session_grace_ms = Some(be_u32(v, "session_grace_ms")?);
+            }
+            tag::HEARTBEAT_MS if bridge => f.heartbeat_ms = Some(be_u32(v, "heartbeat_ms")?),
+            _ => {} // unknown tag (or one only the other direction's frames carry): skipped
         }
     }
 }
@@ -145,103 +173,114 @@ fn required<T>(v: Option<T>, frame: &'static str, field: &'static str) -> Result
     v.ok_or(DecodeError::MissingField { frame, field })
 }
 
+/// Decodes one message of a kind in `DIRS`.
+fn decode_in<const DIRS: u8>(buf: &[u8]) -> Result<Frame<'_>, DecodeError> {
+    let client = DIRS & FROM_CLIENT != 0;
+    let bridge = DIRS & FROM_BRIDGE != 0;
+    let (&k, rest) = buf.split_first().ok_or(DecodeError::Empty)?;
+    let name = kind::name(k);
+    if name == "unknown" {
+        return Err(DecodeError::UnknownKind(k));
+    }
+    let (f, body) = read_fields::<DIRS>(rest)?;
+    Ok(match k {
+        kind::HELLO if client => Frame::Hello(Hello {
+            client: f.client,
+            resume: f.resume,
+            resume_token: f.resume_token,
+            attach: f.attach,
+            acks: f.acks,
+        }),
+        kind::REQUEST if client => Frame::Request(Request {
+            id: required(f.id, name, "id")?,
+            destination: required(f.destination, name, "destination")?,
+            content_type: f.content_type,
+            timeout_ms: f.timeout_ms,
+            idle_timeout_ms: f.idle_timeout_ms,
+            headers: f.headers,
+            body,
+        }),
+        kind::CANCEL if client => Frame::Cancel(Cancel {
+            id: required(f.id, name, "id")?,
+        }),
+        kind::GATHER if client => Frame::Gather(Gather {
+            id: required(f.id, name, "id")?,
+            destination: required(f.destination, name, "destination")?,
+            routing_key: f.routing_key,
+            content_type: f.content_type,
+            timeout_ms: f.timeout_ms,
+            max_replies: f.max_replies,
+            headers: f.headers,
+            body,
+        }),
+        kind::ACK if client => Frame::Ack(Ack { ids: f.ids }),
+        kind::WELCOME if bridge => Frame::Welcome(Welcome {
+            session: required(f.session, name, "session")?,
+            resumed: f.resumed.unwrap_or(false),
+            limits: Limits {
+                max_frame_bytes: required(f.max_frame_bytes, name, "max_frame_bytes")?,
+                max_inflight: required(f.max_inflight, name, "max_inflight")?,
+                default_timeout_ms: required(f.default_timeout_ms, name, "default_timeout_ms")?,
+                max_timeout_ms: required(f.max_timeout_ms, name, "max_timeout_ms")?,
+                session_grace_ms: f.session_grace_ms.unwrap_or(0),
+                heartbeat_ms: f.heartbeat_ms.unwrap_or(0),
+            },
+            resume_token: f.resume_token,
+            server: f.server,
+        }),
+        kind::REPLY if bridge => Frame::Reply(Reply {
+            id: required(f.id, name, "id")?,
+            content_type: f.content_type,
+            headers: f.headers,
+            body,
+        }),
+        kind::PROGRESS if bridge => Frame::Progress(Progress {
+            id: required(f.id, name, "id")?,
+            content_type: f.content_type,
+            body,
+        }),
+        kind::PART if bridge => Frame::Part(Part {
+            id: required(f.id, name, "id")?,
+            replier: f.replier,
+            content_type: f.content_type,
+            remote_code: f.remote_code,
+            message: f.message,
+            body,
+        }),
+        kind::HEARTBEAT if bridge => Frame::Heartbeat,
+        kind::DONE if bridge => Frame::Done(Done {
+            id: required(f.id, name, "id")?,
+            count: f.count.unwrap_or(0),
+        }),
+        kind::ERROR if bridge => Frame::Error(ErrorFrame {
+            id: f.id,
+            code: ErrorCode::parse(required(f.code, name, "code")?),
+            message: f.message.unwrap_or(""),
+            remote_code: f.remote_code,
+            content_type: f.content_type,
+            details: body,
+        }),
+        _ if k >= 0x80 => return Err(DecodeError::WrongDirection(name)),
+        _ => return Err(DecodeError::NotFromBridge(name)),
+    })
+}
+
 impl<'a> Frame<'a> {
-    /// Decodes one message. Borrows strings and the body from `buf` (no copies).
+    /// Decodes one message of either direction. Borrows strings and the body from `buf` (no
+    /// copies).
     pub fn decode(buf: &'a [u8]) -> Result<Frame<'a>, DecodeError> {
-        let (&k, rest) = buf.split_first().ok_or(DecodeError::Empty)?;
-        let name = kind::name(k);
-        if name == "unknown" {
-            return Err(DecodeError::UnknownKind(k));
-        }
-        let (f, body) = read_fields(rest)?;
-        Ok(match k {
-            kind::HELLO => Frame::Hello(Hello {
-                client: f.client,
-                resume: f.resume,
-                resume_token: f.resume_token,
-                attach: f.attach,
-                acks: f.acks,
-            }),
-            kind::REQUEST => Frame::Request(Request {
-                id: required(f.id, name, "id")?,
-                destination: required(f.destination, name, "destination")?,
-                content_type: f.content_type,
-                timeout_ms: f.timeout_ms,
-                idle_timeout_ms: f.idle_timeout_ms,
-                headers: f.headers,
-                body,
-            }),
-            kind::CANCEL => Frame::Cancel(Cancel {
-                id: required(f.id, name, "id")?,
-            }),
-            kind::GATHER => Frame::Gather(Gather {
-                id: required(f.id, name, "id")?,
-                destination: required(f.destination, name, "destination")?,
-                routing_key: f.routing_key,
-                content_type: f.content_type,
-                timeout_ms: f.timeout_ms,
-                max_replies: f.max_replies,
-                headers: f.headers,
-                body,
-            }),
-            kind::ACK => Frame::Ack(Ack { ids: f.ids }),
-            kind::WELCOME => Frame::Welcome(Welcome {
-                session: required(f.session, name, "session")?,
-                resumed: f.resumed.unwrap_or(false),
-                limits: Limits {
-                    max_frame_bytes: required(f.max_frame_bytes, name, "max_frame_bytes")?,
-                    max_inflight: required(f.max_inflight, name, "max_inflight")?,
-                    default_timeout_ms: required(f.default_timeout_ms, name, "default_timeout_ms")?,
-                    max_timeout_ms: required(f.max_timeout_ms, name, "max_timeout_ms")?,
-                    session_grace_ms: f.session_grace_ms.unwrap_or(0),
-                    heartbeat_ms: f.heartbeat_ms.unwrap_or(0),
-                },
-                resume_token: f.resume_token,
-                server: f.server,
-            }),
-            kind::REPLY => Frame::Reply(Reply {
-                id: required(f.id, name, "id")?,
-                content_type: f.content_type,
-                headers: f.headers,
-                body,
-            }),
-            kind::PROGRESS => Frame::Progress(Progress {
-                id: required(f.id, name, "id")?,
-                content_type: f.content_type,
-                body,
-            }),
-            kind::PART => Frame::Part(Part {
-                id: required(f.id, name, "id")?,
-                replier: f.replier,
-                content_type: f.content_type,
-                remote_code: f.remote_code,
-                message: f.message,
-                body,
-            }),
-            kind::HEARTBEAT => Frame::Heartbeat,
-            kind::DONE => Frame::Done(Done {
-                id: required(f.id, name, "id")?,
-                count: f.count.unwrap_or(0),
-            }),
-            _ => Frame::Error(ErrorFrame {
-                id: f.id,
-                code: ErrorCode::parse(required(f.code, name, "code")?),
-                message: f.message.unwrap_or(""),
-                remote_code: f.remote_code,
-                content_type: f.content_type,
-                details: body,
-            }),
-        })
+        decode_in::<ANY>(buf)
     }
 
     /// Decodes a message a client sent: like [`Frame::decode`], but a bridge-to-client kind
     /// is an error ([`DecodeError::WrongDirection`]).
     pub fn decode_from_client(buf: &'a [u8]) -> Result<Frame<'a>, DecodeError> {
-        match buf.first() {
-            Some(&k) if k >= 0x80 && kind::name(k) != "unknown" => {
-                Err(DecodeError::WrongDirection(kind::name(k)))
-            }
-            _ => Self::decode(buf),
-        }
+        decode_in::<FROM_CLIENT>(buf)
+    }
+
+    /// Decodes a message a bridge sent: like [`Frame::decode`], but a client-to-bridge kind
+    /// is an error ([`DecodeError::NotFromBridge`]).
+    pub fn decode_from_bridge(buf: &'a [u8]) -> Result<Frame<'a>, DecodeError> {
+        decode_in::<FROM_BRIDGE>(buf)
     }
 }

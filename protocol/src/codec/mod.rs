@@ -86,6 +86,9 @@ pub enum DecodeError {
     /// A kind only the other side may send.
     #[error("a client may not send a {0} frame")]
     WrongDirection(&'static str),
+    /// A kind only a client may send, in a message that should come from a bridge.
+    #[error("a bridge does not send {0} frames")]
+    NotFromBridge(&'static str),
     /// The message ended inside a field or before the end tag.
     #[error("frame truncated in field 0x{0:02x}")]
     Truncated(u8),

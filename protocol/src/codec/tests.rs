@@ -185,6 +185,68 @@ fn malformed_input_names_the_problem() {
         Frame::decode_from_client(&reply),
         Err(DecodeError::WrongDirection("reply"))
     );
+    assert!(Frame::decode_from_bridge(&reply).is_ok());
+    assert_eq!(
+        Frame::decode_from_bridge(&cancel),
+        Err(DecodeError::NotFromBridge("cancel"))
+    );
+}
+
+#[test]
+fn each_direction_decodes_its_frames_as_the_generic_decoder_does() {
+    let bridge_frames = [
+        Frame::Reply(Reply {
+            id: "r",
+            content_type: Some("application/json"),
+            headers: vec![("x-a", "1")],
+            body: b"{}",
+        }),
+        Frame::Welcome(Welcome {
+            session: "s",
+            resumed: true,
+            limits: Limits {
+                max_frame_bytes: 1,
+                max_inflight: 2,
+                default_timeout_ms: 3,
+                max_timeout_ms: 4,
+                session_grace_ms: 5,
+                heartbeat_ms: 6,
+            },
+            resume_token: Some("t"),
+            server: Some("ferry-bridge"),
+        }),
+        Frame::Heartbeat,
+    ];
+    for frame in bridge_frames {
+        let bytes = frame.encode();
+        assert_eq!(Frame::decode_from_bridge(&bytes), Frame::decode(&bytes));
+        assert_eq!(Frame::decode_from_bridge(&bytes).as_ref(), Ok(&frame));
+    }
+    let hello = Frame::Hello(Hello {
+        client: Some("c"),
+        resume: Some("s"),
+        resume_token: Some("t"),
+        attach: vec![Attach {
+            id: "a",
+            timeout_ms: 10,
+            idle_timeout_ms: None,
+            destination: "q",
+        }],
+        acks: true,
+    });
+    let bytes = hello.encode();
+    assert_eq!(Frame::decode_from_client(&bytes).as_ref(), Ok(&hello));
+    // A client-only tag in a bridge frame is skipped like an unknown one, by both decoders.
+    let mut reply = vec![kind::REPLY, tag::ID, 0, 1, b'r', tag::DESTINATION, 0, 1, b'q'];
+    reply.push(tag::END);
+    let expected = Frame::Reply(Reply {
+        id: "r",
+        content_type: None,
+        headers: vec![],
+        body: &[],
+    });
+    assert_eq!(Frame::decode_from_bridge(&reply), Ok(expected.clone()));
+    assert_eq!(Frame::decode(&reply), Ok(expected));
 }
 
 #[test]
