@@ -28,11 +28,18 @@ wasm-bindgen --target web --no-typescript --out-dir dist/wasm \
   "$TARGET_DIR/wasm32-unknown-unknown/$PROFILE/ferry_client.wasm"
 # binaryen from npm: Debian's wasm-opt 108 cannot parse the reference-types instructions
 # that Rust's default wasm32 features produce.
+WASM_FEATURES=(--enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext
+  --enable-mutable-globals --enable-reference-types --enable-multivalue)
 "$BIN/wasm-opt" -Oz --converge --low-memory-unused --zero-filled-memory \
-  --strip-debug --strip-producers --strip-target-features \
-  --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
-  --enable-mutable-globals --enable-reference-types --enable-multivalue \
+  --strip-debug --strip-producers --strip-target-features "${WASM_FEATURES[@]}" \
   dist/wasm/ferry_client_bg.wasm -o dist/wasm/ferry_client_bg.wasm
+# Short import/export names in the module and the glue (the generated ones carry hashes,
+# which gzip cannot compress); minify-names.mjs checks that the two still agree.
+names_map="$(mktemp)"
+"$BIN/wasm-opt" --minify-imports-and-exports-and-modules "${WASM_FEATURES[@]}" \
+  dist/wasm/ferry_client_bg.wasm -o dist/wasm/ferry_client_bg.wasm >"$names_map"
+node scripts/minify-names.mjs dist/wasm/ferry_client.js "$names_map" dist/wasm/ferry_client_bg.wasm
+rm -f "$names_map"
 cp js/core.js js/index.js js/workerd.js js/index.d.ts dist/
 cp dist/index.d.ts dist/workerd.d.ts
 
