@@ -237,8 +237,8 @@ fn each_direction_decodes_its_frames_as_the_generic_decoder_does() {
     let bytes = hello.encode();
     assert_eq!(Frame::decode_from_client(&bytes).as_ref(), Ok(&hello));
     // A client-only tag in a bridge frame is skipped like an unknown one, by both decoders.
-    let mut reply = vec![kind::REPLY, tag::ID, 0, 1, b'r', tag::DESTINATION, 0, 1, b'q'];
-    reply.push(tag::END);
+    let (id, dest) = ([tag::ID, 0, 1, b'r'], [tag::DESTINATION, 0, 1, b'q']);
+    let reply = [&[kind::REPLY][..], &id, &dest, &[tag::END]].concat();
     let expected = Frame::Reply(Reply {
         id: "r",
         content_type: None,
