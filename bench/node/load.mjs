@@ -71,5 +71,9 @@ console.log(
     measured: latencies.length,
     total,
     errors,
+    client_cpu_s: (() => {
+      const { user, system } = process.cpuUsage();
+      return (user + system) / 1e6;
+    })(),
   }),
 );

@@ -79,8 +79,8 @@ pub fn markdown(r: &Results, plot_file: Option<&str>) -> String {
         r.duration_s,
         r.baseline_reply
     );
-    s.push_str("| in flight | body | client | req/s | × baseline | p50 µs | p99 µs | bridge CPU s / 1k req | broker CPU s / 1k req | machine CPU s / 1k req | errors |\n");
-    s.push_str("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    s.push_str("| in flight | body | client | req/s | × baseline | p50 µs | p99 µs | bridge CPU s / 1k req | broker CPU s / 1k req | load client CPU s / 1k req | echo worker CPU s / 1k req | machine CPU s / 1k req | errors |\n");
+    s.push_str("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for sc in SCENARIOS {
         let base = r.summary(sc, ClientKind::Baseline);
         for c in CLIENTS {
@@ -100,11 +100,13 @@ pub fn markdown(r: &Results, plot_file: Option<&str>) -> String {
                     };
                     let _ = writeln!(
                         s,
-                        "{head}| {:.0} | {ratio} | {:.0} | {:.0} | {bridge} | {} | {} | {} |",
+                        "{head}| {:.0} | {ratio} | {:.0} | {:.0} | {bridge} | {} | {} | {} | {} | {} |",
                         x.rps,
                         x.p50_us,
                         x.p99_us,
                         cpu(x.broker_cpu_s_per_1k),
+                        cpu(x.client_cpu_s_per_1k),
+                        cpu(x.worker_cpu_s_per_1k),
                         cpu(x.machine_cpu_s_per_1k),
                         x.errors
                     );
@@ -118,7 +120,7 @@ pub fn markdown(r: &Results, plot_file: Option<&str>) -> String {
                     let why = why.lines().next().unwrap_or("").replace('|', "/");
                     let _ = writeln!(
                         s,
-                        "{head}| missing: {} | | | | | | | |",
+                        "{head}| missing: {} | | | | | | | | | |",
                         why.replace('|', "/")
                     );
                 }
@@ -274,7 +276,7 @@ mod tests {
     fn markdown_has_every_row_ratios_and_targets() {
         let md = markdown(&fake(), Some("bench-concurrency.svg"));
         assert!(
-            md.contains("| 128 | 100 B | Ferry, native Rust client | 2701 | 0.90 | 1540 | 4590 | 0.050 | 0.100 | 0.200 | 0 |"),
+            md.contains("| 128 | 100 B | Ferry, native Rust client | 2701 | 0.90 | 1540 | 4590 | 0.050 | 0.100 | 0.020 | 0.010 | 0.200 | 0 |"),
             "{md}"
         );
         assert!(md.contains("missing: dist/index.js not built"), "{md}");

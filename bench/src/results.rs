@@ -85,6 +85,12 @@ pub struct Sample {
     pub broker_cpu_s_per_1k: Option<f64>,
     /// CPU seconds of the whole machine (every process) per 1,000 requests.
     pub machine_cpu_s_per_1k: Option<f64>,
+    /// The load generator's CPU seconds per 1,000 requests.
+    #[serde(default)]
+    pub client_cpu_s_per_1k: Option<f64>,
+    /// The echo worker's CPU seconds per 1,000 requests.
+    #[serde(default)]
+    pub worker_cpu_s_per_1k: Option<f64>,
 }
 
 /// The medians of a point's samples.
@@ -102,6 +108,12 @@ pub struct Summary {
     pub broker_cpu_s_per_1k: f64,
     /// Whole-machine CPU seconds per 1,000 requests.
     pub machine_cpu_s_per_1k: f64,
+    /// Load generator CPU seconds per 1,000 requests (NaN when not measured).
+    #[serde(default)]
+    pub client_cpu_s_per_1k: f64,
+    /// Echo worker CPU seconds per 1,000 requests (NaN when not measured).
+    #[serde(default)]
+    pub worker_cpu_s_per_1k: f64,
     /// Failed requests over all samples.
     pub errors: u64,
     /// Samples the medians are taken over.
@@ -222,6 +234,8 @@ impl Results {
                 bridge_cpu_s_per_1k: pick(|s| s.bridge_cpu_s_per_1k.unwrap_or(f64::NAN)),
                 broker_cpu_s_per_1k: pick(|s| s.broker_cpu_s_per_1k.unwrap_or(f64::NAN)),
                 machine_cpu_s_per_1k: pick(|s| s.machine_cpu_s_per_1k.unwrap_or(f64::NAN)),
+                client_cpu_s_per_1k: pick(|s| s.client_cpu_s_per_1k.unwrap_or(f64::NAN)),
+                worker_cpu_s_per_1k: pick(|s| s.worker_cpu_s_per_1k.unwrap_or(f64::NAN)),
                 errors: p.samples.iter().map(|s| s.stats.errors).sum(),
                 samples: p.samples.len(),
             });
@@ -297,10 +311,13 @@ pub fn fake() -> Results {
                         measured: 5000,
                         total: 6000,
                         errors: 0,
+                        client_cpu_s: None,
                     },
                     bridge_cpu_s_per_1k: Some(0.05),
                     broker_cpu_s_per_1k: Some(0.1),
                     machine_cpu_s_per_1k: Some(0.2),
+                    client_cpu_s_per_1k: Some(0.02),
+                    worker_cpu_s_per_1k: Some(0.01),
                 });
             }
         }

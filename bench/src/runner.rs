@@ -91,9 +91,9 @@ pub async fn run(cfg: &RunConfig) -> Result<Results> {
                         point.missing = Some(why.clone());
                         continue;
                     }
-                    let before = Cpu::read(bridge.proc.pid(), broker)?;
+                    let before = Cpu::read(bridge.proc.pid(), broker, echo.pid())?;
                     let outcome = measure(cfg, client, &url, &queue, &spec).await;
-                    let cpu = Cpu::read(bridge.proc.pid(), broker)?.minus(&before);
+                    let cpu = Cpu::read(bridge.proc.pid(), broker, echo.pid())?.minus(&before);
                     record(point, round, outcome, &cpu);
                 }
             }
@@ -151,26 +151,34 @@ async fn measure(
     }
 }
 
-/// CPU seconds used so far by the bridge, the broker (if found) and the whole machine.
+/// CPU seconds used so far by the bridge, the broker (if found), the echo worker, this
+/// process (the in-process load clients) and the whole machine.
 struct Cpu {
     bridge: f64,
     broker: Option<f64>,
+    worker: Option<f64>,
+    harness: Option<f64>,
     machine: f64,
 }
 
 impl Cpu {
-    fn read(bridge: u32, broker: Option<u32>) -> Result<Self> {
+    fn read(bridge: u32, broker: Option<u32>, worker: u32) -> Result<Self> {
         Ok(Self {
             bridge: procfs::cpu_seconds(bridge)?,
             broker: broker.and_then(|pid| procfs::cpu_seconds(pid).ok()),
+            worker: procfs::cpu_seconds(worker).ok(),
+            harness: procfs::cpu_seconds(std::process::id()).ok(),
             machine: procfs::machine_cpu_seconds()?,
         })
     }
 
     fn minus(&self, before: &Self) -> Self {
+        let diff = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| a - b);
         Self {
             bridge: self.bridge - before.bridge,
-            broker: self.broker.zip(before.broker).map(|(a, b)| a - b),
+            broker: diff(self.broker, before.broker),
+            worker: diff(self.worker, before.worker),
+            harness: diff(self.harness, before.harness),
             machine: self.machine - before.machine,
         }
     }
@@ -198,10 +206,14 @@ fn record(point: &mut Point, round: usize, outcome: Result<crate::stats::RunStat
             );
             let n = stats.total as f64 / 1000.0;
             let per_1k = |s: f64| (n > 0.0).then(|| s / n);
+            // A client in its own process reports its CPU; the others run in this one.
+            let client = stats.client_cpu_s.or(cpu.harness);
             point.samples.push(Sample {
                 bridge_cpu_s_per_1k: per_1k(cpu.bridge),
                 broker_cpu_s_per_1k: cpu.broker.and_then(per_1k),
                 machine_cpu_s_per_1k: per_1k(cpu.machine),
+                client_cpu_s_per_1k: client.and_then(per_1k),
+                worker_cpu_s_per_1k: cpu.worker.and_then(per_1k),
                 stats,
             });
         }

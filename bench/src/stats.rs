@@ -121,6 +121,7 @@ impl Recorder {
             measured: self.measured,
             total: self.total,
             errors: self.errors,
+            client_cpu_s: None,
         }
     }
 }
@@ -140,6 +141,10 @@ pub struct RunStats {
     pub total: u64,
     /// Requests that failed.
     pub errors: u64,
+    /// CPU seconds the load generator itself used, when it runs in its own process (the Node
+    /// client reports `process.cpuUsage()`); the runner measures in-process clients itself.
+    #[serde(default)]
+    pub client_cpu_s: Option<f64>,
 }
 
 /// The median of some values (the mean of the middle two for an even count; 0 for none).
