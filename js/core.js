@@ -176,7 +176,7 @@ export class FerryClient extends EventTarget {
     } catch (e) {
       return Promise.reject(e);
     }
-    return this.#w.request(
+    return this.#w.send(
       String(destination),
       bytes,
       type,
@@ -186,6 +186,7 @@ export class FerryClient extends EventTarget {
       onProgress ?? undefined,
       num(idleTimeoutMs),
       meta,
+      false,
     );
   }
 
@@ -199,7 +200,7 @@ export class FerryClient extends EventTarget {
     const [flat, bytes, type] = prepare(body, headers, contentType);
     const parts = [];
     const onPart = (replier, value, error) => parts.push(error === undefined ? { replier, value } : { replier, error });
-    await this.#w.gather(
+    await this.#w.send(
       String(destination),
       bytes,
       type,
@@ -207,6 +208,9 @@ export class FerryClient extends EventTarget {
       signal ?? undefined,
       flat,
       onPart,
+      undefined,
+      undefined,
+      true,
       routingKey == null ? undefined : String(routingKey),
       num(maxReplies),
     );

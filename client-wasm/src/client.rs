@@ -1,5 +1,5 @@
-//! The exported `WasmClient`: connect, request, gather, close, and the getters `js/core.js`
-//! uses; [`call`] sends one request or gather.
+//! The exported `WasmClient`: connect, send (a request or a gather), close, and the getters
+//! `js/core.js` uses; [`call`] sends one request or gather.
 
 use alloc::borrow::ToOwned;
 use alloc::rc::Rc;
@@ -151,10 +151,14 @@ impl WasmClient {
         self.inner.borrow().session.clone()
     }
 
-    /// Sends a request: `body` already encoded by `js/core.js` with its `content_type`;
-    /// `headers` is a flat `[name, value, name, value, ...]` list.
+    /// Sends a request, or with `gather` a gather: `body` already encoded by `js/core.js`
+    /// with its `content_type`; `headers` is a flat `[name, value, name, value, ...]` list.
+    /// A request's `callback` gets each progress message; a gather's gets each part as
+    /// `(replier, value, error)`, `timeout_ms` is its window, and it resolves with the number
+    /// of parts once the window closes or `max_replies` came. One export for both keeps the
+    /// module and its glue smaller.
     #[allow(clippy::too_many_arguments)] // mirrors the JS call in js/core.js
-    pub fn request(
+    pub fn send(
         &self,
         destination: &str,
         body: &[u8],
@@ -162,10 +166,24 @@ impl WasmClient {
         timeout_ms: Option<f64>,
         signal: Option<AbortSignal>,
         headers: Vec<String>,
-        on_progress: Option<Function>,
+        callback: Option<Function>,
         idle_timeout_ms: Option<f64>,
         meta: JsValue,
+        gather: bool,
+        routing_key: Option<String>,
+        max_replies: Option<f64>,
     ) -> Promise {
+        let gather = if gather {
+            match millis(max_replies) {
+                Ok(max) => Some((routing_key, max)),
+                Err(()) => {
+                    let f = Failure::new(ErrorCode::BadRequest, "maxReplies must be at least 1");
+                    return rejected(self.inner.borrow().error(&f));
+                }
+            }
+        } else {
+            None
+        };
         self.call(Call {
             destination,
             body,
@@ -174,46 +192,9 @@ impl WasmClient {
             idle_timeout_ms,
             signal,
             headers,
-            callback: on_progress,
-            gather: None,
+            callback,
+            gather,
             meta,
-        })
-    }
-
-    /// Publishes once to the exchange `destination` and calls `on_part(replier, value,
-    /// error)` for each reply in the window (`window_ms`) or up to `max_replies`; resolves
-    /// with the number of parts when the gather is over.
-    #[allow(clippy::too_many_arguments)] // mirrors the JS call in js/core.js
-    pub fn gather(
-        &self,
-        destination: &str,
-        body: &[u8],
-        content_type: Option<String>,
-        window_ms: Option<f64>,
-        signal: Option<AbortSignal>,
-        headers: Vec<String>,
-        on_part: Function,
-        routing_key: Option<String>,
-        max_replies: Option<f64>,
-    ) -> Promise {
-        let max = match millis(max_replies) {
-            Ok(max) => max,
-            Err(()) => {
-                let f = Failure::new(ErrorCode::BadRequest, "maxReplies must be at least 1");
-                return rejected(self.inner.borrow().error(&f));
-            }
-        };
-        self.call(Call {
-            destination,
-            body,
-            content_type,
-            timeout_ms: window_ms,
-            idle_timeout_ms: None,
-            signal,
-            headers,
-            callback: Some(on_part),
-            gather: Some((routing_key, max)),
-            meta: JsValue::UNDEFINED,
         })
     }
 
