@@ -165,7 +165,7 @@ impl WasmClient {
         content_type: Option<String>,
         timeout_ms: Option<f64>,
         signal: Option<AbortSignal>,
-        headers: Vec<String>,
+        headers: js_sys::Array,
         callback: Option<Function>,
         idle_timeout_ms: Option<f64>,
         meta: JsValue,
@@ -191,7 +191,10 @@ impl WasmClient {
             timeout_ms,
             idle_timeout_ms,
             signal,
-            headers,
+            headers: headers
+                .iter()
+                .map(|v| v.as_string().unwrap_or_default())
+                .collect(),
             callback,
             gather,
             meta,
