@@ -105,6 +105,9 @@ function flatHeaders(headers) {
   return out;
 }
 
+/** The names of `WasmClient.state`'s numbers. */
+const STATES = ["connecting", "open", "reconnecting", "closed"];
+
 const num = (v) => (v == null ? undefined : Number(v));
 
 /** A call's [flat headers, body bytes, content type]; throws a FerryError `bad_request`. */
@@ -144,7 +147,7 @@ export class FerryClient extends EventTarget {
 
   /** `connecting`, `open`, `reconnecting` or `closed`. */
   get state() {
-    return this.#w.state;
+    return STATES[this.#w.state];
   }
 
   /**
