@@ -108,6 +108,14 @@ function flatHeaders(headers) {
 /** The names of `WasmClient.state`'s numbers. */
 const STATES = ["connecting", "open", "reconnecting", "closed"];
 
+/** `onProgress` as the wasm takes it; throws a FerryError `bad_request` unless a function. */
+function progressCallback(onProgress) {
+  if (onProgress != null && typeof onProgress !== "function") {
+    throw new FerryError("bad_request", "onProgress must be a function");
+  }
+  return onProgress ?? undefined;
+}
+
 const num = (v) => (v == null ? undefined : Number(v));
 
 /** A call's [flat headers, body bytes, content type]; throws a FerryError `bad_request`. */
@@ -160,21 +168,21 @@ export class FerryClient extends EventTarget {
 
   /** A Promise for the reply of a request from {@link resumed} (rejects like `request`). */
   reattach(id, options = {}) {
-    const onProgress = options?.onProgress;
-    if (onProgress != null && typeof onProgress !== "function") {
-      return Promise.reject(new FerryError("bad_request", "onProgress must be a function"));
+    let onProgress;
+    try {
+      onProgress = progressCallback(options?.onProgress);
+    } catch (e) {
+      return Promise.reject(e);
     }
-    return this.#w.reattach(String(id), onProgress ?? undefined);
+    return this.#w.reattach(String(id), onProgress);
   }
 
   /** Sends `body` to `destination` and resolves with the worker's decoded reply. */
   request(destination, body, options = {}) {
-    const { timeoutMs, idleTimeoutMs, signal, headers, onProgress, contentType, meta } = options ?? {};
-    if (onProgress != null && typeof onProgress !== "function") {
-      return Promise.reject(new FerryError("bad_request", "onProgress must be a function"));
-    }
-    let flat, bytes, type;
+    const { timeoutMs, idleTimeoutMs, signal, headers, contentType, meta } = options ?? {};
+    let flat, bytes, type, onProgress;
     try {
+      onProgress = progressCallback(options?.onProgress);
       [flat, bytes, type] = prepare(body, headers, contentType);
     } catch (e) {
       return Promise.reject(e);
@@ -186,7 +194,7 @@ export class FerryClient extends EventTarget {
       num(timeoutMs),
       signal ?? undefined,
       flat,
-      onProgress ?? undefined,
+      onProgress,
       num(idleTimeoutMs),
       meta,
       false,
@@ -307,10 +315,10 @@ function reconnectPolicy(options) {
     if (!(n >= 0)) throw new FerryError("bad_request", `${name} must be a number >= 0`);
     return n;
   };
-  const queued = options?.whileReconnecting === "reject" ? 0 : positive(options?.maxQueued, 1000, "maxQueued");
   if (options?.whileReconnecting != null && !["queue", "reject"].includes(options.whileReconnecting)) {
     throw new FerryError("bad_request", 'whileReconnecting must be "queue" or "reject"');
   }
+  const queued = options?.whileReconnecting === "reject" ? 0 : positive(options?.maxQueued, 1000, "maxQueued");
   return [
     Math.max(1, positive(o.initialDelayMs, 250, "reconnect.initialDelayMs")),
     Math.max(1, positive(o.maxDelayMs, 10_000, "reconnect.maxDelayMs")),

@@ -87,9 +87,6 @@ struct Beat {
     heartbeat: Arc<AtomicBool>,
 }
 
-/// A HEARTBEAT frame: its kind byte and the end of its (empty) field list.
-const HEARTBEAT: [u8; 2] = [ferry_protocol::frame::kind::HEARTBEAT, 0];
-
 async fn write_loop<S>(
     mut sink: S,
     mut rx: mpsc::Receiver<Out>,
@@ -141,7 +138,8 @@ async fn write_loop<S>(
                 }
                 let beat = async {
                     if heartbeat.load(Ordering::Relaxed) {
-                        sink.feed(Message::Binary(Bytes::from_static(&HEARTBEAT))).await?;
+                        let frame = ferry_protocol::Frame::Heartbeat.encode();
+                        sink.feed(Message::Binary(frame.into())).await?;
                     }
                     sink.send(Message::Ping(Bytes::new())).await
                 };

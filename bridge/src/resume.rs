@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
@@ -40,7 +41,7 @@ fn hex(bytes: &[u8]) -> String {
 #[derive(Default)]
 pub struct Holders {
     map: Mutex<HashMap<String, (u64, CancellationToken)>>,
-    next: Mutex<u64>,
+    next: AtomicU64,
 }
 
 /// One holder's claim on a session; [`Holders::release`] gives it up.
@@ -53,13 +54,7 @@ pub struct Claim {
 impl Holders {
     /// Makes the caller the session's holder; the previous holder (if any) is superseded.
     pub fn claim(&self, session: &str) -> Claim {
-        let generation = match self.next.lock() {
-            Ok(mut n) => {
-                *n += 1;
-                *n
-            }
-            Err(_) => 0,
-        };
+        let generation = self.next.fetch_add(1, Ordering::Relaxed) + 1;
         let token = CancellationToken::new();
         if let Ok(mut map) = self.map.lock()
             && let Some((_, old)) = map.insert(session.to_owned(), (generation, token.clone()))

@@ -38,10 +38,6 @@ mod gather;
 mod notices;
 mod replies;
 
-/// Close code of a socket whose session another connection resumed: the client must not
-/// resume it again (that would take it back, and so on).
-pub const TAKEN_OVER: u16 = 4001;
-
 type PublishOutcome = (Box<str>, u64, Result<(), BridgeError>);
 type PublishFuture = Pin<Box<dyn Future<Output = PublishOutcome> + Send>>;
 type NoticeFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -151,7 +147,7 @@ impl Session {
                 _ = self.out.dead.cancelled() => Flow::Stop,
                 _ = self.claim.superseded.cancelled() => {
                     self.end = End::Superseded;
-                    self.out.close(CloseCode::from(TAKEN_OVER), "session resumed by another connection").await;
+                    self.out.close(CloseCode::from(ferry_protocol::CLOSE_TAKEN_OVER), "session resumed by another connection").await;
                     Flow::Stop
                 }
                 _ = shutdown.cancelled(), if !self.draining && self.resumable => {

@@ -186,7 +186,7 @@ async fn a_resume_on_the_same_bridge_takes_over_a_socket_not_yet_known_dead() {
         Client::hello(&bridge.url(), hello(resume, vec![attach("t1", &q)])).await;
     assert!(resumed);
     let close = old.closed().await.expect("the old socket is closed");
-    assert_eq!(u16::from(close.code), 4001);
+    assert_eq!(u16::from(close.code), ferry_protocol::CLOSE_TAKEN_OVER);
     worker.reply(&req, b"1").await;
     assert_eq!(new.recv().await.reply().0, "t1");
     worker.delete().await;

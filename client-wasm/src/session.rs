@@ -17,9 +17,6 @@ use crate::events::end;
 use crate::js;
 use crate::state::{ATTEMPT, GRACE_MS, HANDSHAKE, Inner, Shared, Slot, State, settle};
 
-/// Close code of a socket whose session another connection resumed: start a new session.
-pub(crate) const TAKEN_OVER: u16 = 4001;
-
 /// The socket is open: say HELLO, resuming the session (if any) with what is still awaited.
 pub(crate) fn on_open(shared: &Shared) {
     let inner = shared.borrow();
@@ -30,11 +27,7 @@ pub(crate) fn on_open(shared: &Shared) {
         .pending
         .iter()
         .filter_map(|(id, deadline, slot)| {
-            let (destination, idle) = match slot {
-                Slot::Request(r) if !r.gather && r.unsent.is_none() => (&r.destination, r.idle_ms),
-                Slot::Parked(p) if !p.expired => (&p.destination, p.idle_ms),
-                _ => return None,
-            };
+            let r = slot.resumable()?;
             let left = deadline
                 .saturating_sub(now + GRACE_MS)
                 .max(1)
@@ -42,8 +35,8 @@ pub(crate) fn on_open(shared: &Shared) {
             Some(Attach {
                 id,
                 timeout_ms: left as u32,
-                idle_timeout_ms: idle,
-                destination,
+                idle_timeout_ms: r.idle_ms,
+                destination: r.destination,
             })
         })
         .collect();
@@ -117,7 +110,7 @@ pub(crate) fn dropped(shared: &Shared, code: u16, message: &str) -> bool {
         if inner.policy.initial_ms == 0 || !live || !schedule(&mut inner) {
             return false;
         }
-        if code == TAKEN_OVER {
+        if code == ferry_protocol::CLOSE_TAKEN_OVER {
             inner.resume = None; // another connection has it now; start afresh
         }
         let resumable = inner.resume.is_some();

@@ -71,6 +71,34 @@ pub(crate) struct RequestSlot {
     pub(crate) _abort: Option<AbortHook>,
 }
 
+/// What a resume carries of a slot (HELLO `attach`, the persisted snapshot): destination, idle
+/// timeout and `meta` of a request the bridge has and a resumed session can still answer.
+pub(crate) struct Resumable<'a> {
+    pub(crate) destination: &'a str,
+    pub(crate) idle_ms: Option<u32>,
+    pub(crate) meta: &'a JsValue,
+}
+
+impl Slot {
+    /// The slot as a resume carries it; `None` for a gather (not resumed), a request not sent
+    /// yet, an expired restored one, and the bookkeeping slots.
+    pub(crate) fn resumable(&self) -> Option<Resumable<'_>> {
+        match self {
+            Slot::Request(r) if !r.gather && r.unsent.is_none() => Some(Resumable {
+                destination: &r.destination,
+                idle_ms: r.idle_ms,
+                meta: &r.meta,
+            }),
+            Slot::Parked(p) if !p.expired => Some(Resumable {
+                destination: &p.destination,
+                idle_ms: p.idle_ms,
+                meta: &p.meta,
+            }),
+            _ => None,
+        }
+    }
+}
+
 /// A restored request: its reply (a REPLY or ERROR frame) waits here until `reattach`.
 pub(crate) struct Parked {
     pub(crate) destination: String,

@@ -32,5 +32,9 @@ pub use frame::{
 /// The `Sec-WebSocket-Protocol` value of this protocol version.
 pub const SUBPROTOCOL: &str = "ferry.v1";
 
+/// WebSocket close code of a socket whose session another connection resumed: the client
+/// must not resume it again (that would take it back, and so on), but open a new session.
+pub const CLOSE_TAKEN_OVER: u16 = 4001;
+
 /// The prefix every Ferry subprotocol version shares (`ferry.v1`, `ferry.v2`, ...).
 pub const SUBPROTOCOL_PREFIX: &str = "ferry.";

@@ -116,11 +116,7 @@ impl Broker {
 
     /// The current links, if the broker is connected.
     pub fn current(&self) -> Option<Arc<Links>> {
-        self.rx
-            .borrow()
-            .as_ref()
-            .filter(|l| !l.lost.is_cancelled())
-            .cloned()
+        live(&self.rx.borrow())
     }
 
     /// True when the broker is connected.
@@ -132,12 +128,7 @@ impl Broker {
     pub async fn links(&self) -> Arc<Links> {
         let mut rx = self.rx.clone();
         loop {
-            let live = rx
-                .borrow_and_update()
-                .as_ref()
-                .filter(|l| !l.lost.is_cancelled())
-                .cloned();
-            if let Some(links) = live {
+            if let Some(links) = live(&rx.borrow_and_update()) {
                 return links;
             }
             if rx.changed().await.is_err() {
@@ -151,6 +142,14 @@ impl Broker {
         let mut rx = self.rx.clone();
         let _ = rx.wait_for(|l| l.is_some()).await;
     }
+}
+
+/// The links the manager published, unless they are already known to be lost.
+fn live(published: &Option<Arc<Links>>) -> Option<Arc<Links>> {
+    published
+        .as_ref()
+        .filter(|l| !l.lost.is_cancelled())
+        .cloned()
 }
 
 /// What the manager connects to and declares.

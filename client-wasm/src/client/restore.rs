@@ -69,20 +69,16 @@ impl WasmClient {
         };
         let entries = Array::new();
         for (id, deadline, slot) in inner.pending.iter() {
-            let (dest, idle, meta) = match slot {
-                Slot::Request(r) if !r.gather && r.unsent.is_none() => {
-                    (&r.destination, r.idle_ms, &r.meta)
-                }
-                Slot::Parked(p) if !p.expired => (&p.destination, p.idle_ms, &p.meta),
-                _ => continue,
+            let Some(r) = slot.resumable() else {
+                continue;
             };
-            let idle = idle.map_or(JsValue::NULL, JsValue::from);
+            let idle = r.idle_ms.map_or(JsValue::NULL, JsValue::from);
             let e = Array::of5(
                 &id.into(),
-                &dest.into(),
+                &r.destination.into(),
                 &(deadline as f64).into(),
                 &idle,
-                meta,
+                r.meta,
             );
             entries.push(&e);
         }
