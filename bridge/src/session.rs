@@ -71,7 +71,7 @@ where
         claim: opened.claim,
         held: HashMap::new(),
         end: End::Dropped,
-        rebind: false,
+        rebind: None,
     };
     session.attach(opened.attach);
     session.run(&mut stream).await;
@@ -115,9 +115,10 @@ struct Session {
     /// AMQP deliveries stay unacknowledged, so a lost frame is redelivered after a resume.
     held: HashMap<Box<str>, Acker>,
     end: End,
-    /// The reply consumer of this resumable session ended with the broker connection; its
-    /// queue is consumed again when the broker is back ([`Session::rebind`]).
-    rebind: bool,
+    /// The reply consumer of this resumable session ended with the broker connection (at
+    /// this count of broker restarts); its queue is consumed again when the broker is back,
+    /// unless it restarted meanwhile ([`Session::rebind`]).
+    rebind: Option<u64>,
 }
 
 async fn next_reply(sub: &mut Option<ReplySub>) -> Option<Delivery> {
@@ -170,7 +171,7 @@ impl Session {
                     Flow::Stop
                 }
                 msg = stream.next() => self.on_socket(msg).await,
-                links = broker.links(), if self.rebind => {
+                links = broker.links(), if self.rebind.is_some() => {
                     self.rebind(links).await;
                     Flow::Continue
                 }

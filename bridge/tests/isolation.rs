@@ -93,3 +93,32 @@ async fn closing_with_requests_in_flight_releases_everything() {
     assert_eq!(bridge.stats.snapshot().pending, 0);
     worker.delete().await;
 }
+
+/// A plain session's reply queue is exclusive to the bridge's connection (RabbitMQ 4.3 refuses
+/// queues that are neither durable nor exclusive): a worker can publish a reply to it, and no
+/// other connection can consume it (`RESOURCE_LOCKED`).
+#[tokio::test]
+async fn a_plain_sessions_reply_queue_is_exclusive_to_the_bridge() {
+    let bridge = TestBridge::start(|_| {}).await;
+    let mut worker = Worker::start(&unique("exclusive")).await;
+    let mut client = Client::connect(&bridge.url()).await;
+    client.request("x1", &worker.queue, b"", Some(5_000)).await;
+    let d = worker.next().await;
+    let reply_to = d.properties.reply_to().as_ref().unwrap().to_string();
+    let ch = worker.conn.create_channel().await.unwrap();
+    let stolen = ch
+        .basic_consume(
+            reply_to.as_str().into(),
+            "".into(),
+            lapin::options::BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await;
+    let Err(err) = stolen else {
+        panic!("another connection consumed the reply queue");
+    };
+    assert!(err.to_string().contains("RESOURCE_LOCKED"), "{err}");
+    worker.reply(&d, b"mine").await;
+    assert_eq!(client.recv().await.reply(), ("x1".into(), b"mine".to_vec()));
+    worker.delete().await;
+}

@@ -3,6 +3,7 @@
 //!
 //! `None` in the watch means "no broker": new requests fail with `broker_unavailable` at once.
 
+pub mod epoch;
 pub mod probe;
 pub mod publish;
 pub mod replies;
@@ -46,6 +47,11 @@ pub struct Links {
     pub(crate) cancel_exchange: Option<Arc<str>>,
     /// Cancelled when either connection (or a shared channel) fails.
     pub lost: CancellationToken,
+    /// Broker restarts this bridge has seen up to these links ([`epoch`]): a session whose
+    /// reply consumer ended at a lower count lost the replies its queue held.
+    pub restarts: u64,
+    /// The restart marker this bridge consumes while connected.
+    marker: Option<epoch::Marker>,
 }
 
 impl Links {
@@ -161,6 +167,7 @@ struct Names {
 
 async fn manage(names: Names, tx: watch::Sender<Option<Arc<Links>>>, stop: CancellationToken) {
     let mut backoff = MIN_BACKOFF;
+    let (mut restarts, mut connected_before) = (0, false);
     loop {
         // A broker that accepts TCP but never finishes the AMQP handshake (one still booting,
         // or overloaded) must not stall the manager: bound the attempt, then back off.
@@ -171,7 +178,7 @@ async fn manage(names: Names, tx: watch::Sender<Option<Arc<Links>>>, stop: Cance
                 Err(BridgeError::BrokerUnavailable("connecting to the broker timed out".into()))
             }),
         };
-        let (links, mut events) = match links {
+        let (mut links, mut events) = match links {
             Ok(l) => l,
             Err(e) => {
                 let delay = jitter(backoff);
@@ -185,6 +192,27 @@ async fn manage(names: Names, tx: watch::Sender<Option<Arc<Links>>>, stop: Cance
             }
         };
         backoff = MIN_BACKOFF;
+        let hold = epoch::Marker::hold(&links.publish_conn, &names.instance);
+        let kept = match tokio::time::timeout(CLOSE_TIMEOUT, hold).await {
+            Ok(Ok((marker, kept))) => {
+                links.marker = Some(marker);
+                kept
+            }
+            Ok(Err(e)) => {
+                warn!(error = %e, "cannot check the broker's restart marker; assuming a restart");
+                false
+            }
+            Err(_) => {
+                warn!("checking the broker's restart marker timed out; assuming a restart");
+                false
+            }
+        };
+        if connected_before && !kept {
+            restarts += 1;
+            warn!("the broker restarted: replies it held in reply queues are gone");
+        }
+        connected_before = true;
+        links.restarts = restarts;
         info!("connected to the broker");
         let links = Arc::new(links);
         tx.send_replace(Some(links.clone()));
@@ -192,6 +220,9 @@ async fn manage(names: Names, tx: watch::Sender<Option<Arc<Links>>>, stop: Cance
             tokio::select! {
                 _ = stop.cancelled() => {
                     tx.send_replace(None);
+                    if let Some(marker) = &links.marker {
+                        let _ = tokio::time::timeout(CLOSE_TIMEOUT, marker.remove()).await;
+                    }
                     links.close().await;
                     return;
                 }
@@ -261,6 +292,8 @@ async fn connect(names: &Names) -> Result<(Links, EventStream), BridgeError> {
             probe: Probe::default(),
             cancel_exchange,
             lost: CancellationToken::new(),
+            restarts: 0,
+            marker: None,
         },
         events,
     ))

@@ -5,6 +5,9 @@
 //! unacknowledged replies go back to the queue ([`ReplySub::detach`]), and `x-expires` (the
 //! grace period) deletes it unless a client resumes it ([`ReplySub::resume`]) on any bridge.
 //! Consumers are not exclusive, so a resume never waits for a half-open old one to go.
+//!
+//! A resumable session's queue is durable, a plain session's exclusive to the bridge's consume
+//! connection: RabbitMQ 4.3 refuses queues that are neither (`transient_nonexcl_queues`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,7 +57,12 @@ impl ReplySub {
         };
         let mut args = FieldTable::default();
         args.insert("x-expires".into(), AMQPValue::LongInt(expires));
-        Self::consume(links, session, queue, Some(args)).await
+        let opts = QueueDeclareOptions {
+            durable: !grace.is_zero(),
+            exclusive: grace.is_zero(),
+            ..QueueDeclareOptions::default()
+        };
+        Self::consume(links, session, queue, Some((opts, args))).await
     }
 
     /// Consumes the reply queue of a session being resumed; `None` when the queue is gone
@@ -77,13 +85,13 @@ impl ReplySub {
         links: Arc<Links>,
         session: &str,
         queue: String,
-        declare: Option<FieldTable>,
+        declare: Option<(QueueDeclareOptions, FieldTable)>,
     ) -> Result<Self, BridgeError> {
         let channel = links.consume_channel(session).clone();
         let consumer = tokio::time::timeout(OP_TIMEOUT, async {
-            if let Some(args) = declare {
+            if let Some((opts, args)) = declare {
                 channel
-                    .queue_declare(queue.as_str().into(), QueueDeclareOptions::default(), args)
+                    .queue_declare(queue.as_str().into(), opts, args)
                     .await?;
             }
             let opts = BasicConsumeOptions {
@@ -120,6 +128,11 @@ impl ReplySub {
     /// The queue name workers reply to.
     pub fn queue(&self) -> &str {
         &self.queue
+    }
+
+    /// Broker restarts seen when this consumer started ([`Links::restarts`]).
+    pub fn restarts(&self) -> u64 {
+        self.links.restarts
     }
 
     /// True while the broker links this queue lives on are up.

@@ -18,6 +18,11 @@ use crate::stats::Stats;
 impl Session {
     /// The reply queue name, declaring and consuming it on first use (or after a reconnect).
     pub(super) async fn reply_queue(&mut self, links: &Arc<Links>) -> Result<String, BridgeError> {
+        if self.rebind.is_some() {
+            // Before a new request declares the queue again: find out whether the old one
+            // (and the replies it held for what is pending) survived the broker's outage.
+            self.rebind(links.clone()).await;
+        }
         if let Some(sub) = &self.reply
             && sub.is_live()
         {
@@ -37,12 +42,12 @@ impl Session {
     pub(super) async fn on_reply(&mut self, delivery: Option<Delivery>) -> Flow {
         let Some(d) = delivery else {
             // The consumer ended: the broker connection died or the queue was deleted.
-            self.reply = None;
+            let restarts = self.reply.take().map_or(0, |sub| sub.restarts());
             self.held.clear(); // their channel is gone; the broker requeued them
             if self.resumable && !self.pending.is_empty() {
-                // The queue (not exclusive) outlives the connection; the replies wait in it.
+                // The queue (durable) outlives the connection; the replies wait in it.
                 warn!(session = %self.id, "reply consumer ended; consuming again once the broker is back");
-                self.rebind = true;
+                self.rebind = Some(restarts);
                 return Flow::Continue;
             }
             warn!(session = %self.id, "reply consumer ended; failing pending requests");
@@ -82,12 +87,20 @@ impl Session {
     }
 
     /// The broker is back after the reply consumer of a resumable session ended: consume its
-    /// queue again if it still exists (the connection was lost, the broker kept the queue);
-    /// if it does not (the broker restarted), its replies are gone: fail what is pending.
+    /// queue again if the broker kept it and its replies (the connection was lost); if the
+    /// broker restarted since (its transient replies are gone even where the durable queue
+    /// survived) or the queue is gone, fail what is pending.
     pub(super) async fn rebind(&mut self, links: Arc<Links>) {
-        self.rebind = false;
+        let Some(restarts) = self.rebind.take() else {
+            return;
+        };
         if self.reply.is_some() {
             return; // a new request already opened it
+        }
+        if links.restarts > restarts {
+            let why = "the broker restarted; the replies it held are lost";
+            self.fail_all(ErrorCode::BrokerUnavailable, why, None).await;
+            return;
         }
         let why = match ReplySub::resume(links, &self.id).await {
             Ok(Some(sub)) => {
@@ -95,7 +108,7 @@ impl Session {
                 self.reply = Some(sub);
                 return;
             }
-            Ok(None) => "the broker restarted; the replies it held are lost",
+            Ok(None) => "the session's reply queue is gone; the replies it held are lost",
             Err(_) => "the broker connection was lost",
         };
         self.fail_all(ErrorCode::BrokerUnavailable, why, None).await;
