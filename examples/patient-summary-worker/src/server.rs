@@ -48,10 +48,12 @@ pub async fn run(
     }
 }
 
-/// Declares the work queue the way the worker does (non-durable; auto-delete if configured).
-/// Anyone publishing before a worker is up may call this first: declaring is idempotent.
+/// Declares the work queue the way the worker does (durable, as RabbitMQ 4.3 requires of a
+/// queue that is not exclusive; auto-delete if configured). Anyone publishing before a worker
+/// is up may call this first: declaring is idempotent.
 pub async fn declare_queue(channel: &Channel, config: &Config) -> lapin::Result<Queue> {
     let options = QueueDeclareOptions {
+        durable: true,
         auto_delete: config.auto_delete,
         ..QueueDeclareOptions::default()
     };
