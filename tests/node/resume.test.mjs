@@ -200,6 +200,38 @@ describe("reconnect and resume", () => {
     }
   });
 
+  test("reconnect attempts: full jitter under the cap, and maxAttempts ends the client with disconnected", async () => {
+    const bridge = await startBridge({ allow: [`${PREFIX}.*`] });
+    const proxy = await startProxy(portOf(bridge.wsUrl));
+    // A constant ceiling (initial = max = 100 ms): each delay is uniform in [0, 100 ms].
+    const reconnect = { initialDelayMs: 100, maxDelayMs: 100, maxAttempts: 8 };
+    const c = await lib.connect(proxy.url(), { WebSocket, reconnect });
+    try {
+      const p = failure(c.request(queue, { n: 11 }, { timeoutMs: 30_000 }));
+      await worker.holding(1);
+      proxy.refuse(true);
+      const closed = becomes(c, "closed");
+      const cutAt = performance.now();
+      proxy.cut();
+      await closed;
+      const at = [cutAt, ...proxy.stats.refused];
+      assert.equal(proxy.stats.refused.length, 8, "exactly maxAttempts attempts");
+      const gaps = at.slice(1).map((t, i) => t - at[i]);
+      // Never more than the ceiling (plus a refused connect's round trip and timer slack)...
+      for (const g of gaps) assert.ok(g < 100 + 250, `gap ${g.toFixed(1)} ms above the 100 ms cap: ${gaps}`);
+      // ...and jittered: eight uniform draws from [0, 100 ms] do not all fall within 10 ms.
+      assert.ok(Math.max(...gaps) - Math.min(...gaps) > 10, `no jitter: ${gaps}`);
+      assert.equal((await p).code, "disconnected");
+      assert.equal(c.state, "closed");
+      assert.equal(c.pending, 0);
+    } finally {
+      worker.answer();
+      await c.close();
+      await proxy.close();
+      await bridge.stop();
+    }
+  });
+
   test("back after the grace period: session_expired, a new session, and no queue left behind", async () => {
     const bridge = await startBridge({ allow: [`${PREFIX}.*`], args: ["--session-grace", "1s"] });
     const proxy = await startProxy(portOf(bridge.wsUrl));

@@ -7,16 +7,18 @@ import net from "node:net";
  * Starts a proxy to `target` (a port on 127.0.0.1). Resolves to { port, url(path), cut(),
  * freeze(), refuse(on), retarget(port), close(), stats }: `cut()` destroys every live
  * connection without a close frame; `freeze()` leaves them open but passes nothing (a
- * half-open socket); while `refuse(true)`, new connections are dropped at once.
+ * half-open socket); while `refuse(true)`, new connections are dropped at once (their times,
+ * from `performance.now()`, go to `stats.refused`).
  */
 export async function startProxy(target) {
   let to = target;
   let refusing = false;
   const live = new Set();
   const pairs = new Set();
-  const stats = { accepted: 0 };
+  const stats = { accepted: 0, refused: [] };
   const server = net.createServer((client) => {
     if (refusing) {
+      stats.refused.push(performance.now());
       client.destroy();
       return;
     }
