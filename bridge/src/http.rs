@@ -62,7 +62,7 @@ async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
         "/ws" => upgrade(shared, req),
         "/healthz" => text(StatusCode::OK, "ok\n"),
         "/metrics" => {
-            let body = shared.stats.prometheus(shared.broker.ready());
+            let body = shared.stats.prometheus(shared.broker.health());
             let mut r = Response::new(Full::new(Bytes::from(body)));
             r.headers_mut().insert(
                 header::CONTENT_TYPE,

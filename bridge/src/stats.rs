@@ -5,6 +5,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use ferry_protocol::ErrorCode;
 
+/// The broker manager's part of `/metrics`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BrokerHealth {
+    /// Both connections are up.
+    pub connected: bool,
+    /// Connections made (the first and every reconnect).
+    pub connects: u64,
+    /// Restarts seen on reconnecting.
+    pub restarts: u64,
+}
+
 /// Live counters shared by every session. Cheap to update; read with [`Stats::snapshot`].
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -74,7 +85,7 @@ impl Stats {
     }
 
     /// The counters in the Prometheus text exposition format (served at `/metrics`).
-    pub fn prometheus(&self, broker_connected: bool) -> String {
+    pub fn prometheus(&self, broker: BrokerHealth) -> String {
         let s = self.snapshot();
         let mut out = String::with_capacity(2048);
         let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
@@ -142,7 +153,19 @@ impl Stats {
             "ferry_broker_connected",
             "gauge",
             "1 when the broker connections are up.",
-            u64::from(broker_connected),
+            u64::from(broker.connected),
+        );
+        metric(
+            "ferry_broker_connects_total",
+            "counter",
+            "Broker connections made: the first and every reconnect.",
+            broker.connects,
+        );
+        metric(
+            "ferry_broker_restarts_total",
+            "counter",
+            "Broker restarts seen on reconnecting (the restart marker was gone).",
+            broker.restarts,
         );
         let _ = writeln!(
             out,
@@ -177,9 +200,16 @@ mod tests {
         let stats = Stats::default();
         stats.error(ErrorCode::Timeout);
         Stats::inc(&stats.sessions);
-        let text = stats.prometheus(true);
+        let broker = BrokerHealth {
+            connected: true,
+            connects: 2,
+            restarts: 1,
+        };
+        let text = stats.prometheus(broker);
         assert!(text.contains("ferry_sessions 1\n"));
         assert!(text.contains("ferry_errors_total{code=\"timeout\"} 1\n"));
         assert!(text.contains("ferry_broker_connected 1\n"));
+        assert!(text.contains("ferry_broker_connects_total 2\n"));
+        assert!(text.contains("ferry_broker_restarts_total 1\n"));
     }
 }

@@ -354,6 +354,16 @@ async fn a_resumable_request_across_a_restart_fails_once_the_broker_is_back() {
         (id.as_deref(), code.as_str()),
         (Some("a1"), "broker_unavailable")
     );
+    let metrics = http_get(bridge.addr, "/metrics").await;
+    assert!(
+        metrics.contains("ferry_broker_restarts_total 1\n"),
+        "{metrics}"
+    );
+    let connects = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("ferry_broker_connects_total "))
+        .and_then(|n| n.parse::<u64>().ok());
+    assert!(connects >= Some(2), "{metrics}");
     eprintln!(
         "RESULT request across a restart: broker_unavailable {:?} after start_app returned",
         back.elapsed()

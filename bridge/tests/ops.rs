@@ -31,6 +31,10 @@ async fn health_and_readiness() {
     let metrics = http_get(bridge.addr, "/metrics").await;
     assert!(metrics.contains("ferry_broker_connected 1"), "{metrics}");
     assert!(
+        metrics.contains("ferry_broker_restarts_total 0\n"),
+        "{metrics}"
+    );
+    assert!(
         metrics.contains("ferry_errors_total{code=\"no_route\"}"),
         "{metrics}"
     );

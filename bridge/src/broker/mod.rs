@@ -9,6 +9,7 @@ pub mod publish;
 pub mod replies;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -97,6 +98,14 @@ impl Links {
 #[derive(Clone)]
 pub struct Broker {
     rx: watch::Receiver<Option<Arc<Links>>>,
+    counts: Arc<Counts>,
+}
+
+/// What the manager has done, for `/metrics`.
+#[derive(Default)]
+struct Counts {
+    connects: AtomicU64,
+    restarts: AtomicU64,
 }
 
 impl Broker {
@@ -116,8 +125,18 @@ impl Broker {
             instance,
             cancel_exchange,
         };
-        let task = tokio::spawn(manage(names, tx, stop));
-        (Self { rx }, task)
+        let counts = Arc::new(Counts::default());
+        let task = tokio::spawn(manage(names, tx, counts.clone(), stop));
+        (Self { rx, counts }, task)
+    }
+
+    /// The broker's state for `/metrics`.
+    pub fn health(&self) -> crate::stats::BrokerHealth {
+        crate::stats::BrokerHealth {
+            connected: self.ready(),
+            connects: self.counts.connects.load(Ordering::Relaxed),
+            restarts: self.counts.restarts.load(Ordering::Relaxed),
+        }
     }
 
     /// The current links, if the broker is connected.
@@ -165,7 +184,12 @@ struct Names {
     cancel_exchange: String,
 }
 
-async fn manage(names: Names, tx: watch::Sender<Option<Arc<Links>>>, stop: CancellationToken) {
+async fn manage(
+    names: Names,
+    tx: watch::Sender<Option<Arc<Links>>>,
+    counts: Arc<Counts>,
+    stop: CancellationToken,
+) {
     let mut backoff = MIN_BACKOFF;
     let (mut restarts, mut connected_before) = (0, false);
     loop {
@@ -209,8 +233,10 @@ async fn manage(names: Names, tx: watch::Sender<Option<Arc<Links>>>, stop: Cance
         };
         if connected_before && !kept {
             restarts += 1;
+            counts.restarts.store(restarts, Ordering::Relaxed);
             warn!("the broker restarted: replies it held in reply queues are gone");
         }
+        counts.connects.fetch_add(1, Ordering::Relaxed);
         connected_before = true;
         links.restarts = restarts;
         info!("connected to the broker");
