@@ -107,6 +107,18 @@ pub fn cancel_properties(n: &CancelNotice) -> BasicProperties {
         .with_headers(table)
 }
 
+/// Properties of the note a bridge puts in a detached session's reply queue for the request
+/// `id` after a broker restart ([`ReplyKind::Lost`]). Persistent: a second restart keeps it.
+pub fn lost_properties(id: &str) -> BasicProperties {
+    let mut table = FieldTable::default();
+    let kind = AMQPValue::LongString(headers::KIND_LOST.into());
+    table.insert(headers::KIND.into(), kind);
+    BasicProperties::default()
+        .with_correlation_id(id.into())
+        .with_delivery_mode(2)
+        .with_headers(table)
+}
+
 /// A header value as text, if it is a string type.
 fn text(v: &AMQPValue) -> Option<&str> {
     match v {
@@ -123,6 +135,9 @@ pub enum ReplyKind<'a> {
     Final,
     /// An intermediate progress message; the request stays pending.
     Progress,
+    /// A bridge's note that the broker restarted while the session was detached: the reply
+    /// may be lost ([`headers::KIND_LOST`]).
+    Lost,
     /// The worker's error reply: its code and optional message.
     Error {
         /// `x-ferry-error`.
@@ -144,10 +159,11 @@ pub fn reply_kind(props: &BasicProperties) -> ReplyKind<'_> {
             message: get(headers::ERROR_MESSAGE),
         };
     }
-    if get(headers::KIND) == Some(headers::KIND_PROGRESS) {
-        return ReplyKind::Progress;
+    match get(headers::KIND) {
+        Some(headers::KIND_PROGRESS) => ReplyKind::Progress,
+        Some(headers::KIND_LOST) => ReplyKind::Lost,
+        _ => ReplyKind::Final,
     }
-    ReplyKind::Final
 }
 
 /// The string-valued, non-reserved headers of a reply, for the REPLY frame.
@@ -184,6 +200,14 @@ pub fn reply_frame(id: &str, props: &BasicProperties, body: &[u8]) -> (bool, Vec
             });
             return (false, frame.encode());
         }
+        ReplyKind::Lost => Frame::Error(ErrorFrame {
+            id: Some(id),
+            code: ErrorCode::BrokerUnavailable,
+            message: "the broker restarted while the session was away; the reply may be lost",
+            remote_code: None,
+            content_type: None,
+            details: &[],
+        }),
         ReplyKind::Error { code, message } => Frame::Error(ErrorFrame {
             id: Some(id),
             code: ErrorCode::Remote,
@@ -201,7 +225,7 @@ pub fn reply_frame(id: &str, props: &BasicProperties, body: &[u8]) -> (bool, Vec
 /// `x-ferry-replier` header.
 pub fn part_frame(id: &str, props: &BasicProperties, body: &[u8]) -> Option<Vec<u8>> {
     let (remote_code, message) = match reply_kind(props) {
-        ReplyKind::Progress => return None,
+        ReplyKind::Progress | ReplyKind::Lost => return None,
         ReplyKind::Final => (None, None),
         ReplyKind::Error { code, message } => (Some(code), message),
     };
@@ -302,5 +326,15 @@ mod tests {
         assert_eq!(reply_kind(&p), ReplyKind::Progress);
         assert_eq!(reply_headers(&p), vec![("x-app", "v")]);
         assert_eq!(reply_kind(&BasicProperties::default()), ReplyKind::Final);
+        let lost = lost_properties("c1");
+        assert_eq!(reply_kind(&lost), ReplyKind::Lost);
+        let (is_final, frame) = reply_frame("c1", &lost, b"");
+        assert!(is_final);
+        match ferry_protocol::Frame::decode(&frame) {
+            Ok(ferry_protocol::Frame::Error(e)) => {
+                assert_eq!((e.id, e.code), (Some("c1"), ErrorCode::BrokerUnavailable));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -13,7 +13,7 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ferry_protocol::{Ack, Frame, Hello};
+use ferry_protocol::{Ack, Attach, Frame, Hello};
 use futures_util::StreamExt;
 use lapin::options::{BasicConsumeOptions, BasicPublishOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
@@ -380,5 +380,78 @@ async fn a_resumable_request_across_a_restart_fails_once_the_broker_is_back() {
     assert_eq!(
         client.recv().await.reply(),
         ("a2".to_owned(), b"after".to_vec())
+    );
+}
+
+/// A resumable session detached (its socket cut) when the broker restarts: the bridge that
+/// held it puts a note for each pending request into the durable reply queue, so the client
+/// that resumes gets `broker_unavailable` at once instead of waiting out the timeout.
+#[tokio::test]
+#[ignore = "stops the shared RabbitMQ: run alone (scripts/test.sh does, with --ignored)"]
+async fn a_detached_sessions_requests_fail_on_resume_after_a_restart() {
+    if !rabbitmqctl(&["status"]) {
+        eprintln!("SKIPPED: rabbitmqctl cannot reach the node; broker-restart test not run");
+        return;
+    }
+    let bridge = TestBridge::start(|_| {}).await;
+    let queue = unique("detached");
+    let mut worker = Worker::start(&queue).await;
+    let hello = Hello {
+        client: Some("broker-restart"),
+        acks: true,
+        ..Hello::default()
+    };
+    let (mut client, token, _) = Client::hello(&bridge.url(), hello).await;
+    let (token, session) = (token.unwrap(), client.session.clone());
+    client.request("d1", &queue, b"{}", Some(TIMEOUT_MS)).await;
+    let _held = worker.next().await; // never answered
+    drop(client); // the TCP connection ends without a close frame: the session detaches
+    bridge
+        .until("the session detached", |s| s.sessions_detached == 1)
+        .await;
+    restart_broker(std::future::ready(())).await;
+    let back = Instant::now();
+    while !http_get(bridge.addr, "/readyz").await.contains("200") {
+        assert!(back.elapsed() < Duration::from_secs(30), "bridge not ready");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let attach = Attach {
+        id: "d1",
+        timeout_ms: TIMEOUT_MS,
+        idle_timeout_ms: None,
+        destination: &queue,
+    };
+    let hello = Hello {
+        client: Some("broker-restart"),
+        resume: Some(&session),
+        resume_token: Some(&token),
+        attach: vec![attach],
+        acks: true,
+    };
+    let (mut client, _, resumed) = Client::hello(&bridge.url(), hello).await;
+    assert!(resumed, "the durable reply queue outlived the restart");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let (id, code) = loop {
+        match tokio::time::timeout_at(deadline, client.ws.next()).await {
+            Err(_) => panic!("no answer 30 s after the restart (the timeout is 120 s)"),
+            Ok(Some(Ok(Message::Binary(b)))) => {
+                let r = Received(b);
+                if matches!(r.frame(), Frame::Heartbeat) {
+                    continue;
+                }
+                let (id, code, ..) = r.error();
+                break (id, code);
+            }
+            Ok(Some(Ok(_))) => {}
+            Ok(other) => panic!("socket ended: {other:?}"),
+        }
+    };
+    assert_eq!(
+        (id.as_deref(), code.as_str()),
+        (Some("d1"), "broker_unavailable")
+    );
+    eprintln!(
+        "RESULT detached request across a restart: broker_unavailable {:?} after start_app returned",
+        back.elapsed()
     );
 }

@@ -19,6 +19,10 @@ pub const SESSION: &str = "x-ferry-session";
 pub const IDLE_TIMEOUT: &str = "x-ferry-idle-timeout";
 /// Set by a worker on a reply to a gather: who replied (when it does not set `app_id`).
 pub const REPLIER: &str = "x-ferry-replier";
+/// Value of [`KIND`] on a message a bridge puts in a detached session's reply queue when the
+/// broker restarted during the session's grace period: the reply to that `correlation_id`
+/// may be lost, so the resumed request fails with `broker_unavailable`.
+pub const KIND_LOST: &str = "lost";
 /// Value of [`KIND`] on a cancel notice.
 pub const KIND_CANCEL: &str = "cancel";
 /// On a cancel notice: why nobody awaits the reply any more (see [`CancelReason`]).

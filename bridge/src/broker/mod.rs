@@ -162,6 +162,24 @@ impl Broker {
         }
     }
 
+    /// Broker restarts seen so far.
+    pub fn restarts(&self) -> u64 {
+        self.counts.restarts.load(Ordering::Relaxed)
+    }
+
+    /// The live links once the manager has seen more than `seen` restarts.
+    pub async fn restarted_after(&self, seen: u64) -> Arc<Links> {
+        let mut rx = self.rx.clone();
+        loop {
+            if let Some(links) = live(&rx.borrow_and_update()).filter(|l| l.restarts > seen) {
+                return links;
+            }
+            if rx.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
     /// Waits until the broker is connected.
     pub async fn wait_ready(&self) {
         let mut rx = self.rx.clone();

@@ -100,12 +100,33 @@ pub async fn cancel_notice(links: &Links, notice: &CancelNotice) {
         return;
     };
     let props = crate::amqp_props::cancel_properties(notice);
+    let key = &*notice.destination;
+    bounded(links, exchange, key, props, &notice.id, "cancel notice").await;
+}
+
+/// Puts a note in the reply queue `reply_to` that the reply to `id` may have been lost in a
+/// broker restart ([`crate::amqp_props::lost_properties`]), for the client that resumes the
+/// session. Best effort, like a cancel notice.
+pub async fn lost_note(links: &Links, reply_to: &str, id: &str) {
+    let props = crate::amqp_props::lost_properties(id);
+    bounded(links, "", reply_to, props, id, "lost note").await;
+}
+
+/// An empty message published and confirmed within [`NOTICE_TIMEOUT`]; failures are logged.
+async fn bounded(
+    links: &Links,
+    exchange: &str,
+    key: &str,
+    props: BasicProperties,
+    id: &str,
+    what: &str,
+) {
     let sent = async {
         links
             .publish
             .basic_publish(
                 exchange.into(),
-                (*notice.destination).into(),
+                key.into(),
                 BasicPublishOptions::default(),
                 &[],
                 props,
@@ -115,7 +136,7 @@ pub async fn cancel_notice(links: &Links, notice: &CancelNotice) {
     };
     match tokio::time::timeout(NOTICE_TIMEOUT, sent).await {
         Ok(Ok(_)) => {}
-        Ok(Err(e)) => tracing::debug!(id = %notice.id, error = %e, "cancel notice not published"),
-        Err(_) => tracing::debug!(id = %notice.id, "cancel notice timed out"),
+        Ok(Err(e)) => tracing::debug!(id, error = %e, "{what} not published"),
+        Err(_) => tracing::debug!(id, "{what} timed out"),
     }
 }

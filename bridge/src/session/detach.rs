@@ -1,7 +1,9 @@
 //! Resumable sessions: the requests a resuming client re-attaches, final replies held until
 //! the client's ACK, and the detach when the socket drops: held replies go back to the
 //! reply queue, the consumer is cancelled, and the session waits in RabbitMQ for its grace
-//! period. Cancel notices for what was pending are published only if nobody resumed it.
+//! period. Cancel notices for what was pending are published only if nobody resumed it; if
+//! the broker restarts meanwhile, a note for each goes into the queue, so the client that
+//! resumes learns the replies may be lost instead of waiting out their timeouts.
 
 use std::time::Duration;
 
@@ -89,6 +91,7 @@ impl Session {
         let reply_to = reply.as_ref().map(|r| r.queue().to_owned());
         let watch = self.end == End::Dropped && !requests.is_empty();
         let (id, claim) = (self.id.clone(), self.claim);
+        let restarts = shared.broker.restarts();
         if watch {
             Stats::inc(&shared.stats.sessions_detached);
         } else {
@@ -107,11 +110,24 @@ impl Session {
                 return;
             };
             let resumed_here = claim.superseded.clone();
-            tokio::select! {
-                _ = shared.shutdown.cancelled() => {}
-                _ = resumed_here.cancelled() => {}
-                _ = tokio::time::sleep_until(expiry) => {
-                    expired_notices(&shared, &id, &reply_to, requests).await;
+            let mut noted = false;
+            loop {
+                tokio::select! {
+                    // First: a resume here just as the broker came back still gets the notes.
+                    biased;
+                    links = shared.broker.restarted_after(restarts), if !noted => {
+                        noted = true;
+                        info!(session = %id, requests = requests.len(), "broker restarted while the session was detached");
+                        for (request, _) in &requests {
+                            publish::lost_note(&links, &reply_to, request).await;
+                        }
+                    }
+                    _ = shared.shutdown.cancelled() => break,
+                    _ = resumed_here.cancelled() => break,
+                    _ = tokio::time::sleep_until(expiry) => {
+                        expired_notices(&shared, &id, &reply_to, requests).await;
+                        break;
+                    }
                 }
             }
             Stats::dec(&shared.stats.sessions_detached, 1);
