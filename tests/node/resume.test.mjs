@@ -176,25 +176,36 @@ describe("reconnect and resume", () => {
     const proxy = await startProxy(portOf(bridge.wsUrl));
     const waits = await lib.connect(proxy.url(), { WebSocket, reconnect: fast });
     const rejects = await lib.connect(proxy.url(), { WebSocket, reconnect: fast, whileReconnecting: "reject" });
+    const bounded = await lib.connect(proxy.url(), { WebSocket, reconnect: fast, maxQueued: 1 });
     try {
       proxy.refuse(true);
-      const down = Promise.all([becomes(waits, "reconnecting"), becomes(rejects, "reconnecting")]);
+      const down = Promise.all([
+        becomes(waits, "reconnecting"),
+        becomes(rejects, "reconnecting"),
+        becomes(bounded, "reconnecting"),
+      ]);
       proxy.cut();
       await down;
       const waiting = waits.request(queue, { n: 7 }, { timeoutMs: 20_000 });
       const tooLate = waits.request(queue, { n: 8 }, { timeoutMs: 300 });
       const refused = await failure(rejects.request(queue, { n: 9 }));
       assert.equal(refused.code, "disconnected");
+      const queued = bounded.request(queue, { n: 10 }, { timeoutMs: 20_000 });
+      const overflow = await failure(bounded.request(queue, { n: 11 }, { timeoutMs: 20_000 }));
+      assert.equal(overflow.code, "disconnected", "maxQueued: 1 bounds the waiting requests");
       const timedOut = await failure(tooLate);
       assert.equal(timedOut.code, "timeout", "a queued request never hangs past its timeout");
       proxy.refuse(false);
-      await worker.holding(1);
+      await worker.holding(2);
       worker.answer();
       assert.deepEqual(await waiting, { n: 7 });
+      assert.deepEqual(await queued, { n: 10 });
       assert.equal(waits.pending, 0);
+      assert.equal(bounded.pending, 0);
     } finally {
       await waits.close();
       await rejects.close();
+      await bounded.close();
       await proxy.close();
       await bridge.stop();
     }
