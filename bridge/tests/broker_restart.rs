@@ -44,6 +44,45 @@ fn rabbitmqctl_out(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// False (and says so) when `rabbitmqctl` cannot reach the node: the test is skipped.
+fn broker_reachable() -> bool {
+    let up = rabbitmqctl(&["status"]);
+    if !up {
+        eprintln!("SKIPPED: rabbitmqctl cannot reach the node; broker-restart test not run");
+    }
+    up
+}
+
+/// HELLO for a resumable session.
+fn resumable() -> Hello<'static> {
+    Hello {
+        client: Some("broker-restart"),
+        acks: true,
+        ..Hello::default()
+    }
+}
+
+/// `(id, code)` of the next ERROR on `client` (heartbeats skipped), which must come within
+/// 30 s: a quarter of the requests' timeout.
+async fn error_after_restart(client: &mut Client) -> (Option<String>, String) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match tokio::time::timeout_at(deadline, client.ws.next()).await {
+            Err(_) => panic!("no answer 30 s after the restart (the timeout is 120 s)"),
+            Ok(Some(Ok(Message::Binary(b)))) => {
+                let r = Received(b);
+                if matches!(r.frame(), Frame::Heartbeat) {
+                    continue;
+                }
+                let (id, code, ..) = r.error();
+                return (id, code);
+            }
+            Ok(Some(Ok(_))) => {}
+            Ok(other) => panic!("socket ended: {other:?}"),
+        }
+    }
+}
+
 /// Stops the broker's app, runs `down` while it is stopped, starts it again (the guard starts
 /// it whatever happens).
 async fn restart_broker(down: impl std::future::Future<Output = ()>) {
@@ -129,9 +168,8 @@ async fn load(
     resumable: bool,
 ) {
     let hello = Hello {
-        client: Some("broker-restart"),
         acks: resumable,
-        ..Hello::default()
+        ..self::resumable()
     };
     let (mut client, token, _) = Client::hello(&url, hello).await;
     assert_eq!(token.is_some(), resumable);
@@ -190,8 +228,7 @@ async fn until(counts: &Mutex<Counts>, limit: Duration, what: &str, f: impl Fn(&
 #[tokio::test]
 #[ignore = "stops the shared RabbitMQ: run alone (scripts/test.sh does, with --ignored)"]
 async fn broker_restart_under_load_hangs_nothing_and_service_resumes() {
-    if !rabbitmqctl(&["status"]) {
-        eprintln!("SKIPPED: rabbitmqctl cannot reach the node; broker-restart test not run");
+    if !broker_reachable() {
         return;
     }
     if let Ok(filter) = std::env::var("FERRY_TEST_LOG") {
@@ -308,19 +345,13 @@ async fn broker_restart_under_load_hangs_nothing_and_service_resumes() {
 #[tokio::test]
 #[ignore = "stops the shared RabbitMQ: run alone (scripts/test.sh does, with --ignored)"]
 async fn a_resumable_request_across_a_restart_fails_once_the_broker_is_back() {
-    if !rabbitmqctl(&["status"]) {
-        eprintln!("SKIPPED: rabbitmqctl cannot reach the node; broker-restart test not run");
+    if !broker_reachable() {
         return;
     }
     let bridge = TestBridge::start(|_| {}).await;
     let queue = unique("across");
     let mut worker = Worker::start(&queue).await;
-    let hello = Hello {
-        client: Some("broker-restart"),
-        acks: true,
-        ..Hello::default()
-    };
-    let (mut client, token, _) = Client::hello(&bridge.url(), hello).await;
+    let (mut client, token, _) = Client::hello(&bridge.url(), resumable()).await;
     assert!(token.is_some());
     client.request("a1", &queue, b"{}", Some(TIMEOUT_MS)).await;
     let req = worker.next().await; // the worker has it and will never answer
@@ -334,22 +365,7 @@ async fn a_resumable_request_across_a_restart_fails_once_the_broker_is_back() {
     );
     restart_broker(std::future::ready(())).await;
     let back = Instant::now();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let (id, code) = loop {
-        match tokio::time::timeout_at(deadline, client.ws.next()).await {
-            Err(_) => panic!("no answer 30 s after the restart (the timeout is 120 s)"),
-            Ok(Some(Ok(Message::Binary(b)))) => {
-                let r = Received(b);
-                if matches!(r.frame(), Frame::Heartbeat) {
-                    continue;
-                }
-                let (id, code, ..) = r.error();
-                break (id, code);
-            }
-            Ok(Some(Ok(_))) => {}
-            Ok(other) => panic!("socket ended: {other:?}"),
-        }
-    };
+    let (id, code) = error_after_restart(&mut client).await;
     assert_eq!(
         (id.as_deref(), code.as_str()),
         (Some("a1"), "broker_unavailable")
@@ -389,19 +405,13 @@ async fn a_resumable_request_across_a_restart_fails_once_the_broker_is_back() {
 #[tokio::test]
 #[ignore = "stops the shared RabbitMQ: run alone (scripts/test.sh does, with --ignored)"]
 async fn a_detached_sessions_requests_fail_on_resume_after_a_restart() {
-    if !rabbitmqctl(&["status"]) {
-        eprintln!("SKIPPED: rabbitmqctl cannot reach the node; broker-restart test not run");
+    if !broker_reachable() {
         return;
     }
     let bridge = TestBridge::start(|_| {}).await;
     let queue = unique("detached");
     let mut worker = Worker::start(&queue).await;
-    let hello = Hello {
-        client: Some("broker-restart"),
-        acks: true,
-        ..Hello::default()
-    };
-    let (mut client, token, _) = Client::hello(&bridge.url(), hello).await;
+    let (mut client, token, _) = Client::hello(&bridge.url(), resumable()).await;
     let (token, session) = (token.unwrap(), client.session.clone());
     client.request("d1", &queue, b"{}", Some(TIMEOUT_MS)).await;
     let _held = worker.next().await; // never answered
@@ -422,30 +432,14 @@ async fn a_detached_sessions_requests_fail_on_resume_after_a_restart() {
         destination: &queue,
     };
     let hello = Hello {
-        client: Some("broker-restart"),
         resume: Some(&session),
         resume_token: Some(&token),
         attach: vec![attach],
-        acks: true,
+        ..resumable()
     };
     let (mut client, _, resumed) = Client::hello(&bridge.url(), hello).await;
     assert!(resumed, "the durable reply queue outlived the restart");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let (id, code) = loop {
-        match tokio::time::timeout_at(deadline, client.ws.next()).await {
-            Err(_) => panic!("no answer 30 s after the restart (the timeout is 120 s)"),
-            Ok(Some(Ok(Message::Binary(b)))) => {
-                let r = Received(b);
-                if matches!(r.frame(), Frame::Heartbeat) {
-                    continue;
-                }
-                let (id, code, ..) = r.error();
-                break (id, code);
-            }
-            Ok(Some(Ok(_))) => {}
-            Ok(other) => panic!("socket ended: {other:?}"),
-        }
-    };
+    let (id, code) = error_after_restart(&mut client).await;
     assert_eq!(
         (id.as_deref(), code.as_str()),
         (Some("d1"), "broker_unavailable")
