@@ -4,7 +4,9 @@
 //! timeout. The sign: a durable queue of this bridge's own (`ferry.epoch.<instance>`) holding
 //! one transient message, which a reconnect keeps and a restart drops. The bridge consumes
 //! the queue while connected (the marker stays unacknowledged, so a lost connection gives it
-//! back), which also keeps `x-expires` from deleting it until the bridge is gone.
+//! back), which also keeps `x-expires` from deleting it until the bridge is gone. A reconnect
+//! so quick that the broker has not yet noticed the old connection's end finds the marker
+//! still unacknowledged there, and is taken for a restart: the conservative mistake.
 
 use lapin::options::{
     BasicConsumeOptions, BasicPublishOptions, QueueDeclareOptions, QueueDeleteOptions,
@@ -36,6 +38,12 @@ impl Marker {
         let channel = conn.create_channel().await?;
         let mut args = FieldTable::default();
         args.insert("x-expires".into(), AMQPValue::LongInt(EPOCH_EXPIRES_MS));
+        // Classic whatever the vhost's default: a quorum queue keeps every message, so a
+        // restart would leave the marker in place.
+        args.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString("classic".into()),
+        );
         let opts = QueueDeclareOptions {
             durable: true,
             ..QueueDeclareOptions::default()
