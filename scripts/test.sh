@@ -131,7 +131,7 @@ fi
 
 # Last and alone: restarts the shared RabbitMQ under load (its test has a guard that starts
 # the broker again; if the step itself is killed, the two lines after it do).
-run_step broker-restart timeout 300 cargo test -q -p ferry-bridge --test broker_restart -- --ignored --nocapture --test-threads=1
+run_step broker-restart timeout 300 cargo test -q -p ferry-bridge --test broker_restart --test session_restart -- --ignored --nocapture --test-threads=1
 rabbitmqctl start_app >/dev/null 2>&1 || true
 if [ "$CLIENT_OK" -eq 1 ] && [ "$BINS_OK" -eq 1 ]; then
     run_step broker-restart-npm timeout 300 node --test --test-reporter=spec tests/restart

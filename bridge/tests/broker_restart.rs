@@ -9,16 +9,16 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ferry_protocol::{Ack, Attach, Frame, Hello};
+use ferry_protocol::{Ack, Frame, Hello};
 use futures_util::StreamExt;
 use lapin::options::{BasicConsumeOptions, BasicPublishOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
-use support::{AMQP_URL, Client, Received, TestBridge, Worker, http_get, unique};
+use support::restart::{broker_reachable, restart_broker, resumable};
+use support::{AMQP_URL, Client, Received, TestBridge, http_get, unique};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
@@ -31,82 +31,6 @@ const TIMEOUT_MS: u32 = 120_000;
 const HUNG_AFTER: Duration = Duration::from_secs(10);
 /// How long the broker stays down.
 const OUTAGE: Duration = Duration::from_secs(3);
-
-fn rabbitmqctl(args: &[&str]) -> bool {
-    Command::new("rabbitmqctl")
-        .args(args)
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-fn rabbitmqctl_out(args: &[&str]) -> String {
-    let out = Command::new("rabbitmqctl").args(args).output().unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// False (and says so) when `rabbitmqctl` cannot reach the node: the test is skipped.
-fn broker_reachable() -> bool {
-    let up = rabbitmqctl(&["status"]);
-    if !up {
-        eprintln!("SKIPPED: rabbitmqctl cannot reach the node; broker-restart test not run");
-    }
-    up
-}
-
-/// HELLO for a resumable session.
-fn resumable() -> Hello<'static> {
-    Hello {
-        client: Some("broker-restart"),
-        acks: true,
-        ..Hello::default()
-    }
-}
-
-/// `(id, code)` of the next ERROR on `client` (heartbeats skipped), which must come within
-/// 30 s: a quarter of the requests' timeout.
-async fn error_after_restart(client: &mut Client) -> (Option<String>, String) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        match tokio::time::timeout_at(deadline, client.ws.next()).await {
-            Err(_) => panic!("no answer 30 s after the restart (the timeout is 120 s)"),
-            Ok(Some(Ok(Message::Binary(b)))) => {
-                let r = Received(b);
-                if matches!(r.frame(), Frame::Heartbeat) {
-                    continue;
-                }
-                let (id, code, ..) = r.error();
-                return (id, code);
-            }
-            Ok(Some(Ok(_))) => {}
-            Ok(other) => panic!("socket ended: {other:?}"),
-        }
-    }
-}
-
-/// Stops the broker's app, runs `down` while it is stopped, starts it again (the guard starts
-/// it whatever happens).
-async fn restart_broker(down: impl std::future::Future<Output = ()>) {
-    let guard = StartAgain;
-    assert!(
-        tokio::task::spawn_blocking(|| rabbitmqctl(&["stop_app"]))
-            .await
-            .unwrap()
-    );
-    down.await;
-    tokio::task::spawn_blocking(move || drop(guard))
-        .await
-        .unwrap();
-}
-
-/// Starts the broker's app again when dropped, whatever happened in between.
-struct StartAgain;
-
-impl Drop for StartAgain {
-    fn drop(&mut self) {
-        rabbitmqctl(&["start_app"]);
-        rabbitmqctl(&["await_startup"]);
-    }
-}
 
 /// How the requests ended.
 #[derive(Debug, Default)]
@@ -335,117 +259,5 @@ async fn broker_restart_under_load_hangs_nothing_and_service_resumes() {
     assert!(
         c.rejected.contains_key("broker_unavailable"),
         "the outage was seen: {c:?}"
-    );
-}
-
-/// A resumable session's request in flight across a restart: its reply queue is durable and
-/// survives, the transient messages in it do not. The bridge sees the restart (its marker is
-/// gone) and fails the request with `broker_unavailable` once the broker is back, instead of
-/// leaving it to wait out its two-minute timeout for a reply that may be lost.
-#[tokio::test]
-#[ignore = "stops the shared RabbitMQ: run alone (scripts/test.sh does, with --ignored)"]
-async fn a_resumable_request_across_a_restart_fails_once_the_broker_is_back() {
-    if !broker_reachable() {
-        return;
-    }
-    let bridge = TestBridge::start(|_| {}).await;
-    let queue = unique("across");
-    let mut worker = Worker::start(&queue).await;
-    let (mut client, token, _) = Client::hello(&bridge.url(), resumable()).await;
-    assert!(token.is_some());
-    client.request("a1", &queue, b"{}", Some(TIMEOUT_MS)).await;
-    let req = worker.next().await; // the worker has it and will never answer
-    let reply_to = req.properties.reply_to().as_ref().unwrap().to_string();
-    let listed = rabbitmqctl_out(&["list_queues", "name", "durable", "exclusive"]);
-    assert!(
-        listed
-            .lines()
-            .any(|l| l == format!("{reply_to}\ttrue\tfalse")),
-        "a resumable session's reply queue is durable, not exclusive: {listed}"
-    );
-    restart_broker(std::future::ready(())).await;
-    let back = Instant::now();
-    let (id, code) = error_after_restart(&mut client).await;
-    assert_eq!(
-        (id.as_deref(), code.as_str()),
-        (Some("a1"), "broker_unavailable")
-    );
-    let metrics = http_get(bridge.addr, "/metrics").await;
-    assert!(
-        metrics.contains("ferry_broker_restarts_total 1\n"),
-        "{metrics}"
-    );
-    let connects = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("ferry_broker_connects_total "))
-        .and_then(|n| n.parse::<u64>().ok());
-    assert!(connects >= Some(2), "{metrics}");
-    eprintln!(
-        "RESULT request across a restart: broker_unavailable {:?} after start_app returned",
-        back.elapsed()
-    );
-    // Service goes on in the same session, on the same (durable) reply queue.
-    let mut worker = Worker::start(&queue).await;
-    client.request("a2", &queue, b"{}", Some(TIMEOUT_MS)).await;
-    let req = worker.next().await;
-    assert_eq!(
-        req.properties.reply_to().as_ref().unwrap().as_str(),
-        reply_to
-    );
-    worker.reply(&req, b"after").await;
-    assert_eq!(
-        client.recv().await.reply(),
-        ("a2".to_owned(), b"after".to_vec())
-    );
-}
-
-/// A resumable session detached (its socket cut) when the broker restarts: the bridge that
-/// held it puts a note for each pending request into the durable reply queue, so the client
-/// that resumes gets `broker_unavailable` at once instead of waiting out the timeout.
-#[tokio::test]
-#[ignore = "stops the shared RabbitMQ: run alone (scripts/test.sh does, with --ignored)"]
-async fn a_detached_sessions_requests_fail_on_resume_after_a_restart() {
-    if !broker_reachable() {
-        return;
-    }
-    let bridge = TestBridge::start(|_| {}).await;
-    let queue = unique("detached");
-    let mut worker = Worker::start(&queue).await;
-    let (mut client, token, _) = Client::hello(&bridge.url(), resumable()).await;
-    let (token, session) = (token.unwrap(), client.session.clone());
-    client.request("d1", &queue, b"{}", Some(TIMEOUT_MS)).await;
-    let _held = worker.next().await; // never answered
-    drop(client); // the TCP connection ends without a close frame: the session detaches
-    bridge
-        .until("the session detached", |s| s.sessions_detached == 1)
-        .await;
-    restart_broker(std::future::ready(())).await;
-    let back = Instant::now();
-    while !http_get(bridge.addr, "/readyz").await.contains("200") {
-        assert!(back.elapsed() < Duration::from_secs(30), "bridge not ready");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let attach = Attach {
-        id: "d1",
-        timeout_ms: TIMEOUT_MS,
-        idle_timeout_ms: None,
-        destination: &queue,
-    };
-    let hello = Hello {
-        resume: Some(&session),
-        resume_token: Some(&token),
-        attach: vec![attach],
-        ..resumable()
-    };
-    let (mut client, _, resumed) = Client::hello(&bridge.url(), hello).await;
-    assert!(resumed, "the durable reply queue outlived the restart");
-    let (id, code) = error_after_restart(&mut client).await;
-    assert_eq!(
-        (id.as_deref(), code.as_str()),
-        (Some("d1"), "broker_unavailable")
-    );
-    eprintln!(
-        "RESULT detached request across a restart: broker_unavailable {:?} after start_app returned",
-        back.elapsed()
     );
 }
