@@ -29,8 +29,7 @@ enum Out {
 /// The session's handle on its writer.
 pub struct Outbound {
     tx: mpsc::Sender<Out>,
-    pong: Arc<AtomicBool>,
-    heartbeat: Arc<AtomicBool>,
+    live: Arc<Liveness>,
     /// Cancelled when the writer stopped (write error, ping timeout, close sent).
     pub dead: CancellationToken,
 }
@@ -42,26 +41,24 @@ impl Outbound {
         S: Sink<Message, Error = WsError> + Unpin + Send + 'static,
     {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let pong = Arc::new(AtomicBool::new(true));
-        let heartbeat = Arc::new(AtomicBool::new(false));
+        let live = Arc::new(Liveness {
+            pong: AtomicBool::new(true),
+            heartbeat: AtomicBool::new(false),
+        });
         let dead = CancellationToken::new();
-        let beat = Beat {
-            interval: ping_interval,
-            pong: pong.clone(),
-            heartbeat: heartbeat.clone(),
-        };
-        tracker.spawn(write_loop(sink, rx, beat, dead.clone()));
-        Self {
-            tx,
-            pong,
-            heartbeat,
-            dead,
-        }
+        tracker.spawn(write_loop(
+            sink,
+            rx,
+            ping_interval,
+            live.clone(),
+            dead.clone(),
+        ));
+        Self { tx, live, dead }
     }
 
     /// From now on, send a HEARTBEAT frame with every ping (the client asked for them).
     pub fn heartbeat(&self) {
-        self.heartbeat.store(true, Ordering::Relaxed);
+        self.live.heartbeat.store(true, Ordering::Relaxed);
     }
 
     /// Queues a binary frame; false when the socket is gone.
@@ -76,30 +73,25 @@ impl Outbound {
 
     /// Records that the peer answered a ping.
     pub fn pong(&self) {
-        self.pong.store(true, Ordering::Relaxed);
+        self.live.pong.store(true, Ordering::Relaxed);
     }
 }
 
-/// The writer's liveness settings: ping interval, the pong flag, whether to send HEARTBEATs.
-struct Beat {
-    interval: Duration,
-    pong: Arc<AtomicBool>,
-    heartbeat: Arc<AtomicBool>,
+/// What the session tells the writer: the peer answered a ping; send HEARTBEATs too.
+struct Liveness {
+    pong: AtomicBool,
+    heartbeat: AtomicBool,
 }
 
 async fn write_loop<S>(
     mut sink: S,
     mut rx: mpsc::Receiver<Out>,
-    beat: Beat,
+    ping_interval: Duration,
+    live: Arc<Liveness>,
     dead: CancellationToken,
 ) where
     S: Sink<Message, Error = WsError> + Unpin,
 {
-    let Beat {
-        interval: ping_interval,
-        pong,
-        heartbeat,
-    } = beat;
     // A peer that stops reading blocks writes; give up on it after a while.
     let write_timeout = ping_interval.max(MIN_WRITE_TIMEOUT);
     let start = tokio::time::Instant::now() + ping_interval;
@@ -131,13 +123,13 @@ async fn write_loop<S>(
                 None => break,
             },
             _ = ping.tick() => {
-                if !pong.swap(false, Ordering::Relaxed) {
+                if !live.pong.swap(false, Ordering::Relaxed) {
                     tracing::debug!("no pong since the last ping; closing the socket");
                     send_close(&mut sink, Some((CloseCode::Away, "ping timeout".into())), write_timeout).await;
                     break;
                 }
                 let beat = async {
-                    if heartbeat.load(Ordering::Relaxed) {
+                    if live.heartbeat.load(Ordering::Relaxed) {
                         let frame = ferry_protocol::Frame::Heartbeat.encode();
                         sink.feed(Message::Binary(frame.into())).await?;
                     }

@@ -15,8 +15,8 @@ const NO_ROUTE: u16 = 312;
 
 /// Publishes `body` to `exchange` (`""`: the default exchange, so `routing_key` is a queue)
 /// and waits for the confirm. `Ack` with a returned message → `no_route`; `Nack` →
-/// `broker_rejected`; a connection blocked by a resource alarm, or lost before the confirm,
-/// → `broker_unavailable` at once.
+/// `broker_rejected`; a connection blocked by a resource alarm → `broker_unavailable` at once,
+/// and so does one lost before the confirm (lapin fails the pending confirm).
 /// A named exchange must be known to exist ([`super::probe::Probe::check_exchange`]):
 /// publishing to a missing one would close the shared channel.
 pub async fn publish(
@@ -42,18 +42,7 @@ pub async fn publish(
         .basic_publish(exchange.into(), routing_key.into(), opts, body, props)
         .await
         .map_err(|e| lost(links, e))?;
-    // A confirm that never comes because the connection died must not leave the request
-    // waiting out its timeout: the links' `lost` ends the wait (the request may or may not
-    // have reached its queue; the caller hears `broker_unavailable` either way).
-    let confirmed = tokio::select! {
-        biased;
-        c = confirm => c.map_err(|e| lost(links, e))?,
-        () = links.lost.cancelled() => {
-            return Err(BridgeError::BrokerUnavailable(
-                "broker connection lost before the publish was confirmed".into(),
-            ));
-        }
-    };
+    let confirmed = confirm.await.map_err(|e| lost(links, e))?;
     match confirmed {
         Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
         Confirmation::Ack(Some(returned)) if returned.reply_code == NO_ROUTE => {

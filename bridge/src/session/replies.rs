@@ -94,9 +94,6 @@ impl Session {
         let Some(restarts) = self.rebind.take() else {
             return;
         };
-        if self.reply.is_some() {
-            return; // a new request already opened it
-        }
         if links.restarts > restarts {
             let why = "the broker restarted; the replies it held are lost";
             self.fail_all(ErrorCode::BrokerUnavailable, why, None).await;
