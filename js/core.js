@@ -2,6 +2,8 @@
 // point (index.js for browsers/Node/Deno, workerd.js for Cloudflare Workers). The stateful
 // part (socket, pending map, timer) is the WebAssembly module; this file stays thin.
 
+import { tokenSource } from "./token.js";
+
 /** Every failure of ferry-client rejects with a FerryError. */
 export class FerryError extends Error {
   /**
@@ -362,6 +364,8 @@ export function makeConnect(load) {
     const href = wsUrl(url);
     const policy = reconnectPolicy(options);
     const store = persistence(href, options?.persist);
+    const tokens = tokenSource(options?.token, (code, message) => new FerryError(code, message));
+    await tokens.refresh();
     const onStateChange = options?.onStateChange;
     let client;
     let w;
@@ -398,11 +402,19 @@ export function makeConnect(load) {
       error: makeError,
       decode: decodeBody,
       ended(error) {
+        tokens.stop();
         live.delete(client);
         state("closed");
         resolveClosed(error);
       },
-      state,
+      state(name) {
+        // A reconnect asks the token function again (a stale token would be refused); the
+        // attempt after this one carries the new token. Once open, renew before expiry.
+        if (name === "reconnecting") tokens.refresh().catch(() => {});
+        if (name === "open") tokens.renewals((t) => w.auth(t));
+        state(name);
+      },
+      token: () => tokens.current,
       changed() {
         if (!saving) {
           saving = true;
@@ -416,9 +428,11 @@ export function makeConnect(load) {
     try {
       await w.ready;
     } catch (e) {
+      tokens.stop();
       live.delete(client);
       throw e;
     }
+    tokens.renewals((t) => w.auth(t));
     return client;
   };
 }

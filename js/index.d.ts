@@ -18,6 +18,8 @@ export type FerryErrorCode =
   | "session_expired"
   | "shutting_down"
   | "internal"
+  | "rate_limited"
+  | "unauthorized"
   | "unknown";
 
 /** Every failure of ferry-client rejects with a FerryError (a real `Error` subclass). */
@@ -81,6 +83,13 @@ export interface ResumedRequest<M = any> {
 }
 
 export interface ConnectOptions {
+  /**
+   * The access token (a JWT) the bridge checks on connect, sent in the HELLO frame (never in
+   * the URL). A function is called on every connect and reconnect, and again before the
+   * current token's `exp`, so a long session renews without dropping its socket. A refused
+   * token rejects `connect` (and ends a reconnecting client) with code `unauthorized`.
+   */
+  token?: string | (() => string | Promise<string>);
   /** Default timeout of a request, in milliseconds (default: the bridge's). */
   timeoutMs?: number;
   /**

@@ -83,6 +83,16 @@ pub async fn spawn_bridge(args: BridgeArgs<'_>) -> Result<Bridge> {
     cmd.args(["--listen", "127.0.0.1:0", "--amqp-url", args.amqp_url])
         .args(["--allow", args.allow])
         .args(["--max-inflight", &args.max_inflight.to_string()])
+        // The benchmark measures throughput from one address and a few sockets: the
+        // per-socket rate and per-address limits (sized for browser tabs) are lifted.
+        .args(["--request-rate", "10000000", "--request-burst", "10000000"])
+        .args([
+            "--max-connections",
+            "100000",
+            "--max-connections-per-ip",
+            "100000",
+        ])
+        .args(["--session-rate", "100000"])
         .env(
             "RUST_LOG",
             std::env::var("FERRY_BENCH_BRIDGE_LOG").unwrap_or("warn".into()),

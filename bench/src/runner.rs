@@ -52,7 +52,7 @@ pub struct RunConfig {
 /// Runs everything and returns the results (the caller writes them out).
 pub async fn run(cfg: &RunConfig) -> Result<Results> {
     let fd_limit = raise_fd_limit();
-    let queue = format!("ferry.bench.{:08x}", rand::rng().random::<u32>());
+    let queue = format!("fbench.{:08x}", rand::rng().random::<u32>());
     eprintln!("ferry-bench: queue {queue}, fd limit {fd_limit}");
     let echo = child::spawn_echo(&cfg.amqp_url, &queue).await?;
     let bridge_args = BridgeArgs {

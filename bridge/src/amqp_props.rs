@@ -7,6 +7,7 @@ use ferry_protocol::{
     Done, ErrorCode, ErrorFrame, Frame, Gather, Part, Progress, Reply, Request, headers,
 };
 
+use crate::auth::Identity;
 use crate::broker::publish::CancelNotice;
 use lapin::BasicProperties;
 use lapin::types::{AMQPValue, FieldTable, ShortString};
@@ -42,13 +43,15 @@ impl<'a> From<&'a Gather<'a>> for Call<'a> {
     }
 }
 
-/// Properties of a request (or gather) message: `docs/protocol.md` §1.
+/// Properties of a request (or gather) message: `docs/protocol.md` §1. With an identity,
+/// `x-ferry-user` and the forwarded claims (`x-ferry-claim-*`), which no client can set.
 pub fn request_properties(
     req: Call<'_>,
     reply_to: &str,
     session: &str,
     timeout: Duration,
     idle: Option<Duration>,
+    identity: Option<&Identity>,
 ) -> BasicProperties {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -72,6 +75,18 @@ pub fn request_properties(
     if let Some(idle) = idle {
         let ms = i64::try_from(idle.as_millis()).unwrap_or(i64::MAX);
         table.insert(headers::IDLE_TIMEOUT.into(), AMQPValue::LongLongInt(ms));
+    }
+    if let Some(who) = identity {
+        table.insert(
+            headers::USER.into(),
+            AMQPValue::LongString(who.user.as_str().into()),
+        );
+        for (name, value) in &who.forwarded {
+            table.insert(
+                ShortString::from(name.as_str()),
+                AMQPValue::LongString(value.as_str().into()),
+            );
+        }
     }
     let mut props = BasicProperties::default()
         .with_correlation_id(req.id.into())
@@ -286,6 +301,7 @@ mod tests {
             "ferry.reply.s",
             "s",
             Duration::from_millis(1500),
+            None,
             None,
         );
         assert_eq!(p.correlation_id().as_ref().unwrap().as_str(), "c-1");

@@ -108,6 +108,77 @@ pub struct Config {
     /// destination) when a caller aborts, times out or goes away; `""` turns them off.
     #[arg(long, env = "FERRY_CANCEL_EXCHANGE", default_value = ferry_protocol::headers::CANCEL_EXCHANGE)]
     pub cancel_exchange: String,
+
+    /// HS256: a file whose bytes are the shared secret (one trailing newline ignored; at
+    /// least 32 bytes). Sockets must then send a JWT in HELLO.
+    #[arg(long, env = "FERRY_JWT_SECRET_FILE")]
+    pub jwt_secret_file: Option<PathBuf>,
+
+    /// RS256, ES256 or EdDSA: a PEM public key file (repeatable, for key rotation).
+    #[arg(long, env = "FERRY_JWT_PUBLIC_KEY_FILE", value_delimiter = ',')]
+    pub jwt_public_key_file: Vec<PathBuf>,
+
+    /// A JWKS document (`{"keys": [...]}`); a token's `kid` selects the key. Re-read on SIGHUP,
+    /// like every key file.
+    #[arg(long, env = "FERRY_JWT_JWKS_FILE")]
+    pub jwt_jwks_file: Option<PathBuf>,
+
+    /// The `iss` every token must carry.
+    #[arg(long, env = "FERRY_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+
+    /// An `aud` every token must name.
+    #[arg(long, env = "FERRY_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+
+    /// Clock skew allowed on `exp` and `nbf`.
+    #[arg(long, env = "FERRY_JWT_LEEWAY", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub jwt_leeway: Duration,
+
+    /// A token claim to pass to workers as the header `x-ferry-claim-<NAME>` (repeatable).
+    #[arg(long, env = "FERRY_FORWARD_CLAIM", value_delimiter = ',')]
+    pub forward_claim: Vec<String>,
+
+    /// Run without authentication on a non-loopback address (every socket may call every
+    /// allowed destination). Without it, such a bridge refuses to start.
+    #[arg(long, env = "FERRY_NO_AUTH")]
+    pub no_auth: bool,
+
+    /// Most open TCP connections (sockets and plain HTTP); more are answered 503 and closed.
+    #[arg(long, env = "FERRY_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: u32,
+
+    /// Most open sockets from one client address; more are refused with 429.
+    #[arg(long, env = "FERRY_MAX_CONNECTIONS_PER_IP", default_value_t = 1000)]
+    pub max_connections_per_ip: u32,
+
+    /// New sockets per second one client address may open (bursts of twice this); more are
+    /// refused with 429.
+    #[arg(long, env = "FERRY_SESSION_RATE", default_value_t = 50)]
+    pub session_rate: u32,
+
+    /// Requests and gathers per second one socket may send (bursts of `--request-burst`);
+    /// more fail with `rate_limited` and the socket stays open.
+    #[arg(long, env = "FERRY_REQUEST_RATE", default_value_t = 500)]
+    pub request_rate: u32,
+
+    /// The burst of `--request-rate`.
+    #[arg(long, env = "FERRY_REQUEST_BURST", default_value_t = 1000)]
+    pub request_burst: u32,
+
+    /// A proxy or load balancer (CIDR, repeatable) whose `X-Forwarded-For` names the client
+    /// address the per-address limits count. Without it, the TCP peer is the client.
+    #[arg(
+        long = "trusted-proxy",
+        env = "FERRY_TRUSTED_PROXY",
+        value_delimiter = ','
+    )]
+    pub trusted_proxy: Vec<ipnet::IpNet>,
+
+    /// How long a client may take to send an HTTP request's headers (and how long an idle
+    /// keep-alive connection stays open).
+    #[arg(long, env = "FERRY_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_read_timeout: Duration,
 }
 
 impl Config {
@@ -153,6 +224,28 @@ impl Config {
         }
         if self.ping_interval.is_zero() {
             return Err("--ping-interval must be positive".into());
+        }
+        if self.max_connections == 0
+            || self.max_connections_per_ip == 0
+            || self.session_rate == 0
+            || self.request_rate == 0
+            || self.request_burst == 0
+        {
+            return Err("connection and rate limits must be at least 1".into());
+        }
+        if self.header_read_timeout.is_zero() {
+            return Err("--header-read-timeout must be positive".into());
+        }
+        if let Some(bad) = self.forward_claim.iter().find(|n| {
+            n.is_empty()
+                || n.len() > 48
+                || !n
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        }) {
+            return Err(format!(
+                "--forward-claim {bad:?} must be 1 to 48 of a-z 0-9 _ -"
+            ));
         }
         let name_ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-');
         if self.cancel_exchange.len() > 255

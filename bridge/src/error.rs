@@ -72,6 +72,12 @@ pub enum BridgeError {
     /// The bridge is draining.
     #[error("the bridge is shutting down")]
     ShuttingDown,
+    /// The socket sends requests faster than `--request-rate`.
+    #[error("more than {0} requests a second on this connection; slow down")]
+    RateLimited(u32),
+    /// The access token was missing or refused.
+    #[error("unauthorized: {0}")]
+    Unauthorized(#[from] crate::auth::AuthError),
     /// An unexpected failure; the log has the cause.
     #[error("internal error: {0}")]
     Internal(String),
@@ -99,6 +105,8 @@ impl BridgeError {
             Self::BrokerUnavailable(_) => ErrorCode::BrokerUnavailable,
             Self::Timeout(_) => ErrorCode::Timeout,
             Self::ShuttingDown => ErrorCode::ShuttingDown,
+            Self::RateLimited(_) => ErrorCode::RateLimited,
+            Self::Unauthorized(_) => ErrorCode::Unauthorized,
             Self::Internal(_) => ErrorCode::Internal,
         }
     }

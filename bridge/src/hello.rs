@@ -12,10 +12,11 @@ use ferry_protocol::{Frame, Hello, Limits, Welcome, validate};
 use futures_util::{Stream, StreamExt};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use crate::Shared;
 use crate::amqp_props::error_frame;
+use crate::auth::Identity;
 use crate::broker::replies::ReplySub;
 use crate::config::Config;
 use crate::error::BridgeError;
@@ -48,17 +49,20 @@ pub struct Opened {
     pub attach: Vec<Attached>,
     /// This bridge's hold on the session (a later resume here takes it over).
     pub claim: resume::Claim,
+    /// Who is calling, when the bridge authenticates.
+    pub identity: Option<Identity>,
 }
 
 impl Opened {
     /// A new session (nothing to resume), held by this bridge.
-    fn new(shared: &Shared, id: String, resumable: bool) -> Self {
+    fn new(shared: &Shared, id: String, resumable: bool, identity: Option<Identity>) -> Self {
         Self {
             claim: shared.holders.claim(&id),
             id,
             resumable,
             reply: None,
             attach: Vec::new(),
+            identity,
         }
     }
 }
@@ -86,52 +90,9 @@ where
         Ok(Err(BridgeError::Internal(_))) => return None,
         Ok(Err(e)) => e,
         Ok(Ok(bytes)) => match Frame::decode_from_client(&bytes) {
-            Ok(Frame::Hello(h)) => match open(shared, &h).await {
-                Ok((opened, token, resumed)) => {
-                    let grace = if opened.resumable {
-                        Config::millis_u32(shared.config.session_grace)
-                    } else {
-                        0
-                    };
-                    // A client that ACKs is one that watches for HEARTBEAT frames too.
-                    let heartbeat = if h.acks {
-                        out.heartbeat();
-                        Config::millis_u32(shared.config.ping_interval)
-                    } else {
-                        0
-                    };
-                    let welcome = Frame::Welcome(Welcome {
-                        session: &opened.id,
-                        resumed,
-                        resume_token: token.as_deref(),
-                        limits: Limits {
-                            session_grace_ms: grace,
-                            heartbeat_ms: heartbeat,
-                            ..limits(&shared.config)
-                        },
-                        server: Some(&shared.server_name),
-                    });
-                    if out.send(welcome.encode()).await {
-                        return Some(opened);
-                    }
-                    // The socket went before WELCOME: let the queue go back to waiting.
-                    shared.holders.release(&opened.id, &opened.claim);
-                    if let Some(sub) = opened.reply {
-                        sub.detach().await;
-                    }
-                    return None;
-                }
-                Err(e) => {
-                    // The broker is needed to resume; the client keeps its requests and
-                    // tries again (close 1013: try again later).
-                    debug!(error = %e, "resume refused");
-                    shared.stats.error(e.code());
-                    out.send(error_frame(None, e.code(), &e.wire_message()))
-                        .await;
-                    out.close(CloseCode::Again, "cannot resume now; try again")
-                        .await;
-                    return None;
-                }
+            Ok(Frame::Hello(h)) => match shared.auth.authenticate(h.token) {
+                Ok(identity) => return welcome(shared, &h, identity, out).await,
+                Err(e) => BridgeError::Unauthorized(e),
             },
             Ok(other) => BridgeError::HelloFirst(other.kind_name()),
             Err(e) => e.into(),
@@ -141,8 +102,69 @@ where
     shared.stats.error(problem.code());
     out.send(error_frame(None, problem.code(), &problem.wire_message()))
         .await;
-    out.close(CloseCode::Policy, "hello expected").await;
+    let reason = match problem {
+        BridgeError::Unauthorized(_) => "unauthorized",
+        _ => "hello expected",
+    };
+    out.close(CloseCode::Policy, reason).await;
     None
+}
+
+/// Opens the session of an authenticated HELLO and answers WELCOME.
+async fn welcome(
+    shared: &Arc<Shared>,
+    h: &Hello<'_>,
+    identity: Option<Identity>,
+    out: &Outbound,
+) -> Option<Opened> {
+    match open(shared, h, identity).await {
+        Ok((opened, token, resumed)) => {
+            let grace = if opened.resumable {
+                Config::millis_u32(shared.config.session_grace)
+            } else {
+                0
+            };
+            // A client that ACKs is one that watches for HEARTBEAT frames too.
+            let heartbeat = if h.acks {
+                out.heartbeat();
+                Config::millis_u32(shared.config.ping_interval)
+            } else {
+                0
+            };
+            let welcome = Frame::Welcome(Welcome {
+                session: &opened.id,
+                resumed,
+                resume_token: token.as_deref(),
+                limits: Limits {
+                    session_grace_ms: grace,
+                    heartbeat_ms: heartbeat,
+                    ..limits(&shared.config)
+                },
+                server: Some(&shared.server_name),
+                user: opened.identity.as_ref().map(|i| i.user.as_str()),
+            });
+            if out.send(welcome.encode()).await {
+                return Some(opened);
+            }
+            // The socket went before WELCOME: let the queue go back to waiting.
+            shared.holders.release(&opened.id, &opened.claim);
+            if let Some(sub) = opened.reply {
+                sub.detach().await;
+            }
+            None
+        }
+        Err(e) => {
+            // The broker is needed to resume; the client keeps its requests and
+            // tries again (close 1013: try again later).
+            debug!(error = %e, "resume refused");
+            shared.stats.error(e.code());
+            out.send(error_frame(None, e.code(), &e.wire_message()))
+                .await;
+            out.close(CloseCode::Again, "cannot resume now; try again")
+                .await;
+            None
+        }
+    }
 }
 
 /// Opens the session HELLO asks for: `(session, resume token, resumed)`. `Err` only when a
@@ -150,26 +172,30 @@ where
 async fn open(
     shared: &Arc<Shared>,
     h: &Hello<'_>,
+    identity: Option<Identity>,
 ) -> Result<(Opened, Option<String>, bool), BridgeError> {
-    let client = h.client.unwrap_or("-");
+    let client = log_name(h.client);
+    let user = identity.as_ref().map_or("", |i| i.user.as_str());
     let resumable = h.acks && !shared.config.session_grace.is_zero();
     if !resumable {
         let id = uuid::Uuid::new_v4().to_string();
-        info!(session = %id, client, "session opened");
-        return Ok((Opened::new(shared, id, false), None, false));
+        info!(session = %id, client, user, "session opened");
+        return Ok((Opened::new(shared, id, false, identity), None, false));
     }
     if let (Some(id), Some(token)) = (h.resume, h.resume_token) {
-        if resume::verify(id, token) {
+        // The session id binds the resume token to the user: another user's token cannot
+        // resume it, whatever resume token it carries.
+        if resume::verify(id, token, user) {
             let links = shared
                 .broker
                 .current()
                 .ok_or_else(|| BridgeError::BrokerUnavailable("not connected".into()))?;
-            if let Some(sub) = ReplySub::resume(links, id).await? {
+            if let Some(sub) = ReplySub::resume(links, id, shared.config.session_grace).await? {
                 // A holder of this session on this bridge (a socket not yet known dead, or
                 // one in its grace period) lets go now.
                 let claim = shared.holders.claim(id);
                 Stats::inc(&shared.stats.sessions_resumed_total);
-                let attach = attached(h, shared.config.max_inflight);
+                let attach = attached(shared, h, identity.as_ref());
                 info!(
                     session = id,
                     client,
@@ -182,6 +208,7 @@ async fn open(
                     reply: Some(sub),
                     attach,
                     claim,
+                    identity,
                 };
                 return Ok((opened, Some(token.to_owned()), true));
             }
@@ -191,24 +218,41 @@ async fn open(
                 client, "session to resume has expired; opening a new one"
             );
         } else {
-            warn!(
+            debug!(
                 client,
-                "resume with a token that does not match the session; opening a new one"
+                user, "resume with a token that does not match the session; opening a new one"
             );
         }
     }
     let token = resume::new_token();
-    let id = resume::session_of(&token);
-    info!(session = %id, client, "session opened (resumable)");
-    Ok((Opened::new(shared, id, true), Some(token), false))
+    let id = resume::session_of(&token, user);
+    info!(session = %id, client, user, "session opened (resumable)");
+    Ok((Opened::new(shared, id, true, identity), Some(token), false))
 }
 
-/// HELLO's `attach` list, kept where id and destination are valid, at most `max` of them.
-fn attached(h: &Hello<'_>, max: u32) -> Vec<Attached> {
+/// A HELLO's client name for the log: at most 64 bytes of it.
+fn log_name(client: Option<&str>) -> &str {
+    let c = client.unwrap_or("-");
+    let mut end = c.len().min(64);
+    while !c.is_char_boundary(end) {
+        end -= 1;
+    }
+    &c[..end]
+}
+
+/// HELLO's `attach` list, kept where id and destination are valid and the caller may still
+/// call the destination (it names the routing key of the request's cancel notice), at most
+/// `--max-inflight` of them.
+fn attached(shared: &Shared, h: &Hello<'_>, identity: Option<&Identity>) -> Vec<Attached> {
+    let may_call = |d: &str| shared.allow.allows(d) && identity.is_none_or(|i| i.allows(d));
     h.attach
         .iter()
-        .filter(|a| validate::id(a.id).is_ok() && validate::destination(a.destination).is_ok())
-        .take(max as usize)
+        .filter(|a| {
+            validate::id(a.id).is_ok()
+                && validate::destination(a.destination).is_ok()
+                && may_call(a.destination)
+        })
+        .take(shared.config.max_inflight as usize)
         .map(|a| Attached {
             id: a.id.to_owned(),
             destination: a.destination.to_owned(),

@@ -2,6 +2,7 @@
 //! (Prometheus text), static files.
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -11,8 +12,9 @@ use hyper::header::{self, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpStream;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
@@ -20,20 +22,35 @@ use tracing::debug;
 
 use crate::Shared;
 use crate::handshake::{self, Verdict};
+use crate::stats::Stats;
 use crate::{session, static_files};
 
 type Body = Full<Bytes>;
 
-/// Serves one TCP connection until it closes, upgrades, or the bridge drains.
-pub async fn serve(shared: Arc<Shared>, tcp: TcpStream) {
+/// Serves one TCP connection from `peer` until it closes, upgrades, or the bridge drains;
+/// `permit` is its place under `--max-connections`, held until the socket (if it upgrades)
+/// ends too.
+pub async fn serve(
+    shared: Arc<Shared>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    permit: OwnedSemaphorePermit,
+) {
     let _ = tcp.set_nodelay(true);
     let io = TokioIo::new(tcp);
     let svc_shared = shared.clone();
+    let permit = Arc::new(permit);
     let svc = service_fn(move |req| {
         let shared = svc_shared.clone();
-        async move { Ok::<_, Infallible>(route(shared, req).await) }
+        let permit = permit.clone();
+        async move { Ok::<_, Infallible>(route(shared, req, peer, permit).await) }
     });
+    // The timer makes hyper enforce the header-read timeout (without one it is silently
+    // off): a client that trickles its request headers, or idles between keep-alive
+    // requests, is dropped.
     let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(shared.config.header_read_timeout)
         .max_buf_size(16 * 1024)
         .serve_connection(io, svc)
         .with_upgrades();
@@ -47,6 +64,14 @@ pub async fn serve(shared: Arc<Shared>, tcp: TcpStream) {
     }
 }
 
+/// Answers a connection over `--max-connections` with 503 and closes it (bounded in time).
+pub async fn too_many(mut tcp: TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    const BODY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n\
+        Content-Length: 21\r\nConnection: close\r\nRetry-After: 5\r\n\r\ntoo many connections\n";
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), tcp.write_all(BODY)).await;
+}
+
 fn text(status: StatusCode, body: &'static str) -> Response<Body> {
     let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
     *r.status_mut() = status;
@@ -57,9 +82,14 @@ fn text(status: StatusCode, body: &'static str) -> Response<Body> {
     r
 }
 
-async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
+async fn route(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    permit: Arc<OwnedSemaphorePermit>,
+) -> Response<Body> {
     match req.uri().path() {
-        "/ws" => upgrade(shared, req),
+        "/ws" => upgrade(shared, req, peer, permit),
         "/healthz" => text(StatusCode::OK, "ok\n"),
         "/metrics" => {
             let body = shared.stats.prometheus(shared.broker.health());
@@ -98,23 +128,48 @@ async fn static_file(shared: &Shared, method: &Method, path: &str) -> Response<B
                 data
             };
             let mut r = Response::new(Full::new(body));
-            r.headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
-            r.headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            let h = r.headers_mut();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            h.insert(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            );
+            // Same-origin scripts, styles, images and sockets only; no framing by others.
+            h.insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(
+                    "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; \
+                     script-src 'self' 'wasm-unsafe-eval'; frame-ancestors 'none'",
+                ),
+            );
             r
         }
         None => text(StatusCode::NOT_FOUND, "not found\n"),
     }
 }
 
-fn upgrade(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<Body> {
+fn upgrade(
+    shared: Arc<Shared>,
+    mut req: Request<Incoming>,
+    peer: SocketAddr,
+    permit: Arc<OwnedSemaphorePermit>,
+) -> Response<Body> {
     if shared.shutdown.is_cancelled() {
         return text(StatusCode::SERVICE_UNAVAILABLE, "bridge shutting down\n");
     }
     let (accept, verdict) = match handshake::check(&req, &shared.config.allowed_origins) {
         Ok(v) => v,
         Err(r) => return text(r.status, r.message),
+    };
+    let ip = shared.admission.client_ip(peer.ip(), req.headers());
+    let place = match shared.admission.admit(ip) {
+        Ok(p) => p,
+        Err(refusal) => {
+            Stats::inc(&shared.stats.connections_refused_total);
+            debug!(%ip, ?refusal, "socket refused");
+            return text(StatusCode::TOO_MANY_REQUESTS, refusal.message());
+        }
     };
     let mut resp = Response::new(Full::new(Bytes::new()));
     *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
@@ -132,6 +187,8 @@ fn upgrade(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<Body> {
     let on_upgrade = hyper::upgrade::on(&mut req);
     let tracker = shared.tracker.clone();
     tracker.spawn(async move {
+        // Both places (per address, global) are held until the socket ends.
+        let _held = (place, permit);
         let upgraded = match on_upgrade.await {
             Ok(u) => u,
             Err(e) => return debug!(error = %e, "upgrade failed"),

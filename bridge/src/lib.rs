@@ -3,6 +3,8 @@
 //!
 //! Map of the crate (one responsibility per file):
 //! - [`config`]: CLI flags / `FERRY_*` env vars. [`allow`]: destination allowlists.
+//! - [`auth`]: who is calling (JWT verification, development tokens); [`limits`]: connection
+//!   caps, per-address limits and the per-socket request rate.
 //! - [`http`]: the listening port (`/ws`, `/healthz`, `/readyz`, static files via
 //!   [`static_files`]); [`handshake`]: upgrade checks, Origin, subprotocol negotiation.
 //! - [`hello`]: HELLO/WELCOME; [`resume`]: resume tokens and who holds a session;
@@ -17,12 +19,14 @@
 
 pub mod allow;
 pub mod amqp_props;
+pub mod auth;
 pub mod broker;
 pub mod config;
 pub mod error;
 pub mod handshake;
 pub mod hello;
 pub mod http;
+pub mod limits;
 pub mod outbound;
 pub mod pending;
 pub mod resume;
@@ -35,6 +39,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
@@ -70,6 +75,12 @@ pub struct Shared {
     pub instance: String,
     /// The sessions this bridge holds, so a resume here takes the old socket's place.
     pub holders: resume::Holders,
+    /// How sockets authenticate.
+    pub auth: auth::Auth,
+    /// Per-address socket counts and open rates.
+    pub admission: Arc<limits::Admission>,
+    /// One permit per open TCP connection (`--max-connections`).
+    pub connections: Arc<Semaphore>,
 }
 
 /// A bound, not yet running bridge.
@@ -113,8 +124,31 @@ impl Bridge {
                     addr: config.listen,
                     source,
                 })?;
+        let auth = auth::Auth::from_config(&config).map_err(StartError::Config)?;
+        if !auth.enabled() {
+            if !config.listen.ip().is_loopback() && !config.no_auth {
+                return Err(StartError::Config(format!(
+                    "refusing to serve {} without authentication: set --jwt-secret-file, \
+                     --jwt-public-key-file or --jwt-jwks-file, or pass --no-auth",
+                    config.listen
+                )));
+            }
+            warn!(
+                "no authentication: any client that reaches this bridge may call every allowed destination"
+            );
+        }
         if config.allow.is_empty() {
             warn!("no --allow pattern: every destination is forbidden");
+        }
+        for (flag, list) in [
+            ("--allow", &config.allow),
+            ("--allow-exchange", &config.allow_exchange),
+        ] {
+            if list.iter().any(|p| p.trim() == "*") {
+                warn!(
+                    "{flag} '*': clients may call every queue of the vhost except amq.* and ferry.*"
+                );
+            }
         }
         let broker_stop = CancellationToken::new();
         let instance = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
@@ -124,6 +158,12 @@ impl Bridge {
             instance.clone(),
             config.cancel_exchange.clone(),
             broker_stop.clone(),
+        );
+        let config_limits = (
+            config.max_connections_per_ip,
+            config.session_rate,
+            config.trusted_proxy.clone(),
+            config.max_connections as usize,
         );
         let shared = Arc::new(Shared {
             allow: config.allowlist(),
@@ -137,6 +177,13 @@ impl Bridge {
             server_name: format!("ferry-bridge/{}", env!("CARGO_PKG_VERSION")),
             instance,
             holders: resume::Holders::default(),
+            auth,
+            admission: Arc::new(limits::Admission::new(
+                config_limits.0,
+                config_limits.1,
+                config_limits.2,
+            )),
+            connections: Arc::new(Semaphore::new(config_limits.3)),
         });
         Ok(Self {
             listener,
@@ -165,6 +212,11 @@ impl Bridge {
         self.shared.stats.clone()
     }
 
+    /// What SIGHUP calls: re-reads the key files.
+    pub fn reloader(&self) -> Reloader {
+        Reloader(self.shared.clone())
+    }
+
     /// A handle that resolves once the broker is connected.
     pub fn broker(&self) -> Broker {
         self.shared.broker.clone()
@@ -178,9 +230,15 @@ impl Bridge {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 accepted = self.listener.accept() => match accepted {
-                    Ok((tcp, _peer)) => {
-                        shared.tracker.spawn(http::serve(shared.clone(), tcp));
-                    }
+                    Ok((tcp, peer)) => match shared.connections.clone().try_acquire_owned() {
+                        Ok(permit) => {
+                            shared.tracker.spawn(http::serve(shared.clone(), tcp, peer, permit));
+                        }
+                        Err(_) => {
+                            Stats::inc(&shared.stats.connections_refused_total);
+                            shared.tracker.spawn(http::too_many(tcp));
+                        }
+                    },
                     Err(e) => {
                         warn!(error = %e, "accept failed");
                         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -206,5 +264,18 @@ impl Bridge {
         self.broker_stop.cancel();
         let _ = self.broker_task.await;
         info!("stopped");
+    }
+}
+
+/// Re-reads the bridge's key files (wired to SIGHUP by `main`).
+#[derive(Clone)]
+pub struct Reloader(Arc<Shared>);
+
+impl Reloader {
+    /// Re-reads the JWT key files; on an error the keys in use stay (and it is logged).
+    pub fn reload(&self) {
+        if let Err(e) = self.0.auth.reload() {
+            warn!(error = %e, "cannot reload the JWT keys; keeping the old ones");
+        }
     }
 }

@@ -1,7 +1,9 @@
-//! `ferry-bridge`: parses the configuration, wires SIGTERM/Ctrl-C to a drain, runs the bridge.
+//! `ferry-bridge`: parses the configuration, wires SIGTERM/Ctrl-C to a drain and SIGHUP to a
+//! key reload, runs the bridge. `ferry-bridge token ...` prints a development token instead.
 
 use clap::Parser;
-use ferry_bridge::{Bridge, Config};
+use ferry_bridge::auth::mint::{MintArgs, mint};
+use ferry_bridge::{Bridge, Config, Reloader};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
@@ -13,6 +15,19 @@ async fn main() -> std::process::ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    if std::env::args_os().nth(1).is_some_and(|a| a == "token") {
+        let args = MintArgs::parse_from(std::env::args_os().skip(1));
+        return match mint(&args) {
+            Ok(token) => {
+                println!("{token}");
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("ferry-bridge token: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     let config = Config::parse();
     let bridge = match Bridge::bind(config).await {
         Ok(b) => b,
@@ -25,6 +40,7 @@ async fn main() -> std::process::ExitCode {
     println!("ferry-bridge listening on http://{addr} (socket ws://{addr}/ws)");
     let shutdown = CancellationToken::new();
     tokio::spawn(signals(shutdown.clone()));
+    tokio::spawn(reloads(bridge.reloader()));
     bridge.run(shutdown).await;
     std::process::ExitCode::SUCCESS
 }
@@ -51,4 +67,21 @@ async fn signals(token: CancellationToken) {
     let _ = ctrl_c.await;
     tracing::info!("shutdown signal received; draining");
     token.cancel();
+}
+
+/// Re-reads the key files on every SIGHUP.
+async fn reloads(reloader: Reloader) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading keys");
+            reloader.reload();
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = reloader;
 }

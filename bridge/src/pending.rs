@@ -42,6 +42,8 @@ pub struct Entry {
     pub destination: Box<str>,
     /// With progress messages: each one moves the deadline to now + this (if later).
     idle: Option<Duration>,
+    /// Its publish is still running (see [`Pending::publishing`]).
+    publishing: bool,
     deadline: Instant,
     timer: delay_queue::Key,
 }
@@ -55,6 +57,8 @@ pub struct Pending {
     timers: Option<DelayQueue<Box<str>>>,
     stats: Arc<Stats>,
     next_seq: u64,
+    /// Entries whose publish is still running.
+    publishing: usize,
 }
 
 impl Pending {
@@ -65,6 +69,7 @@ impl Pending {
             timers: None,
             stats,
             next_seq: 0,
+            publishing: 0,
         }
     }
 
@@ -106,10 +111,12 @@ impl Pending {
                 timeout,
                 destination: destination.into(),
                 idle,
+                publishing: true,
                 deadline: Instant::now() + timeout,
                 timer,
             },
         );
+        self.publishing += 1;
         Stats::inc(&self.stats.pending);
         Ok(seq)
     }
@@ -120,9 +127,35 @@ impl Pending {
         if let Some(t) = self.timers.as_mut() {
             t.remove(&entry.timer);
         }
-        Stats::dec(&self.stats.pending, 1);
-        self.shrink_if_idle();
+        self.removed(&entry);
         Some(entry)
+    }
+
+    /// The bookkeeping of every removal.
+    fn removed(&mut self, entry: &Entry) {
+        Stats::dec(&self.stats.pending, 1);
+        if entry.publishing {
+            self.publishing -= 1;
+        }
+        self.shrink_if_idle();
+    }
+
+    /// The publish of the request numbered `seq` ended well (it stays pending for its reply).
+    pub fn published(&mut self, id: &str, seq: u64) {
+        if let Some(e) = self.entries.get_mut(id)
+            && e.seq == seq
+            && e.publishing
+        {
+            e.publishing = false;
+            self.publishing -= 1;
+        }
+    }
+
+    /// How many pending entries still have their publish running. A session's in-flight
+    /// count is its entries plus the publishes whose entry is already gone (a CANCEL or a
+    /// reply before the confirm): `len() + running publishes - publishing()`.
+    pub fn publishing(&self) -> usize {
+        self.publishing
     }
 
     /// After a burst, give the memory back once nothing is pending (an idle socket should
@@ -204,8 +237,7 @@ impl Pending {
                 Poll::Ready(Some(expired)) => {
                     let id = expired.into_inner();
                     if let Some(entry) = self.entries.remove(&id) {
-                        Stats::dec(&self.stats.pending, 1);
-                        self.shrink_if_idle();
+                        self.removed(&entry);
                         return Poll::Ready(Some((id, entry)));
                     }
                 }
@@ -224,6 +256,7 @@ impl Pending {
     pub fn drain(&mut self) -> Vec<(Box<str>, Entry)> {
         let all: Vec<_> = self.entries.drain().collect();
         self.timers = None;
+        self.publishing = 0;
         Stats::dec(&self.stats.pending, all.len() as u64);
         all
     }

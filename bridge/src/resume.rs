@@ -1,6 +1,7 @@
 //! Session identity for resuming: a secret resume token per session, and the session id
-//! derived from it (`hex(sha256(token))[..32]`), so any bridge can check a resume without
-//! shared state, and a worker (which sees the id in `reply_to`) cannot resume a session.
+//! derived from it and the session's user (`hex(sha256(user 0x00 token))[..32]`), so any
+//! bridge can check a resume without shared state, a worker (which sees the id in
+//! `reply_to`) cannot resume a session, and a token of another user cannot either.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -14,15 +15,18 @@ pub fn new_token() -> String {
     hex(&rand::random::<[u8; 16]>())
 }
 
-/// The session id a resume token belongs to.
-pub fn session_of(token: &str) -> String {
-    let digest = Sha256::digest(token.as_bytes());
-    hex(&digest[..16])
+/// The session id a resume token of `user` (empty without authentication) belongs to.
+pub fn session_of(token: &str, user: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(user.as_bytes());
+    h.update([0]);
+    h.update(token.as_bytes());
+    hex(&h.finalize()[..16])
 }
 
-/// True when `token` is the resume token of `session`.
-pub fn verify(session: &str, token: &str) -> bool {
-    !token.is_empty() && session_of(token) == session
+/// True when `token` is `user`'s resume token of `session`.
+pub fn verify(session: &str, token: &str, user: &str) -> bool {
+    !token.is_empty() && session_of(token, user) == session
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -97,12 +101,16 @@ mod tests {
     fn a_token_proves_its_session_only() {
         let t = new_token();
         assert_eq!(t.len(), 32);
-        let s = session_of(&t);
+        let s = session_of(&t, "alice");
         assert_eq!(s.len(), 32);
-        assert!(verify(&s, &t));
-        assert!(!verify(&s, &new_token()));
-        assert!(!verify(&s, ""));
-        assert!(!verify(&t, &s), "the id does not prove itself");
+        assert!(verify(&s, &t, "alice"));
+        assert!(
+            !verify(&s, &t, "mallory"),
+            "another user's token cannot resume it"
+        );
+        assert!(!verify(&s, &new_token(), "alice"));
+        assert!(!verify(&s, "", "alice"));
+        assert!(!verify(&t, &s, "alice"), "the id does not prove itself");
     }
 
     #[test]

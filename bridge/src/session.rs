@@ -26,13 +26,16 @@ use tracing::{debug, info};
 
 use crate::Shared;
 use crate::amqp_props::{done_frame, error_frame, request_properties};
+use crate::auth::Identity;
 use crate::broker::{Links, publish, replies::ReplySub};
 use crate::error::BridgeError;
+use crate::limits::Bucket;
 use crate::outbound::Outbound;
 use crate::pending::{Kind, Pending};
 use crate::resume::Claim;
 use crate::stats::Stats;
 
+mod auth;
 mod detach;
 mod gather;
 mod notices;
@@ -56,6 +59,8 @@ where
     let Some(opened) = crate::hello::hello(&shared, &mut stream, &out).await else {
         return;
     };
+    let cfg = &shared.config;
+    let requests = Bucket::new(cfg.request_rate, cfg.request_burst);
     Stats::inc(&shared.stats.sessions);
     Stats::inc(&shared.stats.sessions_total);
     let mut session = Session {
@@ -72,6 +77,8 @@ where
         held: HashMap::new(),
         end: End::Dropped,
         rebind: None,
+        identity: opened.identity,
+        requests,
     };
     session.attach(opened.attach);
     session.run(&mut stream).await;
@@ -92,7 +99,7 @@ enum End {
 }
 
 /// What the loop does after handling an event.
-enum Flow {
+pub(crate) enum Flow {
     Continue,
     Stop,
 }
@@ -119,6 +126,10 @@ struct Session {
     /// this count of broker restarts); its queue is consumed again when the broker is back,
     /// unless it restarted meanwhile ([`Session::rebind`]).
     rebind: Option<u64>,
+    /// Who is calling (when the bridge authenticates); renewed by AUTH frames.
+    identity: Option<Identity>,
+    /// This socket's request rate limit.
+    requests: Bucket,
 }
 
 async fn next_reply(sub: &mut Option<ReplySub>) -> Option<Delivery> {
@@ -137,6 +148,8 @@ impl Session {
         let broker = self.shared.broker.clone();
         let drain = tokio::time::sleep(Duration::MAX / 4);
         tokio::pin!(drain);
+        let expiry = tokio::time::sleep(self.token_lifetime());
+        tokio::pin!(expiry);
         loop {
             if self.draining && self.pending.is_empty() {
                 self.out
@@ -170,6 +183,18 @@ impl Session {
                     self.out.close(CloseCode::Away, "bridge shutting down").await;
                     Flow::Stop
                 }
+                _ = &mut expiry => {
+                    if let Some(left) = self.identity.as_ref().and_then(Identity::expires_in)
+                        && !left.is_zero()
+                    {
+                        // Renewed meanwhile (AUTH): wait for the new expiry.
+                        expiry.as_mut().reset(tokio::time::Instant::now() + left);
+                        Flow::Continue
+                    } else {
+                        self.expired().await;
+                        Flow::Stop
+                    }
+                }
                 msg = stream.next() => self.on_socket(msg).await,
                 links = broker.links(), if self.rebind.is_some() => {
                     self.rebind(links).await;
@@ -188,11 +213,14 @@ impl Session {
                 }
                 Some(()) = self.notices.next() => Flow::Continue,
                 Some((id, seq, result)) = self.publishes.next() => {
-                    if let Err(e) = result
-                        && self.pending.remove_seq(&id, seq).is_some()
-                    {
-                        debug!(session = %self.id, id = %id, error = %e, "request failed");
-                        self.send_error(Some(&id), &e).await;
+                    match result {
+                        Ok(()) => self.pending.published(&id, seq),
+                        Err(e) => {
+                            if self.pending.remove_seq(&id, seq).is_some() {
+                                debug!(session = %self.id, id = %id, error = %e, "request failed");
+                                self.send_error(Some(&id), &e).await;
+                            }
+                        }
                     }
                     Flow::Continue
                 }
@@ -205,10 +233,7 @@ impl Session {
 
     async fn on_socket(&mut self, msg: Option<Result<Message, WsError>>) -> Flow {
         match msg {
-            Some(Ok(Message::Binary(bytes))) => {
-                self.on_frame(bytes).await;
-                Flow::Continue
-            }
+            Some(Ok(Message::Binary(bytes))) => self.on_frame(bytes).await,
             Some(Ok(Message::Text(_))) => {
                 self.send_error(None, &BridgeError::TextFrame).await;
                 Flow::Continue
@@ -240,11 +265,14 @@ impl Session {
         }
     }
 
-    async fn on_frame(&mut self, bytes: Bytes) {
+    async fn on_frame(&mut self, bytes: Bytes) -> Flow {
         let max = self.shared.config.max_frame_bytes;
         let frame = match Frame::decode_from_client(&bytes) {
             Ok(f) => f,
-            Err(e) => return self.send_error(None, &e.into()).await,
+            Err(e) => {
+                self.send_error(None, &e.into()).await;
+                return Flow::Continue;
+            }
         };
         if bytes.len() > max as usize {
             let id = match &frame {
@@ -255,7 +283,8 @@ impl Session {
                 size: bytes.len(),
                 max,
             };
-            return self.send_error(id, &e).await;
+            self.send_error(id, &e).await;
+            return Flow::Continue;
         }
         match frame {
             Frame::Request(req) => {
@@ -273,6 +302,7 @@ impl Session {
                 }
             }
             Frame::Hello(_) => self.send_error(None, &BridgeError::HelloTwice).await,
+            Frame::Auth(a) => return self.on_auth(a.token).await,
             Frame::Ack(a) => self.on_ack(&a.ids),
             Frame::Gather(g) => {
                 if let Err(e) = self.on_gather(&g, &bytes).await {
@@ -286,6 +316,7 @@ impl Session {
                 self.send_error(None, &e).await;
             }
         }
+        Flow::Continue
     }
 
     /// The checks every published call passes (after its own validation and allowlist):
@@ -303,7 +334,14 @@ impl Session {
         if self.pending.contains(id) {
             return Err(BridgeError::DuplicateId(id.to_owned()));
         }
-        if self.pending.len() >= cfg.max_inflight as usize {
+        if !self.requests.take() {
+            return Err(BridgeError::RateLimited(cfg.request_rate));
+        }
+        // Publishes still running count even when their entry is gone (cancelled, or
+        // answered before the confirm): CANCEL does not make room for more publishes.
+        let in_flight = self.pending.len() + self.publishes.len()
+            - self.pending.publishing().min(self.publishes.len());
+        if in_flight >= cfg.max_inflight as usize {
             return Err(BridgeError::Overloaded(cfg.max_inflight));
         }
         let timeout = timeout_ms
@@ -323,7 +361,7 @@ impl Session {
 
     async fn on_request(&mut self, req: &Request<'_>, raw: &Bytes) -> Result<(), BridgeError> {
         validate::request(req)?;
-        if !self.shared.allow.allows(req.destination) {
+        if !self.allows(req.destination) {
             return Err(BridgeError::Forbidden(req.destination.to_owned()));
         }
         let (links, reply_to, timeout) = self.admit(req.id, req.timeout_ms).await?;
@@ -331,7 +369,14 @@ impl Session {
         let idle = req.idle_timeout_ms.map(|ms| {
             Duration::from_millis(u64::from(ms)).clamp(Duration::from_millis(1), cfg.max_timeout)
         });
-        let props = request_properties(req.into(), &reply_to, &self.id, timeout, idle);
+        let props = request_properties(
+            req.into(),
+            &reply_to,
+            &self.id,
+            timeout,
+            idle,
+            self.identity.as_ref(),
+        );
         let seq = self
             .pending
             .insert(req.id, req.destination, timeout, idle)?;

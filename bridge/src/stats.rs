@@ -29,6 +29,8 @@ pub struct Stats {
     pub(crate) sessions_detached: AtomicU64,
     pub(crate) sessions_resumed_total: AtomicU64,
     pub(crate) sessions_expired_total: AtomicU64,
+    pub(crate) connections_refused_total: AtomicU64,
+    pub(crate) cancel_notices_dropped: AtomicU64,
     /// ERROR frames sent, by code (index in [`ErrorCode::ALL`]; the last slot: unknown).
     pub(crate) errors: [AtomicU64; ErrorCode::ALL.len() + 1],
 }
@@ -56,6 +58,10 @@ pub struct StatsSnapshot {
     pub sessions_resumed_total: u64,
     /// Resumes refused because the session was gone (grace period over, broker restarted).
     pub sessions_expired_total: u64,
+    /// Connections and sockets refused by a limit (`--max-connections`, per address).
+    pub connections_refused_total: u64,
+    /// Cancel notices not published because the session had too many in flight.
+    pub cancel_notices_dropped: u64,
 }
 
 impl Stats {
@@ -72,6 +78,8 @@ impl Stats {
             sessions_detached: self.sessions_detached.load(Ordering::Relaxed),
             sessions_resumed_total: self.sessions_resumed_total.load(Ordering::Relaxed),
             sessions_expired_total: self.sessions_expired_total.load(Ordering::Relaxed),
+            connections_refused_total: self.connections_refused_total.load(Ordering::Relaxed),
+            cancel_notices_dropped: self.cancel_notices_dropped.load(Ordering::Relaxed),
         }
     }
 
@@ -142,6 +150,18 @@ impl Stats {
             "counter",
             "Cancel notices published to workers.",
             s.cancel_notices,
+        );
+        metric(
+            "ferry_cancel_notices_dropped_total",
+            "counter",
+            "Cancel notices skipped because the session had too many in flight.",
+            s.cancel_notices_dropped,
+        );
+        metric(
+            "ferry_connections_refused_total",
+            "counter",
+            "Connections and sockets refused by a connection limit or the per-address rate.",
+            s.connections_refused_total,
         );
         metric(
             "ferry_dropped_replies_total",

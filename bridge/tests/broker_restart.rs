@@ -93,6 +93,7 @@ async fn load(
 ) {
     let hello = Hello {
         acks: resumable,
+        token: None,
         ..self::resumable()
     };
     let (mut client, token, _) = Client::hello(&url, hello).await;

@@ -94,6 +94,7 @@ async fn a_resumable_session_keeps_its_requests_through_a_broker_connection_loss
     let hello = Hello {
         client: Some("reconnect-tests"),
         acks: true,
+        token: None,
         ..Hello::default()
     };
     let (mut client, token, _) = Client::hello(&bridge.url(), hello).await;

@@ -20,6 +20,7 @@ fn hello<'a>(resume: Option<(&'a str, &'a str)>, attach: Vec<Attach<'a>>) -> Hel
         resume_token: resume.map(|r| r.1),
         attach,
         acks: true,
+        token: None,
     }
 }
 

@@ -201,6 +201,15 @@ impl WasmClient {
         })
     }
 
+    /// Sends a renewed access token (AUTH) on the open socket; false when not open.
+    pub fn auth(&self, token: &str) -> bool {
+        let inner = self.inner.borrow();
+        inner.state == State::Open
+            && inner
+                .send(&ferry_protocol::Frame::Auth(ferry_protocol::Auth { token }))
+                .is_ok()
+    }
+
     /// Closes the connection: pending requests reject with `closed`; settles once the
     /// socket has closed (or after a few seconds if the bridge does not answer).
     pub fn close(&self) -> Promise {

@@ -148,6 +148,10 @@ pub(crate) fn dispatch(shared: &Shared, raw: &[u8]) {
                     let f = Failure::new(e.code, e.message);
                     let _ = reject.call1(&JsValue::UNDEFINED, &f.to_js(&hooks));
                     end(shared, e.code, e.message.to_owned());
+                } else if e.code == ErrorCode::Unauthorized {
+                    // A refused token (on a reconnect, a renewal, or at expiry) ends the
+                    // client: reconnecting with it again would only be refused again.
+                    end(shared, e.code, e.message.to_owned());
                 }
                 return;
             };

@@ -56,6 +56,11 @@ extern "C" {
     #[wasm_bindgen(method, structural)]
     pub fn state(this: &Hooks, name: &str);
 
+    /// `hooks.token()`: the access token for the next HELLO (`connect`'s `token` option), or
+    /// undefined.
+    #[wasm_bindgen(method, structural)]
+    pub fn token(this: &Hooks) -> Option<String>;
+
     /// `hooks.changed()`: what a persisted client keeps in storage changed.
     #[wasm_bindgen(method, structural)]
     pub fn changed(this: &Hooks);

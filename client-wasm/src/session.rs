@@ -41,12 +41,14 @@ pub(crate) fn on_open(shared: &Shared) {
         })
         .collect();
     let resume = inner.resume.as_ref();
+    let token = inner.hooks.token();
     let _ = inner.send(&Frame::Hello(Hello {
         client: Some(&client),
         resume: resume.map(|r| r.0.as_str()),
         resume_token: resume.map(|r| r.1.as_str()),
         attach,
         acks: inner.policy.initial_ms != 0 || inner.policy.persist,
+        token: token.as_deref(),
     }));
 }
 

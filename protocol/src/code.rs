@@ -41,13 +41,17 @@ pub enum ErrorCode {
     ShuttingDown,
     /// The bridge failed in a way the client cannot fix; the bridge log has the cause.
     Internal,
+    /// This connection sends requests faster than the bridge allows; the socket stays open.
+    RateLimited,
+    /// No valid access token: missing, malformed, badly signed, expired, or refused.
+    Unauthorized,
     /// A code this build does not know (a newer peer); treated like `internal`.
     Unknown,
 }
 
 impl ErrorCode {
     /// Every code this build knows, in declaration order (for docs and tests).
-    pub const ALL: [ErrorCode; 16] = [
+    pub const ALL: [ErrorCode; 18] = [
         Self::Timeout,
         Self::NoRoute,
         Self::Forbidden,
@@ -64,6 +68,8 @@ impl ErrorCode {
         Self::SessionExpired,
         Self::ShuttingDown,
         Self::Internal,
+        Self::RateLimited,
+        Self::Unauthorized,
     ];
 
     /// The stable wire and JS string for this code.
@@ -85,6 +91,8 @@ impl ErrorCode {
             Self::SessionExpired => "session_expired",
             Self::ShuttingDown => "shutting_down",
             Self::Internal => "internal",
+            Self::RateLimited => "rate_limited",
+            Self::Unauthorized => "unauthorized",
             Self::Unknown => "unknown",
         }
     }

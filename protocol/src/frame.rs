@@ -22,6 +22,8 @@ pub enum Frame<'a> {
     Gather(Gather<'a>),
     /// `0x05`, client → bridge: these final replies arrived; the bridge may forget them.
     Ack(Ack<'a>),
+    /// `0x06`, client → bridge: a renewed access token for the open session (same user).
+    Auth(Auth<'a>),
     /// `0x81`, bridge → client: answer to HELLO; the session is open.
     Welcome(Welcome<'a>),
     /// `0x82`, bridge → client: the final reply to a request.
@@ -48,6 +50,7 @@ impl Frame<'_> {
             Self::Cancel(_) => kind::CANCEL,
             Self::Gather(_) => kind::GATHER,
             Self::Ack(_) => kind::ACK,
+            Self::Auth(_) => kind::AUTH,
             Self::Welcome(_) => kind::WELCOME,
             Self::Reply(_) => kind::REPLY,
             Self::Error(_) => kind::ERROR,
@@ -76,6 +79,8 @@ pub mod kind {
     pub const GATHER: u8 = 0x04;
     /// ACK, client → bridge.
     pub const ACK: u8 = 0x05;
+    /// AUTH, client → bridge.
+    pub const AUTH: u8 = 0x06;
     /// WELCOME, bridge → client.
     pub const WELCOME: u8 = 0x81;
     /// REPLY, bridge → client.
@@ -99,6 +104,7 @@ pub mod kind {
             CANCEL => "cancel",
             GATHER => "gather",
             ACK => "ack",
+            AUTH => "auth",
             WELCOME => "welcome",
             REPLY => "reply",
             ERROR => "error",
@@ -124,6 +130,16 @@ pub struct Hello<'a> {
     pub attach: Vec<Attach<'a>>,
     /// The client sends ACK for final replies; the bridge keeps a reply in RabbitMQ until then.
     pub acks: bool,
+    /// The access token (a JWT, or whatever the bridge's connect proxy understands) that says
+    /// who is calling. Never logged.
+    pub token: Option<&'a str>,
+}
+
+/// A renewed access token for the open session; it must name the same user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Auth<'a> {
+    /// The new token.
+    pub token: &'a str,
 }
 
 /// A request a resuming client still awaits.
@@ -171,6 +187,8 @@ pub struct Welcome<'a> {
     pub limits: Limits,
     /// Free-form bridge name and version (`ferry-bridge/0.1.0`).
     pub server: Option<&'a str>,
+    /// Who the bridge authenticated (the token's `sub`), when it authenticates.
+    pub user: Option<&'a str>,
 }
 
 /// Publish `body` to `destination` and route the reply back to this connection.

@@ -56,5 +56,12 @@ impl CancelReason {
     }
 }
 
+/// The authenticated user who sent a request (the access token's `sub`), set by the bridge
+/// alone: a client cannot set any `x-ferry-*` header, so a worker may trust it.
+pub const USER: &str = "x-ferry-user";
+/// Prefix of the headers that carry claims of the caller's token the bridge forwards
+/// (`--forward-claim NAME` → `x-ferry-claim-NAME`); as trustworthy as [`USER`].
+pub const CLAIM_PREFIX: &str = "x-ferry-claim-";
+
 /// Prefix of every header name Ferry reserves; clients may not set these.
 pub const RESERVED_PREFIX: &str = "x-ferry-";

@@ -25,8 +25,8 @@ pub mod validate;
 pub use code::ErrorCode;
 pub use codec::DecodeError;
 pub use frame::{
-    Ack, Attach, Cancel, Done, ErrorFrame, Frame, Gather, Hello, Limits, Part, Progress, Reply,
-    Request, Welcome,
+    Ack, Attach, Auth, Cancel, Done, ErrorFrame, Frame, Gather, Hello, Limits, Part, Progress,
+    Reply, Request, Welcome,
 };
 
 /// The `Sec-WebSocket-Protocol` value of this protocol version.

@@ -19,8 +19,22 @@ pub const MAX_HEADER_NAME_LEN: usize = 64;
 pub const MAX_HEADER_VALUE_LEN: usize = 4096;
 /// Most headers on one request.
 pub const MAX_HEADERS: usize = 32;
+/// Most bytes of all a request's header names and values together. AMQP carries them in one
+/// content-header frame that cannot be split, and a frame over the broker's `frame_max`
+/// (131,072 by default) makes RabbitMQ close the whole connection, which the bridge shares
+/// between sessions: this keeps every request far below it, with room for the bridge's own.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 /// Longest content type, in bytes.
 pub const MAX_CONTENT_TYPE_LEN: usize = 255;
+/// Most ids in one ACK frame.
+pub const MAX_ACK_IDS: usize = 4096;
+/// Most requests a resuming HELLO may attach.
+pub const MAX_ATTACH: usize = 4096;
+/// Longest access token, in bytes.
+pub const MAX_TOKEN_LEN: usize = 8 * 1024;
+/// Destination prefixes a client may never name: RabbitMQ's own, and Ferry's (reply queues,
+/// restart markers, the cancel exchange).
+pub const RESERVED_DESTINATIONS: [&str; 2] = ["amq.", "ferry."];
 
 /// Header names the broker itself interprets; a client may never set them.
 const BROKER_HEADERS: [&str; 8] = [
@@ -46,8 +60,8 @@ pub enum ValidationError {
     /// The destination is empty, too long, or has a character outside `[A-Za-z0-9._:-]`.
     #[error("destination must be 1 to {MAX_DESTINATION_LEN} characters from A-Z a-z 0-9 . _ : -")]
     Destination,
-    /// The destination starts with `amq.`, which RabbitMQ reserves.
-    #[error("destination may not start with \"amq.\" (reserved by the broker)")]
+    /// The destination starts with `amq.` (RabbitMQ's) or `ferry.` (the bridge's own queues).
+    #[error("destination may not start with \"amq.\" or \"ferry.\" (reserved)")]
     ReservedDestination,
     /// The content type is too long or not printable ASCII.
     #[error("content type must be at most {MAX_CONTENT_TYPE_LEN} printable ASCII characters")]
@@ -55,6 +69,9 @@ pub enum ValidationError {
     /// Too many headers.
     #[error("at most {MAX_HEADERS} headers are allowed")]
     TooManyHeaders,
+    /// The headers' names and values together are too long.
+    #[error("headers may total at most {MAX_HEADER_BYTES} bytes (names and values), got {0}")]
+    HeaderBytes(usize),
     /// A header name breaks the syntax rule.
     #[error("header name {0:?} must be 1 to {MAX_HEADER_NAME_LEN} characters from a-z 0-9 - _")]
     HeaderName(String),
@@ -75,10 +92,12 @@ pub enum ValidationError {
 }
 
 impl ValidationError {
-    /// The wire code: `forbidden` for reserved names, `bad_request` for the rest.
+    /// The wire code: `forbidden` for reserved names, `too_large` for header bytes,
+    /// `bad_request` for the rest.
     pub fn code(&self) -> ErrorCode {
         match self {
             Self::ReservedDestination | Self::ReservedHeader(_) => ErrorCode::Forbidden,
+            Self::HeaderBytes(_) => ErrorCode::TooLarge,
             _ => ErrorCode::BadRequest,
         }
     }
@@ -100,7 +119,7 @@ pub fn destination(dest: &str) -> Result<(), ValidationError> {
     if !ok {
         return Err(ValidationError::Destination);
     }
-    if dest.starts_with("amq.") {
+    if RESERVED_DESTINATIONS.iter().any(|p| dest.starts_with(p)) {
         return Err(ValidationError::ReservedDestination);
     }
     Ok(())
@@ -168,7 +187,12 @@ fn common(
     if headers.len() > MAX_HEADERS {
         return Err(ValidationError::TooManyHeaders);
     }
-    headers.iter().try_for_each(|(n, v)| header(n, v))
+    headers.iter().try_for_each(|(n, v)| header(n, v))?;
+    let bytes = headers.iter().map(|(n, v)| n.len() + v.len()).sum();
+    if bytes > MAX_HEADER_BYTES {
+        return Err(ValidationError::HeaderBytes(bytes));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -190,6 +214,10 @@ mod tests {
         assert!(destination("reports.v2:fast-lane").is_ok());
         assert_eq!(
             destination("amq.rabbitmq.reply-to"),
+            Err(ValidationError::ReservedDestination)
+        );
+        assert_eq!(
+            destination("ferry.reply.0123"),
             Err(ValidationError::ReservedDestination)
         );
         assert_eq!(destination("a/b"), Err(ValidationError::Destination));
@@ -228,5 +256,18 @@ mod tests {
             header("x-ferry-kind", "").unwrap_err().code(),
             ErrorCode::Forbidden
         );
+    }
+
+    #[test]
+    fn header_bytes_are_capped_in_total() {
+        let value = "v".repeat(MAX_HEADER_VALUE_LEN);
+        let names: alloc::vec::Vec<String> =
+            (0..MAX_HEADERS).map(|i| alloc::format!("h{i}")).collect();
+        let all: alloc::vec::Vec<(&str, &str)> =
+            names.iter().map(|n| (n.as_str(), value.as_str())).collect();
+        let e = common("1", "q", None, &all).unwrap_err();
+        assert!(matches!(e, ValidationError::HeaderBytes(n) if n > MAX_HEADER_BYTES));
+        assert_eq!(e.code(), ErrorCode::TooLarge);
+        assert!(common("1", "q", None, &all[..3]).is_ok());
     }
 }

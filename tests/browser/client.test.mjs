@@ -10,7 +10,7 @@ import { startWorker } from "../support/worker.mjs";
 import { installedPackageDir } from "../support/package.mjs";
 import { launchBrowser } from "../support/browser.mjs";
 
-const PREFIX = uniqueName("ferry.browser");
+const PREFIX = uniqueName("ft.browser");
 const queue = `${PREFIX}.echo`;
 const PAGE = "ferry-client-test.html";
 let bridge;

@@ -8,7 +8,7 @@ import { startBridge, uniqueName } from "../support/bridge.mjs";
 import { startRepliers, startWorker } from "../support/worker.mjs";
 import { importInstalled } from "../support/package.mjs";
 
-const PREFIX = uniqueName("ferry.node");
+const PREFIX = uniqueName("ft.node");
 const queue = `${PREFIX}.echo`;
 const exchange = `${PREFIX}.presence`;
 let bridge;

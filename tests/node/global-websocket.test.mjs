@@ -12,7 +12,7 @@ import { startBridge, uniqueName } from "../support/bridge.mjs";
 import { startWorker } from "../support/worker.mjs";
 import { installedPackageDir } from "../support/package.mjs";
 
-const PREFIX = uniqueName("ferry.globalws");
+const PREFIX = uniqueName("ft.globalws");
 const queue = `${PREFIX}.echo`;
 let bridge;
 let worker;

@@ -11,7 +11,7 @@ import { AMQP_URL, startBridge, uniqueName } from "../support/bridge.mjs";
 import { importInstalled } from "../support/package.mjs";
 import { portOf, startProxy } from "../support/proxy.mjs";
 
-const PREFIX = uniqueName("ferry.resume");
+const PREFIX = uniqueName("ft.resume");
 const queue = `${PREFIX}.held`;
 let lib;
 let worker;

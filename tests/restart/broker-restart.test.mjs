@@ -79,7 +79,7 @@ async function worker(queue, { silent }) {
 
 test("a request in flight when RabbitMQ restarts rejects with broker_unavailable once it is back", { skip: !reachable && "rabbitmqctl cannot reach the node" }, async () => {
   const lib = await importInstalled();
-  const prefix = uniqueName("ferry.restart");
+  const prefix = uniqueName("ft.restart");
   const [held, after] = [`${prefix}.held`, `${prefix}.after`];
   const bridge = await startBridge({ allow: [`${prefix}.*`] });
   const silent = await worker(held, { silent: true });

@@ -15,7 +15,7 @@ import { installedPackageDir } from "../support/package.mjs";
 import { EXPECTED } from "./scenario.mjs";
 
 const DENO = join(ROOT, "node_modules", ".bin", "deno");
-const prefix = uniqueName("ferry.deno");
+const prefix = uniqueName("ft.deno");
 let worker;
 let bridge;
 let work;

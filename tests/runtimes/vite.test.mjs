@@ -13,7 +13,7 @@ import { installedPackageDir } from "../support/package.mjs";
 import { launchBrowser } from "../support/browser.mjs";
 import { EXPECTED } from "./scenario.mjs";
 
-const prefix = uniqueName("ferry.vite");
+const prefix = uniqueName("ft.vite");
 let app;
 let worker;
 let bridge;

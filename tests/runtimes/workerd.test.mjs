@@ -12,7 +12,7 @@ import { startWorker } from "../support/worker.mjs";
 import { installedPackageDir } from "../support/package.mjs";
 import { EXPECTED } from "./scenario.mjs";
 
-const prefix = uniqueName("ferry.workerd");
+const prefix = uniqueName("ft.workerd");
 let app;
 let worker;
 let bridge;

@@ -13,7 +13,7 @@ export const TARGET_DIR = process.env.CARGO_TARGET_DIR ?? join(ROOT, "target");
 export const AMQP_URL = process.env.FERRY_AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672/%2f";
 
 /** A queue name no other test (or run) uses: `<prefix>.<pid>.<random>`. */
-export function uniqueName(prefix = "ferry.test") {
+export function uniqueName(prefix = "ft.test") {
   return `${prefix}.${process.pid}.${randomBytes(4).toString("hex")}`;
 }
 

@@ -33,6 +33,24 @@ const REPLY_QUEUE_EXPIRES_MS: i32 = 60_000;
 /// Longest a declare/consume/delete may take.
 const OP_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How a session's reply queue is declared: `grace` zero (not resumable) makes it exclusive
+/// to the consume connection, otherwise durable; `x-expires` is the grace period.
+fn declaration(grace: Duration) -> (QueueDeclareOptions, FieldTable) {
+    let expires = if grace.is_zero() {
+        REPLY_QUEUE_EXPIRES_MS
+    } else {
+        i32::try_from(grace.as_millis()).unwrap_or(i32::MAX)
+    };
+    let mut args = FieldTable::default();
+    args.insert("x-expires".into(), AMQPValue::LongInt(expires));
+    let opts = QueueDeclareOptions {
+        durable: !grace.is_zero(),
+        exclusive: grace.is_zero(),
+        ..QueueDeclareOptions::default()
+    };
+    (opts, args)
+}
+
 /// A session's live reply queue and its consumer.
 pub struct ReplySub {
     queue: String,
@@ -50,26 +68,24 @@ impl ReplySub {
         grace: Duration,
     ) -> Result<Self, BridgeError> {
         let queue = format!("{REPLY_QUEUE_PREFIX}{session}");
-        let expires = if grace.is_zero() {
-            REPLY_QUEUE_EXPIRES_MS
-        } else {
-            i32::try_from(grace.as_millis()).unwrap_or(i32::MAX)
-        };
-        let mut args = FieldTable::default();
-        args.insert("x-expires".into(), AMQPValue::LongInt(expires));
-        let opts = QueueDeclareOptions {
-            durable: !grace.is_zero(),
-            exclusive: grace.is_zero(),
-            ..QueueDeclareOptions::default()
-        };
-        Self::consume(links, session, queue, Some((opts, args))).await
+        Self::consume(links, session, queue, declaration(grace)).await
     }
 
     /// Consumes the reply queue of a session being resumed; `None` when the queue is gone
     /// (the grace period passed, or the broker restarted): the session has expired.
-    pub async fn resume(links: Arc<Links>, session: &str) -> Result<Option<Self>, BridgeError> {
+    ///
+    /// The existence check is passive, on the probe channel (a 404 closes the channel it
+    /// happens on). The queue may still go before the consume (its session's other socket
+    /// closing it, which a client controls), and a `basic.consume` of a missing queue would
+    /// close a consume channel other sessions share: so the consume declares the queue again
+    /// first, as [`ReplySub::open`] does, which cannot fail for a missing queue. A queue
+    /// deleted in that instant comes back empty, and only that session's requests wait.
+    pub async fn resume(
+        links: Arc<Links>,
+        session: &str,
+        grace: Duration,
+    ) -> Result<Option<Self>, BridgeError> {
         let queue = format!("{REPLY_QUEUE_PREFIX}{session}");
-        // Passive, on the probe channel: a 404 closes the channel it happens on.
         if !links
             .probe
             .queue_exists(links.consume_conn(), &queue)
@@ -77,23 +93,24 @@ impl ReplySub {
         {
             return Ok(None);
         }
-        Self::consume(links, session, queue, None).await.map(Some)
+        Self::consume(links, session, queue, declaration(grace))
+            .await
+            .map(Some)
     }
 
-    /// Consumes `queue` (declaring it first with `declare` arguments, if given).
+    /// Declares `queue` with `declare`'s options and arguments, then consumes it.
     async fn consume(
         links: Arc<Links>,
         session: &str,
         queue: String,
-        declare: Option<(QueueDeclareOptions, FieldTable)>,
+        declare: (QueueDeclareOptions, FieldTable),
     ) -> Result<Self, BridgeError> {
         let channel = links.consume_channel(session).clone();
         let consumer = tokio::time::timeout(OP_TIMEOUT, async {
-            if let Some((opts, args)) = declare {
-                channel
-                    .queue_declare(queue.as_str().into(), opts, args)
-                    .await?;
-            }
+            let (opts, args) = declare;
+            channel
+                .queue_declare(queue.as_str().into(), opts, args)
+                .await?;
             let opts = BasicConsumeOptions {
                 no_ack: false,
                 ..BasicConsumeOptions::default()

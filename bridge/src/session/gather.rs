@@ -21,11 +21,25 @@ impl Session {
         raw: &Bytes,
     ) -> Result<(), BridgeError> {
         validate::gather(g)?;
-        if !self.shared.exchanges.allows(g.destination) {
+        let user_allows = self
+            .identity
+            .as_ref()
+            .is_none_or(|i| i.allows_exchange(g.destination));
+        if !self.shared.exchanges.allows(g.destination)
+            || !user_allows
+            || g.destination == self.shared.config.cancel_exchange
+        {
             return Err(BridgeError::Forbidden(g.destination.to_owned()));
         }
         let (links, reply_to, window) = self.admit(g.id, g.timeout_ms).await?;
-        let props = request_properties(g.into(), &reply_to, &self.id, window, None);
+        let props = request_properties(
+            g.into(),
+            &reply_to,
+            &self.id,
+            window,
+            None,
+            self.identity.as_ref(),
+        );
         let kind = Kind::Gather {
             max: g.max_replies,
             count: 0,

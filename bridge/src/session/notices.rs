@@ -40,6 +40,11 @@ impl Session {
         ) else {
             return;
         };
+        if self.notices.len() >= self.shared.config.max_inflight as usize {
+            // Bounded like requests: a burst of cancels cannot queue publishes without end.
+            Stats::inc(&self.shared.stats.cancel_notices_dropped);
+            return;
+        }
         if !counted(&links, &self.shared.stats) {
             return;
         }

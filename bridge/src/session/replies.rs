@@ -99,7 +99,7 @@ impl Session {
             self.fail_all(ErrorCode::BrokerUnavailable, why, None).await;
             return;
         }
-        let why = match ReplySub::resume(links, &self.id).await {
+        let why = match ReplySub::resume(links, &self.id, self.shared.config.session_grace).await {
             Ok(Some(sub)) => {
                 debug!(session = %self.id, "reply queue consumed again");
                 self.reply = Some(sub);

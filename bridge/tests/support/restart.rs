@@ -39,6 +39,7 @@ pub fn resumable() -> Hello<'static> {
     Hello {
         client: Some("broker-restart"),
         acks: true,
+        token: None,
         ..Hello::default()
     }
 }

@@ -10,9 +10,10 @@ use alloc::vec::Vec;
 use super::{DecodeError, tag};
 use crate::ErrorCode;
 use crate::frame::{
-    Ack, Attach, Cancel, Done, ErrorFrame, Frame, Gather, Hello, Limits, Part, Progress, Reply,
-    Request, Welcome, kind,
+    Ack, Attach, Auth, Cancel, Done, ErrorFrame, Frame, Gather, Hello, Limits, Part, Progress,
+    Reply, Request, Welcome, kind,
 };
+use crate::validate::{MAX_ACK_IDS, MAX_ATTACH, MAX_HEADERS};
 
 /// Frames a client sends (kinds below `0x80`).
 const FROM_CLIENT: u8 = 1;
@@ -53,6 +54,8 @@ struct Fields<'a> {
     session_grace_ms: Option<u32>,
     heartbeat_ms: Option<u32>,
     acks: bool,
+    token: Option<&'a str>,
+    user: Option<&'a str>,
 }
 
 fn text<'a>(v: &'a [u8], field: &'static str) -> Result<&'a str, DecodeError> {
@@ -96,6 +99,21 @@ fn attach(v: &[u8]) -> Result<Attach<'_>, DecodeError> {
     })
 }
 
+/// Appends to a repeatable field's list, refusing more than `max` (before allocating more):
+/// a 1 MiB message of empty fields would otherwise make a list of ~350,000 entries.
+fn push_capped<T>(
+    list: &mut Vec<T>,
+    item: T,
+    max: usize,
+    field: &'static str,
+) -> Result<(), DecodeError> {
+    if list.len() >= max {
+        return Err(DecodeError::TooMany(field));
+    }
+    list.push(item);
+    Ok(())
+}
+
 /// Reads the field list; returns the fields and the body that follows the end tag. Tags
 /// that only frames outside `DIRS` carry are skipped like unknown ones.
 fn read_fields<const DIRS: u8>(mut buf: &[u8]) -> Result<(Fields<'_>, &[u8]), DecodeError> {
@@ -123,11 +141,11 @@ fn read_fields<const DIRS: u8>(mut buf: &[u8]) -> Result<(Fields<'_>, &[u8]), De
                 let id = text(v, "id")?;
                 f.id = Some(id);
                 if client {
-                    f.ids.push(id);
+                    push_capped(&mut f.ids, id, MAX_ACK_IDS, "id")?;
                 }
             }
             tag::CONTENT_TYPE => f.content_type = Some(text(v, "content_type")?),
-            tag::HEADER => f.headers.push(header(v)?),
+            tag::HEADER => push_capped(&mut f.headers, header(v)?, MAX_HEADERS, "header")?,
             tag::RESUME_TOKEN => f.resume_token = Some(text(v, "resume_token")?),
             // Client to bridge.
             tag::DESTINATION if client => f.destination = Some(text(v, "destination")?),
@@ -139,7 +157,8 @@ fn read_fields<const DIRS: u8>(mut buf: &[u8]) -> Result<(Fields<'_>, &[u8]), De
             }
             tag::ROUTING_KEY if client => f.routing_key = Some(text(v, "routing_key")?),
             tag::MAX_REPLIES if client => f.max_replies = Some(be_u32(v, "max_replies")?),
-            tag::ATTACH if client => f.attach.push(attach(v)?),
+            tag::ATTACH if client => push_capped(&mut f.attach, attach(v)?, MAX_ATTACH, "attach")?,
+            tag::TOKEN if client => f.token = Some(text(v, "token")?),
             tag::ACKS if client => f.acks = v.first().is_some_and(|b| *b != 0),
             // Bridge to client.
             tag::CODE if bridge => f.code = Some(text(v, "code")?),
@@ -164,6 +183,7 @@ fn read_fields<const DIRS: u8>(mut buf: &[u8]) -> Result<(Fields<'_>, &[u8]), De
                 f.session_grace_ms = Some(be_u32(v, "session_grace_ms")?);
             }
             tag::HEARTBEAT_MS if bridge => f.heartbeat_ms = Some(be_u32(v, "heartbeat_ms")?),
+            tag::USER if bridge => f.user = Some(text(v, "user")?),
             _ => {} // unknown tag (or one only the other direction's frames carry): skipped
         }
     }
@@ -190,6 +210,7 @@ fn decode_in<const DIRS: u8>(buf: &[u8]) -> Result<Frame<'_>, DecodeError> {
             resume_token: f.resume_token,
             attach: f.attach,
             acks: f.acks,
+            token: f.token,
         }),
         kind::REQUEST if client => Frame::Request(Request {
             id: required(f.id, name, "id")?,
@@ -214,6 +235,9 @@ fn decode_in<const DIRS: u8>(buf: &[u8]) -> Result<Frame<'_>, DecodeError> {
             body,
         }),
         kind::ACK if client => Frame::Ack(Ack { ids: f.ids }),
+        kind::AUTH if client => Frame::Auth(Auth {
+            token: required(f.token, name, "token")?,
+        }),
         kind::WELCOME if bridge => Frame::Welcome(Welcome {
             session: required(f.session, name, "session")?,
             resumed: f.resumed.unwrap_or(false),
@@ -227,6 +251,7 @@ fn decode_in<const DIRS: u8>(buf: &[u8]) -> Result<Frame<'_>, DecodeError> {
             },
             resume_token: f.resume_token,
             server: f.server,
+            user: f.user,
         }),
         kind::REPLY if bridge => Frame::Reply(Reply {
             id: required(f.id, name, "id")?,

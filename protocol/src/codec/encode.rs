@@ -41,6 +41,11 @@ impl Frame<'_> {
                 if h.acks {
                     w.field(tag::ACKS, &[1]);
                 }
+                w.opt_str(tag::TOKEN, h.token);
+                &[]
+            }
+            Frame::Auth(a) => {
+                w.str(tag::TOKEN, a.token);
                 &[]
             }
             Frame::Request(r) => {
@@ -85,6 +90,7 @@ impl Frame<'_> {
                 }
                 w.opt_str(tag::RESUME_TOKEN, wl.resume_token);
                 w.opt_str(tag::SERVER, wl.server);
+                w.opt_str(tag::USER, wl.user);
                 &[]
             }
             Frame::Reply(r) => {

@@ -70,6 +70,10 @@ pub mod tag {
     pub const ACKS: u8 = 0x1a;
     /// Limit: heartbeat interval in milliseconds (u32).
     pub const HEARTBEAT_MS: u8 = 0x1b;
+    /// Access token of HELLO and AUTH (UTF-8).
+    pub const TOKEN: u8 = 0x1c;
+    /// The authenticated user, in WELCOME (UTF-8).
+    pub const USER: u8 = 0x1d;
 }
 
 /// Why a message is not a valid frame. The `Display` text names the problem and is safe to
@@ -106,6 +110,9 @@ pub enum DecodeError {
     /// A text field is not UTF-8.
     #[error("field {0} is not valid UTF-8")]
     InvalidUtf8(&'static str),
+    /// A repeatable field occurs more often than any valid frame needs.
+    #[error("too many {0} fields")]
+    TooMany(&'static str),
     /// A fixed-size field has the wrong length.
     #[error("field {field} must be {expected} bytes, got {got}")]
     BadLength {

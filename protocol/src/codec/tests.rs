@@ -37,7 +37,9 @@ fn every_kind_round_trips() {
             },
         ],
         acks: true,
+        token: Some("eyJ.a.b"),
     }));
+    round_trip(Frame::Auth(Auth { token: "eyJ.c.d" }));
     round_trip(Frame::Hello(Hello::default()));
     round_trip(Frame::Request(Request {
         id: "c1",
@@ -85,6 +87,7 @@ fn every_kind_round_trips() {
         },
         resume_token: Some("tok"),
         server: Some("ferry-bridge/0.1.0"),
+        user: Some("alice"),
     }));
     round_trip(Frame::Reply(Reply {
         id: "c1",
@@ -214,6 +217,7 @@ fn each_direction_decodes_its_frames_as_the_generic_decoder_does() {
             },
             resume_token: Some("t"),
             server: Some("ferry-bridge"),
+            user: None,
         }),
         Frame::Heartbeat,
     ];
@@ -233,6 +237,7 @@ fn each_direction_decodes_its_frames_as_the_generic_decoder_does() {
             destination: "q",
         }],
         acks: true,
+        token: Some("t"),
     });
     let bytes = hello.encode();
     assert_eq!(Frame::decode_from_client(&bytes).as_ref(), Ok(&hello));
@@ -303,5 +308,29 @@ fn a_truncated_attach_is_an_error() {
     assert_eq!(
         Frame::decode(&bytes),
         Err(DecodeError::Truncated(super::tag::ATTACH))
+    );
+}
+
+#[test]
+fn repeatable_fields_are_capped_before_they_grow() {
+    use crate::validate::{MAX_ACK_IDS, MAX_HEADERS};
+    // 33 empty headers: one more than any valid request carries.
+    let mut buf = vec![kind::REQUEST];
+    for _ in 0..=MAX_HEADERS {
+        buf.extend_from_slice(&[tag::HEADER, 0, 1, 0]);
+    }
+    buf.push(tag::END);
+    assert_eq!(
+        Frame::decode_from_client(&buf),
+        Err(DecodeError::TooMany("header"))
+    );
+    let mut buf = vec![kind::ACK];
+    for _ in 0..=MAX_ACK_IDS {
+        buf.extend_from_slice(&[tag::ID, 0, 1, b'x']);
+    }
+    buf.push(tag::END);
+    assert_eq!(
+        Frame::decode_from_client(&buf),
+        Err(DecodeError::TooMany("id"))
     );
 }

@@ -1,0 +1,79 @@
+//! The caller within a session: the destinations it may call (the bridge's `--allow`
+//! narrowed by its token), AUTH frames that renew the token without dropping the socket, and
+//! the end of a session whose token expired unrenewed.
+
+use std::time::Duration;
+
+use ferry_protocol::ErrorCode;
+use ferry_protocol::headers::CancelReason;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tracing::{debug, info};
+
+use super::{End, Flow, Session};
+use crate::auth::{AuthError, Identity};
+use crate::error::BridgeError;
+
+/// How long a session waits when its token never expires (or the bridge has no auth).
+const NEVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+impl Session {
+    /// True when both the bridge and the caller's token allow `dest`.
+    pub(super) fn allows(&self, dest: &str) -> bool {
+        self.shared.allow.allows(dest) && self.identity.as_ref().is_none_or(|i| i.allows(dest))
+    }
+
+    /// Time until the session's token expires.
+    pub(super) fn token_lifetime(&self) -> Duration {
+        self.identity
+            .as_ref()
+            .and_then(Identity::expires_in)
+            .unwrap_or(NEVER)
+    }
+
+    /// AUTH: a renewed token. It must verify and name the same user; then its permissions
+    /// and expiry replace the old ones. A bad one ends the session like an expired one.
+    pub(super) async fn on_auth(&mut self, token: &str) -> Flow {
+        let Some(current) = &self.identity else {
+            return Flow::Continue; // the bridge does not authenticate: nothing to renew
+        };
+        let verdict = match self.shared.auth.authenticate(Some(token)) {
+            Ok(Some(new)) if new.user == current.user => Ok(new),
+            Ok(_) => Err(AuthError::OtherUser),
+            Err(e) => Err(e),
+        };
+        match verdict {
+            Ok(new) => {
+                debug!(session = %self.id, "token renewed");
+                self.identity = Some(new);
+                Flow::Continue
+            }
+            Err(e) => {
+                info!(session = %self.id, error = %e, "token renewal refused; closing");
+                self.revoke(BridgeError::Unauthorized(e)).await;
+                Flow::Stop
+            }
+        }
+    }
+
+    /// The token expired without renewal: the session ends.
+    pub(super) async fn expired(&mut self) {
+        info!(session = %self.id, "access token expired; closing the session");
+        self.revoke(BridgeError::Unauthorized(AuthError::Expired))
+            .await;
+    }
+
+    /// Fails every pending request and the connection with `e`, then closes the socket
+    /// (1008). The session is over: its queue goes, even a resumable one's.
+    async fn revoke(&mut self, e: BridgeError) {
+        let message = e.wire_message();
+        self.fail_all(
+            ErrorCode::Unauthorized,
+            &message,
+            Some(CancelReason::Disconnected),
+        )
+        .await;
+        self.send_error(None, &e).await;
+        self.out.close(CloseCode::Policy, "unauthorized").await;
+        self.end = End::Closed;
+    }
+}
