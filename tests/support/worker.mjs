@@ -8,6 +8,8 @@
 //   progress        `x-progress` progress messages (x-ferry-kind: progress), then echo;
 //                   with `x-interval-ms`, one every that many ms (then the echo one later)
 //   silent          never reply (ack and forget)
+//   whoami          reply {"user": x-ferry-user, "ward": x-ferry-claim-ward} (what the
+//                   bridge says about the caller)
 
 import amqp from "amqplib";
 import { AMQP_URL } from "./bridge.mjs";
@@ -42,6 +44,12 @@ export async function startWorker(queue, { url = AMQP_URL, prefetch = 2000 } = {
     switch (mode) {
       case "silent":
         break;
+      case "whoami": {
+        const text = (v) => (v == null ? null : String(v));
+        const who = { user: text(h["x-ferry-user"]), ward: text(h["x-ferry-claim-ward"]) };
+        reply(msg, Buffer.from(JSON.stringify(who)), { contentType: "application/json" });
+        break;
+      }
       case "error":
         reply(msg, Buffer.from(JSON.stringify({ reason: "the worker refused", echo: msg.content.toString() })), {
           contentType: "application/json",
