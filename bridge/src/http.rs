@@ -69,7 +69,17 @@ pub async fn too_many(mut tcp: TcpStream) {
     use tokio::io::AsyncWriteExt;
     const BODY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n\
         Content-Length: 21\r\nConnection: close\r\nRetry-After: 5\r\n\r\ntoo many connections\n";
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), tcp.write_all(BODY)).await;
+    use tokio::io::AsyncReadExt;
+    // Write, half-close, then read what the client sent until it closes (all bounded): a
+    // socket closed with unread data resets the connection and loses the answer.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+        tcp.write_all(BODY).await?;
+        tcp.shutdown().await?;
+        let mut sink = [0u8; 1024];
+        while tcp.read(&mut sink).await? > 0 {}
+        Ok::<_, std::io::Error>(())
+    })
+    .await;
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Body> {

@@ -1,0 +1,239 @@
+//! Hostile clients against the real bridge and broker: each worst case a client can send is
+//! refused with a clear error while a well-behaved client on the same bridge loses nothing,
+//! and every per-socket and per-address bound holds.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use ferry_protocol::validate::{MAX_HEADER_VALUE_LEN, MAX_HEADERS};
+use ferry_protocol::{Frame, Gather, Request};
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A well-behaved client keeps `n` requests going to an echo worker until `stop`, and
+/// returns how many replies it got and every error code it saw.
+async fn steady(
+    url: String,
+    queue: String,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> (u32, Vec<String>) {
+    let mut c = Client::connect(&url).await;
+    let (mut ok, mut errors, mut i) = (0, Vec::new(), 0u32);
+    while !*stop.borrow() {
+        for _ in 0..8 {
+            i += 1;
+            c.request(&i.to_string(), &queue, b"{}", Some(10_000)).await;
+        }
+        for _ in 0..8 {
+            match c.recv().await.frame() {
+                Frame::Reply(_) => ok += 1,
+                Frame::Error(e) => errors.push(e.code.as_str().to_owned()),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+    (ok, errors)
+}
+
+#[tokio::test]
+async fn worst_case_requests_are_refused_and_another_client_loses_nothing() {
+    let queue = unique("hostile.steady");
+    let (_w, _task) = echo_worker(&queue).await;
+    let b = TestBridge::start(|_| {}).await;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let good = tokio::spawn(steady(b.url(), queue.clone(), stop_rx));
+    let mut attacker = Client::connect(&b.url()).await;
+    // Every header the protocol allows, each at its longest: ~133 KB, over frame_max.
+    let names: Vec<String> = (0..MAX_HEADERS).map(|i| format!("h{i:02}")).collect();
+    let value = "v".repeat(MAX_HEADER_VALUE_LEN);
+    let headers: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), value.as_str())).collect();
+    for round in 0..5 {
+        let id = format!("big{round}");
+        attacker
+            .send(Frame::Request(Request {
+                id: &id,
+                destination: &queue,
+                content_type: None,
+                timeout_ms: Some(5_000),
+                idle_timeout_ms: None,
+                headers: headers.clone(),
+                body: b"{}",
+            }))
+            .await;
+        let (rid, code, message, ..) = attacker.recv().await.error();
+        assert_eq!(
+            (rid.as_deref(), code.as_str()),
+            (Some(id.as_str()), "too_large")
+        );
+        assert!(message.contains("16384"), "the limit is named: {message}");
+    }
+    // A message of nothing but empty header fields: refused by the decoder's count cap.
+    let mut flood = vec![ferry_protocol::frame::kind::REQUEST];
+    for _ in 0..100_000 {
+        flood.extend_from_slice(&[ferry_protocol::codec::tag::HEADER, 0, 1, 0]);
+    }
+    flood.push(0);
+    attacker.send_raw(flood).await;
+    let (_, code, message, ..) = attacker.recv().await.error();
+    assert_eq!(code, "bad_request");
+    assert!(message.contains("too many header"), "{message}");
+    // Every id an ACK may carry, and one more.
+    let ids: Vec<String> = (0..=ferry_protocol::validate::MAX_ACK_IDS)
+        .map(|i| i.to_string())
+        .collect();
+    attacker
+        .send(Frame::Ack(ferry_protocol::Ack {
+            ids: ids.iter().map(String::as_str).collect(),
+        }))
+        .await;
+    assert_eq!(attacker.recv().await.error().1, "bad_request");
+    // Ferry's own queues and the cancel exchange, whatever the allowlist says.
+    attacker
+        .request(
+            "r",
+            &format!("ferry.reply.{}", attacker.session),
+            b"{}",
+            None,
+        )
+        .await;
+    assert_eq!(attacker.recv().await.error().1, "forbidden");
+    stop_tx.send(true).unwrap();
+    let (ok, errors) = good.await.unwrap();
+    assert!(ok >= 8, "the steady client kept working ({ok} replies)");
+    assert!(
+        errors.is_empty(),
+        "the steady client lost nothing: {errors:?}"
+    );
+    let metrics = http_get(b.addr, "/metrics").await;
+    assert!(
+        metrics.contains("ferry_broker_connects_total 1\n"),
+        "the broker connection never dropped:\n{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn with_allow_star_ferrys_own_queues_and_the_cancel_exchange_stay_out_of_reach() {
+    let b = TestBridge::start(|c| {
+        c.allow = vec!["*".into()];
+        c.allow_exchange = vec!["*".into()];
+    })
+    .await;
+    let mut c = Client::connect(&b.url()).await;
+    for dest in [
+        "ferry.reply.0123456789abcdef",
+        "ferry.epoch.x",
+        "amq.direct",
+    ] {
+        c.request("r", dest, b"{}", None).await;
+        let (_, code, message, ..) = c.recv().await.error();
+        assert_eq!(code, "forbidden", "{dest}: {message}");
+    }
+    c.send(Frame::Gather(Gather {
+        id: "g",
+        destination: "ferry.cancel",
+        routing_key: Some("#"),
+        content_type: None,
+        timeout_ms: Some(1_000),
+        max_replies: None,
+        headers: vec![],
+        body: b"{}",
+    }))
+    .await;
+    assert_eq!(c.recv().await.error().1, "forbidden");
+}
+
+#[tokio::test]
+async fn requests_over_the_rate_are_rate_limited_and_the_socket_stays_open() {
+    let queue = unique("hostile.rate");
+    let (_w, _task) = echo_worker(&queue).await;
+    let b = TestBridge::start(|c| {
+        c.request_rate = 2;
+        c.request_burst = 3;
+    })
+    .await;
+    let mut c = Client::connect(&b.url()).await;
+    for i in 0..4 {
+        c.request(&i.to_string(), &queue, b"1", Some(5_000)).await;
+    }
+    let mut codes = Vec::new();
+    for _ in 0..4 {
+        let r = c.recv().await;
+        codes.push(match r.frame() {
+            Frame::Reply(_) => "reply".to_owned(),
+            Frame::Error(e) => e.code.as_str().to_owned(),
+            other => panic!("{other:?}"),
+        });
+    }
+    codes.sort();
+    assert_eq!(codes, ["rate_limited", "reply", "reply", "reply"]);
+    // Half a second later a token has come back: the same socket is served again.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    c.request("later", &queue, b"1", Some(5_000)).await;
+    assert_eq!(c.recv().await.reply().0, "later");
+}
+
+#[tokio::test]
+async fn sockets_per_address_and_their_open_rate_are_capped() {
+    let b = TestBridge::start(|c| {
+        c.max_connections_per_ip = 2;
+        c.session_rate = 1000;
+    })
+    .await;
+    let _a = Client::connect(&b.url()).await;
+    let _b = Client::connect(&b.url()).await;
+    let third = tokio_tungstenite::connect_async(b.url()).await;
+    match third {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 429),
+        other => panic!("expected 429, got {other:?}"),
+    }
+    drop(_a);
+    b.until("the first socket's place is given back", |s| {
+        s.sessions == 1
+    })
+    .await;
+    let _c = Client::connect(&b.url()).await;
+    let slow = TestBridge::start(|c| c.session_rate = 1).await; // bursts of 2
+    let _x = Client::connect(&slow.url()).await;
+    let _y = Client::connect(&slow.url()).await;
+    match tokio_tungstenite::connect_async(slow.url()).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 429),
+        other => panic!("expected 429, got {other:?}"),
+    }
+    let metrics = http_get(slow.addr, "/metrics").await;
+    assert!(
+        metrics.contains("ferry_connections_refused_total 1\n"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_half_sent_http_request_is_dropped_after_the_header_timeout() {
+    let b = TestBridge::start(|c| c.header_read_timeout = Duration::from_millis(500)).await;
+    let mut tcp = tokio::net::TcpStream::connect(b.addr).await.unwrap();
+    tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(STEP, tcp.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "the bridge closed the slow connection");
+}
+
+#[tokio::test]
+async fn connections_over_the_global_cap_get_503() {
+    let b = TestBridge::start(|c| c.max_connections = 1).await;
+    let _held = Client::connect(&b.url()).await;
+    let mut tcp = tokio::net::TcpStream::connect(b.addr).await.unwrap();
+    tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(STEP, tcp.read_to_end(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf);
+    assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+}
