@@ -98,7 +98,25 @@ for n in $(seq 1 "$WORKERS"); do
 done
 say "$WORKERS workers consuming $QUEUE (prefetch $PREFETCH, ${WORK_MS} ms per summary)"
 
-"$TARGET_DIR/release/ferry-bridge" --listen "$LISTEN" --static-dir "$ROOT/www" \
+# Sign-in: a fresh HS256 secret, and a development token for each of the two clinicians
+# (the worker shows each only the patients in their care). The page reads them from
+# www/demo-tokens.json; a real app gets its token from its own login instead.
+BRIDGE="$TARGET_DIR/release/ferry-bridge"
+SECRET="$STATE/jwt-secret"
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$SECRET"
+mint() {
+    "$BRIDGE" token --secret-file "$SECRET" --sub "$1" --ttl 12h \
+        --allow "$QUEUE" --allow-exchange patient_summary.presence
+}
+cat >"$ROOT/www/demo-tokens.json" <<JSON
+[
+  { "user": "dr.okafor", "name": "Dr. Ada Okafor (patients 1–6)", "token": "$(mint dr.okafor)" },
+  { "user": "dr.lindqvist", "name": "Dr. Bruno Lindqvist (patients 7–12)", "token": "$(mint dr.lindqvist)" }
+]
+JSON
+say "minted sign-in tokens for dr.okafor and dr.lindqvist (www/demo-tokens.json)"
+
+"$BRIDGE" --listen "$LISTEN" --static-dir "$ROOT/www" --jwt-secret-file "$SECRET" \
     --allow "$QUEUE" --allow-exchange patient_summary.presence --drain-timeout 3s \
     >"$LOGS/bridge.out" 2>"$LOGS/bridge.log" &
 PIDS+=($!)
@@ -111,6 +129,8 @@ cat <<EOF
 
     Open  ${URL}/  in your browser.
 
+  Sign in as either clinician (top right): each sees only their own patients' summaries;
+  the other's come back as the worker's typed error not_your_patient.
   Bridge socket ${URL/http:/ws:}/ws, page served from www/, logs in .demo/logs/.
   Press Ctrl-C to stop the bridge and the workers.
 

@@ -2,7 +2,7 @@
 // the `patient_summary_request` AMQP service for summaries, many at once.
 //
 // Everything Ferry-specific is a few calls of the ferry-client package:
-//   connect(url, { persist: true })  ·  client.request(destination, body, { timeoutMs, signal, onProgress, meta })
+//   connect(url, { token, persist: true })  ·  client.request(destination, body, { timeoutMs, signal, onProgress, meta })
 //   client.resumed() and client.reattach(id) after a reload
 //   client.gather(exchange, body, { windowMs })  ·  and FerryError's `.code` on failure.
 
@@ -38,7 +38,18 @@ const ui = {
   counts: $("#counts"),
   clear: $("#clear-finished"),
   announcer: $("#announcer"),
+  signin: $("#signin"),
+  clinician: $("#clinician"),
 };
+
+// Who is signed in. A real app gets its token from its login (an IdP); the demo's tokens are
+// minted by scripts/demo.sh (`ferry-bridge token`) into demo-tokens.json (?tokens=URL
+// overrides): [{ "user": "dr.okafor", "name": "Dr. Ada Okafor", "token": "eyJ..." }, ...].
+// Without the file the page connects without a token (a bridge without authentication).
+const TOKENS_URL = new URLSearchParams(location.search).get("tokens") || "./demo-tokens.json";
+/** @type {{user: string, name: string, token: string}[]} */
+let accounts = [];
+let account = null;
 
 let ferry = null; // the imported package
 let client = null; // the connected client, or null
@@ -76,9 +87,12 @@ async function connectNow() {
     // persist: the session and its pending summaries survive a page reload (sessionStorage);
     // the client reconnects by itself and resumes the session, so replies are never lost.
     let connected = null;
+    // token: asked on every connect and reconnect, and before the token expires.
+    const signedIn = account;
     connected = await ferry.connect(socketUrl(), {
+      token: signedIn ? () => signedIn.token : undefined,
       timeoutMs: REQUEST_TIMEOUT_MS,
-      persist: true,
+      persist: signedIn ? { key: `ferry-demo:${signedIn.user}` } : true,
       onStateChange(state) {
         if (client !== connected) return;
         if (state === "reconnecting") setConnection("reconnecting", "Reconnecting… summaries keep building");
@@ -333,6 +347,33 @@ function wireControls() {
   }, 250);
 }
 
+// --- sign-in ---------------------------------------------------------------------------------
+
+async function loadAccounts() {
+  try {
+    const res = await fetch(TOKENS_URL, { cache: "no-store" });
+    if (!res.ok) return;
+    const list = await res.json();
+    accounts = Array.isArray(list) ? list.filter((a) => a && a.user && a.token) : [];
+  } catch {
+    accounts = [];
+  }
+  if (!accounts.length) return;
+  for (const a of accounts) ui.clinician.append(h("option", { value: a.user }, a.name || a.user));
+  account = accounts[0];
+  ui.signin.hidden = false;
+  ui.clinician.addEventListener("change", () => {
+    account = accounts.find((a) => a.user === ui.clinician.value) ?? accounts[0];
+    announce(`Signed in as ${account.name || account.user}`);
+    // A new user is a new session: the old one ends (its pending summaries are cancelled).
+    const old = client;
+    client = null;
+    old?.close?.().catch(() => {});
+    retryDelayMs = 1000;
+    connectNow();
+  });
+}
+
 async function main() {
   renderPatients();
   wireControls();
@@ -348,6 +389,7 @@ async function main() {
     return;
   }
   window.ferryDemo = { get client() { return client; }, cards };
+  await loadAccounts();
   await connectNow();
 }
 

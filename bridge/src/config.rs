@@ -95,6 +95,18 @@ pub struct Config {
     #[arg(long, env = "FERRY_STATIC_DIR")]
     pub static_dir: Option<PathBuf>,
 
+    /// The `Content-Security-Policy` of static files. The default lets a page run its own
+    /// scripts (inline ones too: import maps are inline) and WebAssembly, load from its own
+    /// origin, open sockets, and keeps it out of other sites' frames.
+    #[arg(
+        long = "content-security-policy",
+        env = "FERRY_CONTENT_SECURITY_POLICY",
+        default_value = "default-src 'self'; script-src 'self' 'unsafe-inline' 'wasm-unsafe-eval'; \
+            style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self' ws: wss:; \
+            object-src 'none'; base-uri 'self'; frame-ancestors 'none'"
+    )]
+    pub content_security_policy: String,
+
     /// Origins allowed to open a socket (exact, e.g. `https://app.example`). Repeatable and/or
     /// comma-separated. Without any, every origin is allowed.
     #[arg(

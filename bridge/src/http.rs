@@ -145,14 +145,7 @@ async fn static_file(shared: &Shared, method: &Method, path: &str) -> Response<B
                 header::X_CONTENT_TYPE_OPTIONS,
                 HeaderValue::from_static("nosniff"),
             );
-            // Same-origin scripts, styles, images and sockets only; no framing by others.
-            h.insert(
-                header::CONTENT_SECURITY_POLICY,
-                HeaderValue::from_static(
-                    "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; \
-                     script-src 'self' 'wasm-unsafe-eval'; frame-ancestors 'none'",
-                ),
-            );
+            h.insert(header::CONTENT_SECURITY_POLICY, shared.csp.clone());
             r
         }
         None => text(StatusCode::NOT_FOUND, "not found\n"),

@@ -81,6 +81,8 @@ pub struct Shared {
     pub admission: Arc<limits::Admission>,
     /// One permit per open TCP connection (`--max-connections`).
     pub connections: Arc<Semaphore>,
+    /// `--content-security-policy`, sent with static files.
+    pub csp: hyper::header::HeaderValue,
 }
 
 /// A bound, not yet running bridge.
@@ -125,6 +127,9 @@ impl Bridge {
                     source,
                 })?;
         let auth = auth::Auth::from_config(&config).map_err(StartError::Config)?;
+        let csp = hyper::header::HeaderValue::from_str(&config.content_security_policy).map_err(
+            |_| StartError::Config("--content-security-policy is not a valid header value".into()),
+        )?;
         if !auth.enabled() {
             if !config.listen.ip().is_loopback() && !config.no_auth {
                 return Err(StartError::Config(format!(
@@ -184,6 +189,7 @@ impl Bridge {
                 config_limits.2,
             )),
             connections: Arc::new(Semaphore::new(config_limits.3)),
+            csp,
         });
         Ok(Self {
             listener,

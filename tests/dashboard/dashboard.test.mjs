@@ -4,7 +4,10 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, copyFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdirSync, copyFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 import {
@@ -15,7 +18,7 @@ import {
   uniqueName,
   wwwDir,
 } from "./harness.mjs";
-import { startBridge } from "../support/bridge.mjs";
+import { bridgeBinary, startBridge } from "../support/bridge.mjs";
 
 const queue = uniqueName("test.dashboard");
 const slowQueue = uniqueName("test.dashboard-slow");
@@ -191,4 +194,58 @@ test("find available reviewers: one gather answered by every running worker", as
   assert.equal(await page.evaluate(() => window.ferryDemo.client.pending), 0);
   assert.deepEqual(problems, []);
   await page.close();
+});
+
+test("signed in: each clinician sees their own patients; the other's are the worker's typed error", async () => {
+  // A bridge that authenticates, and a tokens file like the one scripts/demo.sh writes.
+  const www = wwwDir();
+  const dir = mkdtempSync(join(tmpdir(), "ferry-dash-"));
+  const secret = join(dir, "secret");
+  writeFileSync(secret, randomBytes(32).toString("hex"));
+  const mint = (sub) =>
+    execFileSync(bridgeBinary(), ["token", "--secret-file", secret, "--sub", sub, "--ttl", "10m"], { encoding: "utf8" }).trim();
+  const tokensName = `${uniqueName("test-tokens")}.json`;
+  const tokensFile = join(www, tokensName);
+  writeFileSync(tokensFile, JSON.stringify([
+    { user: "dr.okafor", name: "Dr. Ada Okafor", token: mint("dr.okafor") },
+    { user: "dr.lindqvist", name: "Dr. Bruno Lindqvist", token: mint("dr.lindqvist") },
+  ]));
+  const authed = await startBridge({
+    allow: [queue],
+    args: ["--static-dir", www, "--drain-timeout", "1s", "--jwt-secret-file", secret],
+  });
+  const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
+  const problems = [];
+  page.on("pageerror", (err) => problems.push(err.message));
+  try {
+    await page.goto(`${authed.url}/?queue=${encodeURIComponent(queue)}&tokens=${encodeURIComponent(tokensName)}`);
+    await page.locator('.connection[data-state="connected"]').waitFor();
+    assert.equal(await page.locator("#clinician").inputValue(), "dr.okafor");
+
+    // Dr. Okafor: patient 2 is hers, patient 8 is not.
+    await requestButton(page, 2).click();
+    await requestButton(page, 8).click();
+    await page.locator('#cards > li.card[data-patient-id="8"][data-state="failed"]').waitFor();
+    const eight = cardFor(page, 8);
+    assert.equal(await eight.locator(".error-code").textContent(), "remote");
+    assert.equal(await eight.locator(".remote-code").textContent(), "not_your_patient");
+    assert.match(await eight.locator(".error-message").textContent(), /patient 8 is not in dr\.okafor's care/);
+    await page.locator('#cards > li.card[data-patient-id="2"][data-state="done"]').waitFor({ timeout: 20_000 });
+
+    // Dr. Lindqvist: patient 8 is his.
+    await page.locator("#clinician").selectOption("dr.lindqvist");
+    await page.locator('.connection[data-state="connected"]').waitFor();
+    await page.waitForFunction(() => window.ferryDemo.client !== null);
+    await requestButton(page, 8).click();
+    await page.waitForFunction(
+      () => document.querySelectorAll('#cards > li.card[data-patient-id="8"][data-state="done"]').length === 1,
+      null,
+      { timeout: 20_000 },
+    );
+    assert.deepEqual(problems, []);
+  } finally {
+    await page.close();
+    await authed.stop();
+    rmSync(tokensFile, { force: true });
+  }
 });

@@ -39,6 +39,14 @@ pub enum RequestError {
     /// No patient has this id.
     #[error("no patient with id {0}")]
     UnknownPatient(u64),
+    /// The caller (`x-ferry-user`) is not in this patient's care team.
+    #[error("patient {patient} is not in {user}'s care")]
+    NotYourPatient {
+        /// The patient asked for.
+        patient: u64,
+        /// Who asked.
+        user: String,
+    },
 }
 
 impl RequestError {
@@ -47,6 +55,7 @@ impl RequestError {
         match self {
             Self::BadRequest(_) => "bad_request",
             Self::UnknownPatient(_) => "unknown_patient",
+            Self::NotYourPatient { .. } => "not_your_patient",
         }
     }
 
@@ -61,6 +70,11 @@ impl RequestError {
                 "error": self.code(),
                 "patientId": id,
                 "knownIds": format!("1..={}", crate::patients::PATIENT_COUNT),
+            }),
+            Self::NotYourPatient { patient, user } => serde_json::json!({
+                "error": self.code(),
+                "patientId": patient,
+                "user": user,
             }),
         }
     }

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::error::{RequestError, WorkerError};
-use crate::patients;
+use crate::{care, patients};
 
 /// Header carrying the request's absolute deadline (AMQP long, ms since the Unix epoch).
 pub const HEADER_DEADLINE: &str = "x-ferry-deadline";
@@ -102,6 +102,14 @@ pub async fn handle(
         let err = RequestError::UnknownPatient(patient_id);
         return reject(&reply, &delivery, &err, &id_for_log).await;
     };
+    let user = care::caller(props.headers().as_ref());
+    if !care::may_see(user.as_deref(), patient_id) {
+        let err = RequestError::NotYourPatient {
+            patient: patient_id,
+            user: user.unwrap_or_default(),
+        };
+        return reject(&reply, &delivery, &err, &id_for_log).await;
+    }
 
     tracing::info!(correlation_id = %id_for_log, patient_id, "building summary");
     let started = std::time::Instant::now();

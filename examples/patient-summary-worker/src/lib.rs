@@ -10,9 +10,11 @@
 //! - [`server`]: [`run`]: connect (with backoff), declare, consume with a prefetch, reconnect.
 //! - [`job`]: one request: deadline, progress messages, reply or error reply, ack.
 //! - [`patients`]: deterministic fake patient data and the summary built from it.
+//! - [`care`]: which caller (`x-ferry-user`) may see which patient.
 //! - [`error`]: [`WorkerError`] (connection-level) and [`RequestError`] (error replies).
 
 pub mod cancel;
+pub mod care;
 pub mod config;
 pub mod error;
 pub mod job;
