@@ -151,6 +151,16 @@ pub struct Config {
     #[arg(long, env = "FERRY_FORWARD_CLAIM", value_delimiter = ',')]
     pub forward_claim: Vec<String>,
 
+    /// A connect proxy: the queue of the app's own service the bridge asks, with each HELLO's
+    /// token (and the socket's Origin and address), who is calling (`docs/protocol.md` §2.2).
+    /// Excludes `--jwt-*`.
+    #[arg(long, env = "FERRY_AUTH_RPC")]
+    pub auth_rpc: Option<String>,
+
+    /// How long the bridge waits for the connect proxy before refusing the socket.
+    #[arg(long, env = "FERRY_AUTH_RPC_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub auth_rpc_timeout: Duration,
+
     /// Run without authentication on a non-loopback address (every socket may call every
     /// allowed destination). Without it, such a bridge refuses to start.
     #[arg(long, env = "FERRY_NO_AUTH")]

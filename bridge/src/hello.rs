@@ -17,6 +17,7 @@ use tracing::{debug, info};
 use crate::Shared;
 use crate::amqp_props::error_frame;
 use crate::auth::Identity;
+use crate::auth::rpc::Peer;
 use crate::broker::replies::ReplySub;
 use crate::config::Config;
 use crate::error::BridgeError;
@@ -68,7 +69,12 @@ impl Opened {
 }
 
 /// Waits for HELLO and answers WELCOME; `None` (socket closed) otherwise.
-pub async fn hello<St>(shared: &Arc<Shared>, stream: &mut St, out: &Outbound) -> Option<Opened>
+pub async fn hello<St>(
+    shared: &Arc<Shared>,
+    stream: &mut St,
+    out: &Outbound,
+    peer: &Peer,
+) -> Option<Opened>
 where
     St: Stream<Item = Result<Message, WsError>> + Unpin,
 {
@@ -90,10 +96,16 @@ where
         Ok(Err(BridgeError::Internal(_))) => return None,
         Ok(Err(e)) => e,
         Ok(Ok(bytes)) => match Frame::decode_from_client(&bytes) {
-            Ok(Frame::Hello(h)) => match shared.auth.authenticate(h.token) {
-                Ok(identity) => return welcome(shared, &h, identity, out).await,
-                Err(e) => BridgeError::Unauthorized(e),
-            },
+            Ok(Frame::Hello(h)) => {
+                match shared
+                    .auth
+                    .authenticate(h.token, &shared.broker, peer)
+                    .await
+                {
+                    Ok(identity) => return welcome(shared, &h, identity, out).await,
+                    Err(e) => e,
+                }
+            }
             Ok(other) => BridgeError::HelloFirst(other.kind_name()),
             Err(e) => e.into(),
         },
@@ -102,11 +114,15 @@ where
     shared.stats.error(problem.code());
     out.send(error_frame(None, problem.code(), &problem.wire_message()))
         .await;
-    let reason = match problem {
-        BridgeError::Unauthorized(_) => "unauthorized",
-        _ => "hello expected",
+    let (code, reason) = match problem {
+        BridgeError::Unauthorized(_) => (CloseCode::Policy, "unauthorized"),
+        // The connect proxy cannot be asked now: try again later.
+        BridgeError::BrokerUnavailable(_) => {
+            (CloseCode::Again, "cannot authenticate now; try again")
+        }
+        _ => (CloseCode::Policy, "hello expected"),
     };
-    out.close(CloseCode::Policy, reason).await;
+    out.close(code, reason).await;
     None
 }
 

@@ -21,6 +21,7 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tracing::debug;
 
 use crate::Shared;
+use crate::auth::rpc::Peer;
 use crate::handshake::{self, Verdict};
 use crate::stats::Stats;
 use crate::{session, static_files};
@@ -166,6 +167,15 @@ fn upgrade(
         Err(r) => return text(r.status, r.message),
     };
     let ip = shared.admission.client_ip(peer.ip(), req.headers());
+    let peer = Peer {
+        origin: req
+            .headers()
+            .get(header::ORIGIN)
+            .and_then(|o| o.to_str().ok())
+            .filter(|o| o.len() <= 256)
+            .map(str::to_owned),
+        addr: Some(ip),
+    };
     let place = match shared.admission.admit(ip) {
         Ok(p) => p,
         Err(refusal) => {
@@ -203,7 +213,7 @@ fn upgrade(
         )
         .await;
         match verdict {
-            Verdict::Accept => session::run(shared, ws).await,
+            Verdict::Accept => session::run(shared, ws, peer).await,
             Verdict::Refuse { reason, .. } => refuse(ws, reason).await,
         }
     });

@@ -27,6 +27,7 @@ use tracing::{debug, info};
 use crate::Shared;
 use crate::amqp_props::{done_frame, error_frame, request_properties};
 use crate::auth::Identity;
+use crate::auth::rpc::Peer;
 use crate::broker::{Links, publish, replies::ReplySub};
 use crate::error::BridgeError;
 use crate::limits::Bucket;
@@ -46,7 +47,7 @@ type PublishFuture = Pin<Box<dyn Future<Output = PublishOutcome> + Send>>;
 type NoticeFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Runs one socket from the first frame to the close.
-pub async fn run<S>(shared: Arc<Shared>, ws: S)
+pub async fn run<S>(shared: Arc<Shared>, ws: S, peer: Peer)
 where
     S: Stream<Item = Result<Message, WsError>>
         + futures_util::Sink<Message, Error = WsError>
@@ -56,7 +57,7 @@ where
 {
     let (sink, mut stream) = ws.split();
     let out = Outbound::spawn(sink, shared.config.ping_interval, &shared.tracker);
-    let Some(opened) = crate::hello::hello(&shared, &mut stream, &out).await else {
+    let Some(opened) = crate::hello::hello(&shared, &mut stream, &out, &peer).await else {
         return;
     };
     let cfg = &shared.config;
@@ -79,6 +80,7 @@ where
         rebind: None,
         identity: opened.identity,
         requests,
+        peer,
     };
     session.attach(opened.attach);
     session.run(&mut stream).await;
@@ -130,6 +132,8 @@ struct Session {
     identity: Option<Identity>,
     /// This socket's request rate limit.
     requests: Bucket,
+    /// Who connected (for a connect proxy asked again on renewal).
+    peer: Peer,
 }
 
 async fn next_reply(sub: &mut Option<ReplySub>) -> Option<Delivery> {

@@ -2,12 +2,14 @@
 //! the destinations this user may call (within the bridge's own allowlists), the claims
 //! forwarded to workers, and when the token expires.
 //!
-//! [`jwt`] verifies JSON Web Tokens against the configured keys; [`mint`] makes development
-//! tokens (`ferry-bridge token`). Without any `--jwt-*` flag the bridge does not authenticate
-//! ([`Auth::None`]), which it allows only on a loopback address or with `--no-auth`.
+//! [`jwt`] verifies JSON Web Tokens against the configured keys; [`rpc`] asks the app's own
+//! service instead (`--auth-rpc`); [`mint`] makes development tokens (`ferry-bridge token`).
+//! Without either the bridge does not authenticate ([`Auth::None`]), which it allows only on
+//! a loopback address or with `--no-auth`.
 
 pub mod jwt;
 pub mod mint;
+pub mod rpc;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -15,7 +17,10 @@ use serde_json::{Map, Value};
 use thiserror::Error;
 
 use crate::allow::Allowlist;
+use crate::broker::Broker;
 use crate::config::Config;
+use crate::error::BridgeError;
+use ferry_protocol::validate::MAX_TOKEN_LEN;
 
 use ferry_protocol::headers::CLAIM_PREFIX as CLAIM_HEADER_PREFIX;
 
@@ -56,6 +61,15 @@ pub enum AuthError {
     /// A renewed token names another user than the session's.
     #[error("the renewed token is for another user")]
     OtherUser,
+    /// The connect proxy refused the token (its message).
+    #[error("refused by the connect proxy: {0}")]
+    Refused(String),
+    /// The connect proxy did not answer within `--auth-rpc-timeout`.
+    #[error("the connect proxy did not answer in time")]
+    ProxySilent,
+    /// The connect proxy's answer is not the documented JSON.
+    #[error("the connect proxy's answer is not valid")]
+    ProxyReply,
 }
 
 /// The authenticated caller of one session.
@@ -146,18 +160,26 @@ pub enum Auth {
     None,
     /// JSON Web Tokens.
     Jwt(Box<jwt::Verifier>),
+    /// A connect proxy (`--auth-rpc`).
+    Rpc(Box<rpc::AuthRpc>),
 }
 
 impl Auth {
     /// The authenticator the flags ask for.
     pub fn from_config(c: &Config) -> Result<Self, String> {
-        if c.jwt_secret_file.is_none()
-            && c.jwt_public_key_file.is_empty()
-            && c.jwt_jwks_file.is_none()
-        {
-            return Ok(Self::None);
+        let jwt = c.jwt_secret_file.is_some()
+            || !c.jwt_public_key_file.is_empty()
+            || c.jwt_jwks_file.is_some();
+        match (jwt, &c.auth_rpc) {
+            (true, Some(_)) => Err("--auth-rpc and --jwt-* exclude each other: choose one".into()),
+            (false, Some(queue)) => Ok(Self::Rpc(Box::new(rpc::AuthRpc::new(
+                queue.clone(),
+                c.auth_rpc_timeout,
+                c.forward_claim.clone(),
+            )))),
+            (true, None) => jwt::Verifier::new(c).map(|v| Self::Jwt(Box::new(v))),
+            (false, None) => Ok(Self::None),
         }
-        jwt::Verifier::new(c).map(|v| Self::Jwt(Box::new(v)))
     }
 
     /// True when sockets must present a token.
@@ -166,13 +188,26 @@ impl Auth {
     }
 
     /// The identity of a HELLO's or AUTH's token; `None` when the bridge does not
-    /// authenticate (a token is then ignored).
-    pub fn authenticate(&self, token: Option<&str>) -> Result<Option<Identity>, AuthError> {
+    /// authenticate (a token is then ignored). `Unauthorized` for a refused token;
+    /// `BrokerUnavailable` when the connect proxy cannot be asked now.
+    pub async fn authenticate(
+        &self,
+        token: Option<&str>,
+        broker: &Broker,
+        peer: &rpc::Peer,
+    ) -> Result<Option<Identity>, BridgeError> {
         match self {
             Self::None => Ok(None),
             Self::Jwt(v) => {
                 let token = token.ok_or(AuthError::Missing)?;
-                v.verify(token).map(Some)
+                Ok(Some(v.verify(token)?))
+            }
+            Self::Rpc(r) => {
+                let token = token.ok_or(AuthError::Missing)?;
+                if token.len() > MAX_TOKEN_LEN {
+                    return Err(AuthError::TooLong(MAX_TOKEN_LEN).into());
+                }
+                r.identify(broker, token, peer).await.map(Some)
             }
         }
     }
@@ -180,7 +215,7 @@ impl Auth {
     /// Re-reads key files (on SIGHUP). Errors keep the old keys.
     pub fn reload(&self) -> Result<(), String> {
         match self {
-            Self::None => Ok(()),
+            Self::None | Self::Rpc(_) => Ok(()),
             Self::Jwt(v) => v.reload(),
         }
     }

@@ -36,10 +36,20 @@ impl Session {
         let Some(current) = &self.identity else {
             return Flow::Continue; // the bridge does not authenticate: nothing to renew
         };
-        let verdict = match self.shared.auth.authenticate(Some(token)) {
+        let shared = self.shared.clone();
+        let verdict = match shared
+            .auth
+            .authenticate(Some(token), &shared.broker, &self.peer)
+            .await
+        {
             Ok(Some(new)) if new.user == current.user => Ok(new),
             Ok(_) => Err(AuthError::OtherUser),
-            Err(e) => Err(e),
+            Err(BridgeError::Unauthorized(e)) => Err(e),
+            Err(e) => {
+                // The connect proxy cannot be asked now: the current token stays.
+                debug!(session = %self.id, error = %e, "token renewal not checked now");
+                return Flow::Continue;
+            }
         };
         match verdict {
             Ok(new) => {

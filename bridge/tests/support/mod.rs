@@ -329,6 +329,16 @@ impl Worker {
         );
     }
 
+    /// The next request, however long it takes (for workers that run in a task).
+    pub async fn next_forever(&mut self) -> Delivery {
+        let consumer = self.consumer.as_mut().expect("consuming");
+        consumer
+            .next()
+            .await
+            .expect("consumer open")
+            .expect("delivery ok")
+    }
+
     /// The next request delivered to the worker.
     pub async fn next(&mut self) -> Delivery {
         let consumer = self.consumer.as_mut().expect("consuming");
