@@ -107,6 +107,16 @@ pub struct Config {
     )]
     pub content_security_policy: String,
 
+    /// A PEM certificate chain: the bridge serves `https://` and `wss://` itself (with
+    /// `--tls-key`). Both files are re-read on SIGHUP. Without them, put a TLS-terminating
+    /// proxy in front in production.
+    #[arg(long, env = "FERRY_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The PEM private key of `--tls-cert`.
+    #[arg(long, env = "FERRY_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
     /// Origins allowed to open a socket (exact, e.g. `https://app.example`). Repeatable and/or
     /// comma-separated. Without any, every origin is allowed.
     #[arg(

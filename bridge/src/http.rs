@@ -28,17 +28,34 @@ use crate::{session, static_files};
 
 type Body = Full<Bytes>;
 
-/// Serves one TCP connection from `peer` until it closes, upgrades, or the bridge drains;
-/// `permit` is its place under `--max-connections`, held until the socket (if it upgrades)
-/// ends too.
-pub async fn serve(
+/// Serves one accepted TCP connection: over TLS when the bridge has a certificate (the
+/// handshake bounded by `--header-read-timeout`), else as it is.
+pub async fn accept(
     shared: Arc<Shared>,
     tcp: TcpStream,
     peer: SocketAddr,
     permit: OwnedSemaphorePermit,
 ) {
     let _ = tcp.set_nodelay(true);
-    let io = TokioIo::new(tcp);
+    let Some(tls) = &shared.tls else {
+        return serve(shared, tcp, peer, permit).await;
+    };
+    let handshake = tls.acceptor().accept(tcp);
+    match tokio::time::timeout(shared.config.header_read_timeout, handshake).await {
+        Ok(Ok(stream)) => serve(shared, stream, peer, permit).await,
+        Ok(Err(e)) => debug!(error = %e, %peer, "TLS handshake failed"),
+        Err(_) => debug!(%peer, "TLS handshake timed out"),
+    }
+}
+
+/// Serves one connection from `peer` until it closes, upgrades, or the bridge drains;
+/// `permit` is its place under `--max-connections`, held until the socket (if it upgrades)
+/// ends too.
+pub async fn serve<IO>(shared: Arc<Shared>, io: IO, peer: SocketAddr, permit: OwnedSemaphorePermit)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let io = TokioIo::new(io);
     let svc_shared = shared.clone();
     let permit = Arc::new(permit);
     let svc = service_fn(move |req| {

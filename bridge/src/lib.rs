@@ -13,6 +13,7 @@
 //!   [`outbound`]: its writer task (bounded queue, pings); [`pending`]: its pending map.
 //! - [`broker`]: AMQP connection manager ([`broker::publish`], [`broker::probe`],
 //!   [`broker::replies`]); [`amqp_props`]: the worker contract (properties and headers).
+//! - [`tls`]: `--tls-cert`/`--tls-key` (rustls), re-read on SIGHUP.
 //! - [`error`]: `BridgeError` and its wire codes; [`stats`]: counters.
 //!
 //! Use: [`Bridge::bind`] then [`Bridge::run`] with a [`CancellationToken`] that starts the drain.
@@ -33,6 +34,7 @@ pub mod resume;
 pub mod session;
 pub mod static_files;
 pub mod stats;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -83,6 +85,8 @@ pub struct Shared {
     pub connections: Arc<Semaphore>,
     /// `--content-security-policy`, sent with static files.
     pub csp: hyper::header::HeaderValue,
+    /// The TLS acceptor, when the bridge serves TLS itself.
+    pub tls: Option<tls::Tls>,
 }
 
 /// A bound, not yet running bridge.
@@ -127,6 +131,10 @@ impl Bridge {
                     source,
                 })?;
         let auth = auth::Auth::from_config(&config).map_err(StartError::Config)?;
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(tls::Tls::new(cert, key).map_err(StartError::Config)?),
+            _ => None,
+        };
         let csp = hyper::header::HeaderValue::from_str(&config.content_security_policy).map_err(
             |_| StartError::Config("--content-security-policy is not a valid header value".into()),
         )?;
@@ -190,6 +198,7 @@ impl Bridge {
             )),
             connections: Arc::new(Semaphore::new(config_limits.3)),
             csp,
+            tls,
         });
         Ok(Self {
             listener,
@@ -205,6 +214,11 @@ impl Bridge {
         self.listener
             .local_addr()
             .unwrap_or(self.shared.config.listen)
+    }
+
+    /// True when the bridge serves TLS itself (`https://`, `wss://`).
+    pub fn tls(&self) -> bool {
+        self.shared.tls.is_some()
     }
 
     /// This bridge's instance id (its AMQP connections are named `ferry-bridge publish <id>`
@@ -238,7 +252,7 @@ impl Bridge {
                 accepted = self.listener.accept() => match accepted {
                     Ok((tcp, peer)) => match shared.connections.clone().try_acquire_owned() {
                         Ok(permit) => {
-                            shared.tracker.spawn(http::serve(shared.clone(), tcp, peer, permit));
+                            shared.tracker.spawn(http::accept(shared.clone(), tcp, peer, permit));
                         }
                         Err(_) => {
                             Stats::inc(&shared.stats.connections_refused_total);
@@ -273,7 +287,7 @@ impl Bridge {
     }
 }
 
-/// Re-reads the bridge's key files (wired to SIGHUP by `main`).
+/// Re-reads the bridge's key and certificate files (wired to SIGHUP by `main`).
 #[derive(Clone)]
 pub struct Reloader(Arc<Shared>);
 
@@ -282,6 +296,11 @@ impl Reloader {
     pub fn reload(&self) {
         if let Err(e) = self.0.auth.reload() {
             warn!(error = %e, "cannot reload the JWT keys; keeping the old ones");
+        }
+        if let Some(tls) = &self.0.tls
+            && let Err(e) = tls.reload()
+        {
+            warn!(error = %e, "cannot reload the TLS certificate; keeping the old one");
         }
     }
 }

@@ -37,7 +37,12 @@ async fn main() -> std::process::ExitCode {
         }
     };
     let addr = bridge.local_addr();
-    println!("ferry-bridge listening on http://{addr} (socket ws://{addr}/ws)");
+    let (http, ws) = if bridge.tls() {
+        ("https", "wss")
+    } else {
+        ("http", "ws")
+    };
+    println!("ferry-bridge listening on {http}://{addr} (socket {ws}://{addr}/ws)");
     let shutdown = CancellationToken::new();
     tokio::spawn(signals(shutdown.clone()));
     tokio::spawn(reloads(bridge.reloader()));

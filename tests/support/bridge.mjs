@@ -27,7 +27,7 @@ export function bridgeBinary() {
   return bin;
 }
 
-const READY = /^ferry-bridge listening on (http:\/\/\S+) \(socket (ws:\/\/\S+)\)/;
+const READY = /^ferry-bridge listening on (https?:\/\/\S+) \(socket (wss?:\/\/\S+)\)/;
 
 /**
  * Starts a bridge. `allow`: patterns for `--allow`; `args`: extra flags.

@@ -42,6 +42,8 @@ pub struct TestBridge {
     pub stats: Arc<Stats>,
     pub shutdown: CancellationToken,
     pub task: Option<tokio::task::JoinHandle<()>>,
+    /// What SIGHUP calls in the binary.
+    pub reloader: ferry_bridge::Reloader,
 }
 
 impl TestBridge {
@@ -54,6 +56,7 @@ impl TestBridge {
         let addr = bridge.local_addr();
         let stats = bridge.stats();
         let instance = bridge.instance().to_owned();
+        let reloader = bridge.reloader();
         tokio::time::timeout(STEP, bridge.broker().wait_ready())
             .await
             .expect("broker ready");
@@ -65,6 +68,7 @@ impl TestBridge {
             stats,
             shutdown,
             task: Some(task),
+            reloader,
         }
     }
 
