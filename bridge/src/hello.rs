@@ -18,7 +18,7 @@ use crate::Shared;
 use crate::amqp_props::error_frame;
 use crate::auth::Identity;
 use crate::auth::rpc::Peer;
-use crate::broker::replies::ReplySub;
+use crate::broker::replies::{ReplySub, Resumed};
 use crate::config::Config;
 use crate::error::BridgeError;
 use crate::outbound::Outbound;
@@ -52,6 +52,8 @@ pub struct Opened {
     pub claim: resume::Claim,
     /// Who is calling, when the bridge authenticates.
     pub identity: Option<Identity>,
+    /// A resumable session's lease queue (of the resume token WELCOME hands out).
+    pub lease: Option<String>,
 }
 
 impl Opened {
@@ -64,6 +66,7 @@ impl Opened {
             reply: None,
             attach: Vec::new(),
             identity,
+            lease: None,
         }
     }
 }
@@ -198,15 +201,21 @@ async fn open(
         info!(session = %id, client, user, "session opened");
         return Ok((Opened::new(shared, id, false, identity), None, false));
     }
-    if let (Some(id), Some(token)) = (h.resume, h.resume_token) {
-        // The session id binds the resume token to the user: another user's token cannot
-        // resume it, whatever resume token it carries.
-        if resume::verify(id, token, user) {
-            let links = shared
-                .broker
-                .current()
-                .ok_or_else(|| BridgeError::BrokerUnavailable("not connected".into()))?;
-            if let Some(sub) = ReplySub::resume(links, id, shared.config.session_grace).await? {
+    if let (Some(id), Some(token)) = (h.resume, h.resume_token)
+        && validate::id(id).is_ok()
+    {
+        // The lease of (user, session, token) proves the token is this user's current one;
+        // resuming spends it: WELCOME carries the next.
+        let links = shared
+            .broker
+            .current()
+            .ok_or_else(|| BridgeError::BrokerUnavailable("not connected".into()))?;
+        let old = resume::lease_queue(user, id, token);
+        let next = resume::new_token();
+        let lease = resume::lease_queue(user, id, &next);
+        let grace = shared.config.session_grace;
+        match ReplySub::resume(links, id, grace, &old, &lease).await? {
+            Resumed::Yes(sub) => {
                 // A holder of this session on this bridge (a socket not yet known dead, or
                 // one in its grace period) lets go now.
                 let claim = shared.holders.claim(id);
@@ -221,29 +230,34 @@ async fn open(
                 let opened = Opened {
                     id: id.to_owned(),
                     resumable,
-                    reply: Some(sub),
+                    reply: Some(*sub),
                     attach,
                     claim,
                     identity,
+                    lease: Some(lease),
                 };
-                return Ok((opened, Some(token.to_owned()), true));
+                return Ok((opened, Some(next), true));
             }
-            Stats::inc(&shared.stats.sessions_expired_total);
-            info!(
-                session = id,
-                client, "session to resume has expired; opening a new one"
-            );
-        } else {
-            debug!(
+            Resumed::Expired => {
+                Stats::inc(&shared.stats.sessions_expired_total);
+                info!(
+                    session = id,
+                    client, "session to resume has expired; opening a new one"
+                );
+            }
+            Resumed::NotYours => debug!(
                 client,
-                user, "resume with a token that does not match the session; opening a new one"
-            );
+                user, "resume with a token that is not current for this user; opening a new one"
+            ),
         }
     }
     let token = resume::new_token();
-    let id = resume::session_of(&token, user);
+    let id = resume::new_session_id();
     info!(session = %id, client, user, "session opened (resumable)");
-    Ok((Opened::new(shared, id, true, identity), Some(token), false))
+    let lease = resume::lease_queue(user, &id, &token);
+    let mut opened = Opened::new(shared, id, true, identity);
+    opened.lease = Some(lease);
+    Ok((opened, Some(token), false))
 }
 
 /// A HELLO's client name for the log: at most 64 bytes of it.

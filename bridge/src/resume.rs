@@ -1,7 +1,9 @@
-//! Session identity for resuming: a secret resume token per session, and the session id
-//! derived from it and the session's user (`hex(sha256(user 0x00 token))[..32]`), so any
-//! bridge can check a resume without shared state, a worker (which sees the id in
-//! `reply_to`) cannot resume a session, and a token of another user cannot either.
+//! Session identity for resuming: a random session id, and a secret resume token that is
+//! spent by each resume (WELCOME hands out the next). The token in force is proven by its
+//! lease queue ([`crate::broker::lease`]), named `ferry.lease.<hex(sha256(len user len session
+//! len token))[..32]>` (each part after its length, 8 bytes big-endian): any bridge checks a resume with one passive declare, a worker (which
+//! sees the session id in `reply_to`) cannot resume a session, a token of another user names
+//! no lease, and neither does a token already spent.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -15,18 +17,25 @@ pub fn new_token() -> String {
     hex(&rand::random::<[u8; 16]>())
 }
 
-/// The session id a resume token of `user` (empty without authentication) belongs to.
-pub fn session_of(token: &str, user: &str) -> String {
-    let mut h = Sha256::new();
-    h.update(user.as_bytes());
-    h.update([0]);
-    h.update(token.as_bytes());
-    hex(&h.finalize()[..16])
+/// A fresh session id: 128 random bits, hex.
+pub fn new_session_id() -> String {
+    hex(&rand::random::<[u8; 16]>())
 }
 
-/// True when `token` is `user`'s resume token of `session`.
-pub fn verify(session: &str, token: &str, user: &str) -> bool {
-    !token.is_empty() && session_of(token, user) == session
+/// The lease queue that exists while `token` is the current resume token of `user`'s (empty
+/// without authentication) `session`.
+pub fn lease_queue(user: &str, session: &str, token: &str) -> String {
+    let mut h = Sha256::new();
+    for part in [user, session, token] {
+        // Length-prefixed, so no two (user, session, token) triples hash the same input.
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part.as_bytes());
+    }
+    format!(
+        "{}{}",
+        crate::broker::lease::LEASE_QUEUE_PREFIX,
+        hex(&h.finalize()[..16])
+    )
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -98,19 +107,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_token_proves_its_session_only() {
-        let t = new_token();
-        assert_eq!(t.len(), 32);
-        let s = session_of(&t, "alice");
-        assert_eq!(s.len(), 32);
-        assert!(verify(&s, &t, "alice"));
-        assert!(
-            !verify(&s, &t, "mallory"),
-            "another user's token cannot resume it"
+    fn a_lease_names_user_session_and_token_together() {
+        let (t, s) = (new_token(), new_session_id());
+        assert_eq!((t.len(), s.len()), (32, 32));
+        let lease = lease_queue("alice", &s, &t);
+        assert!(lease.starts_with("ferry.lease."));
+        assert_eq!(lease, lease_queue("alice", &s, &t));
+        assert_ne!(
+            lease,
+            lease_queue("mallory", &s, &t),
+            "another user's token"
         );
-        assert!(!verify(&s, &new_token(), "alice"));
-        assert!(!verify(&s, "", "alice"));
-        assert!(!verify(&t, &s, "alice"), "the id does not prove itself");
+        assert_ne!(
+            lease,
+            lease_queue("alice", &s, &new_token()),
+            "another token"
+        );
+        assert_ne!(
+            lease,
+            lease_queue("alice", &new_session_id(), &t),
+            "another session"
+        );
+        assert_ne!(lease_queue("a", "b\0c", "d"), lease_queue("a\0b", "c", "d"));
     }
 
     #[test]

@@ -81,6 +81,7 @@ where
         identity: opened.identity,
         requests,
         peer,
+        lease: opened.lease,
     };
     session.attach(opened.attach);
     session.run(&mut stream).await;
@@ -134,6 +135,8 @@ struct Session {
     requests: Bucket,
     /// Who connected (for a connect proxy asked again on renewal).
     peer: Peer,
+    /// A resumable session's lease queue (held with the reply queue).
+    lease: Option<String>,
 }
 
 async fn next_reply(sub: &mut Option<ReplySub>) -> Option<Delivery> {

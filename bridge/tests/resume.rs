@@ -99,9 +99,13 @@ async fn a_reply_the_client_did_not_ack_is_delivered_again_until_acked() {
     cut(c);
     bridge.until("detached", |s| s.sessions == 0).await;
 
-    let (mut c, _, resumed) =
+    let (mut c, next, resumed) =
         Client::hello(&bridge.url(), hello(resume, vec![attach("r1", &q)])).await;
     assert!(resumed);
+    // Each resume spends its token and WELCOME hands out the next.
+    let next = next.unwrap();
+    assert_ne!(next, token);
+    let resume = Some((session.as_str(), next.as_str()));
     assert_eq!(
         c.recv().await.reply(),
         ("r1".into(), b"1".to_vec()),
@@ -257,4 +261,65 @@ async fn a_client_without_acks_gets_no_resume_token() {
     let off = TestBridge::start(|c| c.session_grace = Duration::ZERO).await;
     let (_c, token, _) = Client::hello(&off.url(), hello(None, vec![])).await;
     assert_eq!(token, None, "--session-grace 0 turns resuming off");
+}
+
+/// Whether a queue exists, by a passive declare on a channel of its own.
+async fn declared(name: &str) -> bool {
+    let conn =
+        lapin::Connection::connect(support::AMQP_URL, lapin::ConnectionProperties::default())
+            .await
+            .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    let opts = lapin::options::QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    let found = ch
+        .queue_declare(name.into(), opts, lapin::types::FieldTable::default())
+        .await
+        .is_ok();
+    let _ = conn.close(200, "bye".into()).await;
+    found
+}
+
+#[tokio::test]
+async fn a_resume_spends_its_token_and_a_closed_session_leaves_no_lease() {
+    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+    let bridge = TestBridge::start(|_| {}).await;
+    let q = unique("spent");
+    let (_w, _task) = support::echo_worker(&q).await;
+    let (mut c, t0, _) = Client::hello(&bridge.url(), hello(None, vec![])).await;
+    let (t0, session) = (t0.unwrap(), c.session.clone());
+    c.request("x", &q, b"1", Some(5_000)).await;
+    assert_eq!(c.recv().await.reply().0, "x");
+    assert!(declared(&ferry_bridge::resume::lease_queue("", &session, &t0)).await);
+    cut(c);
+    bridge.until("detached", |s| s.sessions == 0).await;
+    let (c1, t1, resumed) =
+        Client::hello(&bridge.url(), hello(Some((&session, &t0)), vec![])).await;
+    assert!(resumed);
+    let t1 = t1.unwrap();
+    cut(c1);
+    bridge.until("detached", |s| s.sessions == 0).await;
+    // The spent token resumes nothing: a new, empty session.
+    let (c2, _, resumed) = Client::hello(&bridge.url(), hello(Some((&session, &t0)), vec![])).await;
+    assert!(!resumed, "a spent token is worthless");
+    assert_ne!(c2.session, session);
+    // The current one does; a normal close then ends the session and removes its queues.
+    let (mut c3, t2, resumed) =
+        Client::hello(&bridge.url(), hello(Some((&session, &t1)), vec![])).await;
+    assert!(resumed);
+    let lease = ferry_bridge::resume::lease_queue("", &session, &t2.unwrap());
+    assert!(declared(&lease).await);
+    let normal = CloseFrame {
+        code: CloseCode::Normal,
+        reason: "".into(),
+    };
+    c3.ws.close(Some(normal)).await.unwrap();
+    let deadline = tokio::time::Instant::now() + STEP;
+    while declared(&lease).await || declared(&format!("ferry.reply.{session}")).await {
+        assert!(tokio::time::Instant::now() < deadline, "queues left behind");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -4,6 +4,7 @@
 //! `None` in the watch means "no broker": new requests fail with `broker_unavailable` at once.
 
 pub mod epoch;
+pub mod lease;
 pub mod probe;
 pub mod publish;
 pub mod replies;

@@ -102,6 +102,22 @@ impl Probe {
         Ok(Self::passive(&mut slot, conn, name).await?.is_some())
     }
 
+    /// Deletes the queue `name` on the probe channel (a channel error there costs no session).
+    pub async fn delete_queue(&self, conn: &Connection, name: &str) -> Result<(), BridgeError> {
+        let mut slot = self.channel.lock().await;
+        let channel = Self::channel(&mut slot, conn).await?;
+        match channel
+            .queue_delete(name.into(), lapin::options::QueueDeleteOptions::default())
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                *slot = None;
+                Err(e.into())
+            }
+        }
+    }
+
     /// `Ok` when the exchange `name` exists; `no_route` when it does not. Not cached: an
     /// exchange deleted after a cached answer would make the publish close the shared
     /// publish channel, and gathers are rare.

@@ -23,6 +23,7 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Consumer};
 
 use super::Links;
+use super::lease::Lease;
 use crate::error::BridgeError;
 
 /// Prefix of every reply queue name.
@@ -51,28 +52,76 @@ fn declaration(grace: Duration) -> (QueueDeclareOptions, FieldTable) {
     (opts, args)
 }
 
-/// A session's live reply queue and its consumer.
+/// A session's live reply queue and its consumer, and a resumable session's lease.
 pub struct ReplySub {
     queue: String,
     channel: Channel,
     consumer: Consumer,
     links: Arc<Links>,
+    lease: Option<Lease>,
+}
+
+/// What a resume found.
+pub enum Resumed {
+    /// The token was current and the queue is there: consumed, with the next token's lease.
+    Yes(Box<ReplySub>),
+    /// No lease for this user, session and token: not this caller's (or not a current token).
+    NotYours,
+    /// The token was current but the reply queue is gone: the session has expired.
+    Expired,
 }
 
 impl ReplySub {
     /// Declares and consumes the reply queue of `session`; `grace` (zero: the session does
-    /// not resume) is how long the queue outlives its last consumer.
+    /// not resume) is how long the queue outlives its last consumer. A resumable session
+    /// holds its `lease` too.
     pub async fn open(
         links: Arc<Links>,
         session: &str,
         grace: Duration,
+        lease: Option<&str>,
     ) -> Result<Self, BridgeError> {
         let queue = format!("{REPLY_QUEUE_PREFIX}{session}");
-        Self::consume(links, session, queue, declaration(grace)).await
+        Self::consume(links, session, queue, declaration(grace), lease, grace).await
     }
 
-    /// Consumes the reply queue of a session being resumed; `None` when the queue is gone
-    /// (the grace period passed, or the broker restarted): the session has expired.
+    /// Takes over a resumable session: `old` must be the lease of the token presented, and
+    /// the reply queue must exist; then the queue is consumed, the lease `next` (of the
+    /// token WELCOME hands out) is held and `old` is deleted, so the old token is spent.
+    pub async fn resume(
+        links: Arc<Links>,
+        session: &str,
+        grace: Duration,
+        old: &str,
+        next: &str,
+    ) -> Result<Resumed, BridgeError> {
+        let queue = format!("{REPLY_QUEUE_PREFIX}{session}");
+        if !links
+            .probe
+            .queue_exists(links.consume_conn(), &queue)
+            .await?
+        {
+            return Ok(Resumed::Expired);
+        }
+        if !Lease::exists(&links, old).await? {
+            return Ok(Resumed::NotYours);
+        }
+        let sub = Self::consume(
+            links.clone(),
+            session,
+            queue,
+            declaration(grace),
+            Some(next),
+            grace,
+        )
+        .await?;
+        Lease::delete(&links, old).await;
+        Ok(Resumed::Yes(Box::new(sub)))
+    }
+
+    /// Consumes the reply queue of a session being resumed (holding `lease`); `None` when the
+    /// queue is gone (the grace period passed, or the broker restarted): the session has
+    /// expired.
     ///
     /// The existence check is passive, on the probe channel (a 404 closes the channel it
     /// happens on). The queue may still go before the consume (its session's other socket
@@ -80,10 +129,11 @@ impl ReplySub {
     /// close a consume channel other sessions share: so the consume declares the queue again
     /// first, as [`ReplySub::open`] does, which cannot fail for a missing queue. A queue
     /// deleted in that instant comes back empty, and only that session's requests wait.
-    pub async fn resume(
+    pub async fn rebind(
         links: Arc<Links>,
         session: &str,
         grace: Duration,
+        lease: Option<&str>,
     ) -> Result<Option<Self>, BridgeError> {
         let queue = format!("{REPLY_QUEUE_PREFIX}{session}");
         if !links
@@ -93,20 +143,23 @@ impl ReplySub {
         {
             return Ok(None);
         }
-        Self::consume(links, session, queue, declaration(grace))
+        Self::consume(links, session, queue, declaration(grace), lease, grace)
             .await
             .map(Some)
     }
 
-    /// Declares `queue` with `declare`'s options and arguments, then consumes it.
+    /// Declares `queue` with `declare`'s options and arguments, then consumes it (and holds
+    /// the lease `lease`, if any).
     async fn consume(
         links: Arc<Links>,
         session: &str,
         queue: String,
         declare: (QueueDeclareOptions, FieldTable),
+        lease: Option<&str>,
+        grace: Duration,
     ) -> Result<Self, BridgeError> {
         let channel = links.consume_channel(session).clone();
-        let consumer = tokio::time::timeout(OP_TIMEOUT, async {
+        let (consumer, lease) = tokio::time::timeout(OP_TIMEOUT, async {
             let (opts, args) = declare;
             channel
                 .queue_declare(queue.as_str().into(), opts, args)
@@ -115,7 +168,7 @@ impl ReplySub {
                 no_ack: false,
                 ..BasicConsumeOptions::default()
             };
-            channel
+            let consumer = channel
                 .basic_consume(
                     queue.as_str().into(),
                     // Server-named: a resumed session's consumer may briefly share the
@@ -124,7 +177,12 @@ impl ReplySub {
                     opts,
                     FieldTable::default(),
                 )
-                .await
+                .await?;
+            let lease = match lease {
+                Some(name) => Some(Lease::hold(&channel, name, grace).await?),
+                None => None,
+            };
+            Ok::<_, lapin::Error>((consumer, lease))
         })
         .await
         .map_err(|_| BridgeError::BrokerUnavailable("reply queue declare timed out".into()))?
@@ -139,6 +197,7 @@ impl ReplySub {
             channel,
             consumer,
             links,
+            lease,
         })
     }
 
@@ -213,6 +272,9 @@ impl ReplySub {
             tracing::warn!(queue = %self.queue, "reply consumer cancel failed");
             return;
         }
+        if let Some(lease) = &self.lease {
+            let _ = tokio::time::timeout(OP_TIMEOUT, lease.release()).await;
+        }
         // After cancel-ok nothing more is delivered; what lapin buffered goes back.
         let drain = async {
             while let Some(Ok(d)) = self.consumer.next().await {
@@ -223,10 +285,15 @@ impl ReplySub {
         tracing::debug!(queue = %self.queue, "reply queue detached");
     }
 
-    /// Deletes the queue (which also cancels the consumer). Errors are logged only.
+    /// Deletes the queue (which also cancels the consumer) and the lease. Errors are
+    /// logged only.
     pub async fn close(self) {
         if !self.is_live() {
             return;
+        }
+        if let Some(lease) = &self.lease {
+            let _ =
+                tokio::time::timeout(OP_TIMEOUT, Lease::delete(&self.links, lease.name())).await;
         }
         let del = self
             .channel

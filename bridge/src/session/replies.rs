@@ -33,7 +33,8 @@ impl Session {
         } else {
             Duration::ZERO
         };
-        let sub = ReplySub::open(links.clone(), &self.id, grace).await?;
+        let lease = self.lease.as_deref().filter(|_| self.resumable);
+        let sub = ReplySub::open(links.clone(), &self.id, grace, lease).await?;
         let name = sub.queue().to_owned();
         self.reply = Some(sub);
         Ok(name)
@@ -99,7 +100,8 @@ impl Session {
             self.fail_all(ErrorCode::BrokerUnavailable, why, None).await;
             return;
         }
-        let why = match ReplySub::resume(links, &self.id, self.shared.config.session_grace).await {
+        let grace = self.shared.config.session_grace;
+        let why = match ReplySub::rebind(links, &self.id, grace, self.lease.as_deref()).await {
             Ok(Some(sub)) => {
                 debug!(session = %self.id, "reply queue consumed again");
                 self.reply = Some(sub);
