@@ -129,6 +129,10 @@ else
     run_step browser-tests timeout 900 node --test --test-reporter=spec --test-concurrency=1 "${BROWSER_DIRS[@]}"
 fi
 
+# amqps:// toward a broker: boots a second RabbitMQ node with a TLS listener (its own node
+# name, port 5699 and folder; stopped by the test's guard).
+run_step amqps timeout 300 cargo test -q -p ferry-bridge --test amqps -- --ignored --test-threads=1
+
 # Last and alone: restarts the shared RabbitMQ under load (its test has a guard that starts
 # the broker again; if the step itself is killed, the two lines after it do).
 run_step broker-restart timeout 300 cargo test -q -p ferry-bridge --test broker_restart --test session_restart -- --ignored --nocapture --test-threads=1

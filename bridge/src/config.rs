@@ -29,6 +29,11 @@ pub struct Config {
     )]
     pub amqp_url: String,
 
+    /// A PEM file of certificate authorities to trust for an `amqps://` `--amqp-url`, besides
+    /// the system's (a broker with a certificate of a private CA).
+    #[arg(long, env = "FERRY_AMQP_CA_FILE")]
+    pub amqp_ca_file: Option<PathBuf>,
+
     /// AMQP heartbeat interval asked of the broker (a dead broker connection is noticed within
     /// about two of them); used unless `--amqp-url` sets `heartbeat=` itself. `0s`: none.
     #[arg(long, env = "FERRY_AMQP_HEARTBEAT", default_value = "10s", value_parser = humantime::parse_duration)]

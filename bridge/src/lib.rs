@@ -166,8 +166,15 @@ impl Bridge {
         let broker_stop = CancellationToken::new();
         let instance = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
         info!(instance, "bridge instance");
+        let ca = match &config.amqp_ca_file {
+            Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
+                StartError::Config(format!("--amqp-ca-file {}: {e}", path.display()))
+            })?),
+            None => None,
+        };
         let (broker, broker_task) = Broker::start(
             config.broker_url(),
+            ca,
             instance.clone(),
             config.cancel_exchange.clone(),
             broker_stop.clone(),

@@ -6,7 +6,7 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use ferry_protocol::{Frame, Hello};
@@ -20,84 +20,6 @@ use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
-
-fn openssl(args: &[&str]) {
-    let status = std::process::Command::new("openssl")
-        .args(args)
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("openssl runs (a test prerequisite)");
-    assert!(status.success(), "openssl {args:?}");
-}
-
-/// A test CA in `dir` (`ca.crt`, `ca.key`).
-fn authority(dir: &Path) -> PathBuf {
-    let (crt, key) = (dir.join("ca.crt"), dir.join("ca.key"));
-    let (crt_s, key_s) = (crt.to_str().unwrap(), key.to_str().unwrap());
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=ferry test CA",
-        "-keyout",
-        key_s,
-        "-out",
-        crt_s,
-    ]);
-    crt
-}
-
-/// A certificate for localhost and 127.0.0.1 signed by the CA of `dir`: `(cert, key)`.
-fn certificate(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
-    let p = |ext: &str| dir.join(format!("{name}.{ext}"));
-    let (cert, key, csr, ext) = (p("crt"), p("key"), p("csr"), p("ext"));
-    std::fs::write(
-        &ext,
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
-    )
-    .unwrap();
-    let s = |p: &PathBuf| p.to_str().unwrap().to_owned();
-    openssl(&[
-        "req",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-subj",
-        "/CN=localhost",
-        "-keyout",
-        &s(&key),
-        "-out",
-        &s(&csr),
-    ]);
-    let (ca, ca_key) = (s(&dir.join("ca.crt")), s(&dir.join("ca.key")));
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        &s(&csr),
-        "-CA",
-        &ca,
-        "-CAkey",
-        &ca_key,
-        "-CAcreateserial",
-        "-days",
-        "1",
-        "-extfile",
-        &s(&ext),
-        "-out",
-        &s(&cert),
-    ]);
-    (cert, key)
-}
 
 /// Opens a TLS connection trusting `ca`; returns the stream and the server's certificate.
 async fn tls_connect(
@@ -138,8 +60,8 @@ async fn a_wss_session_works_plain_text_is_refused_and_a_reload_takes_a_new_cert
     let _ = tokio_rustls::rustls::crypto::aws_lc_rs::default_provider().install_default();
     let dir = std::env::temp_dir().join(format!("ferry-tls-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
-    let ca = authority(&dir);
-    let (cert, key) = certificate(&dir, "first");
+    let ca = certs::authority(&dir);
+    let (cert, key) = certs::certificate(&dir, "first");
     let queue = unique("tls.echo");
     let (_w, _task) = echo_worker(&queue).await;
     let b = TestBridge::start(|c| {
@@ -188,7 +110,7 @@ async fn a_wss_session_works_plain_text_is_refused_and_a_reload_takes_a_new_cert
     );
 
     // Replace the files and reload (what SIGHUP does): new connections see the new one.
-    let (cert2, key2) = certificate(&dir, "second");
+    let (cert2, key2) = certs::certificate(&dir, "second");
     std::fs::copy(&cert2, &cert).unwrap();
     std::fs::copy(&key2, &key).unwrap();
     b.reloader.reload();

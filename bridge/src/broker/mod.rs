@@ -114,8 +114,10 @@ impl Broker {
     /// `instance` ends the AMQP connection names (`ferry-bridge publish <instance>`), so an
     /// operator can tell bridges apart in the broker's connection list.
     /// `cancel_exchange` (empty: none) is declared on every connect for cancel notices.
+    /// `ca` (PEM) is trusted for an `amqps://` URL besides the system's roots.
     pub fn start(
         url: String,
+        ca: Option<String>,
         instance: String,
         cancel_exchange: String,
         stop: CancellationToken,
@@ -123,6 +125,7 @@ impl Broker {
         let (tx, rx) = watch::channel(None);
         let names = Names {
             url,
+            ca,
             instance,
             cancel_exchange,
         };
@@ -199,6 +202,7 @@ fn live(published: &Option<Arc<Links>>) -> Option<Arc<Links>> {
 /// What the manager connects to and declares.
 struct Names {
     url: String,
+    ca: Option<String>,
     instance: String,
     cancel_exchange: String,
 }
@@ -306,8 +310,18 @@ async fn connect(names: &Names) -> Result<(Links, EventStream), BridgeError> {
         ConnectionProperties::default()
             .with_connection_name(format!("ferry-bridge {role} {instance}").into())
     };
-    let publish_conn = Connection::connect(url, props("publish")).await?;
-    let consume_conn = Connection::connect(url, props("consume")).await?;
+    let open = |role| {
+        let tls = lapin::tcp::OwnedTLSConfig {
+            identity: None,
+            cert_chain: names.ca.clone(),
+        };
+        async move {
+            let runtime = lapin::runtime::default_runtime()?;
+            Connection::connect_with_config(url, props(role), tls, runtime).await
+        }
+    };
+    let publish_conn = open("publish").await?;
+    let consume_conn = open("consume").await?;
     let publish = publish_conn.create_channel().await?;
     publish
         .confirm_select(ConfirmSelectOptions::default())
