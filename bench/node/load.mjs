@@ -32,7 +32,7 @@ const { connect } = await import(pathToFileURL(a.client).href);
 const { default: WebSocket } = await import("ws");
 const concurrency = Number(a.concurrency);
 const body = jsonBody(Number(a["body-bytes"]));
-const client = await connect(a.url, { WebSocket, timeoutMs: 30_000 });
+const client = await connect(a.url, { WebSocket, timeoutMs: 30_000, token: a.token || undefined });
 
 const measureFrom = performance.now() + Number(a["warmup-ms"]);
 const end = measureFrom + Number(a["duration-ms"]);

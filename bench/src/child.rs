@@ -75,6 +75,8 @@ pub struct BridgeArgs<'a> {
     pub allow: &'a str,
     /// `--max-inflight`.
     pub max_inflight: u32,
+    /// `--jwt-secret-file`: sockets must authenticate.
+    pub jwt_secret: Option<&'a Path>,
 }
 
 /// Starts `ferry-bridge --listen 127.0.0.1:0` and waits for its `listening on` line.
@@ -92,11 +94,14 @@ pub async fn spawn_bridge(args: BridgeArgs<'_>) -> Result<Bridge> {
             "--max-connections-per-ip",
             "100000",
         ])
-        .args(["--session-rate", "100000"])
-        .env(
-            "RUST_LOG",
-            std::env::var("FERRY_BENCH_BRIDGE_LOG").unwrap_or("warn".into()),
-        );
+        .args(["--session-rate", "100000"]);
+    if let Some(secret) = args.jwt_secret {
+        cmd.arg("--jwt-secret-file").arg(secret);
+    }
+    cmd.env(
+        "RUST_LOG",
+        std::env::var("FERRY_BENCH_BRIDGE_LOG").unwrap_or("warn".into()),
+    );
     let (proc, line) = spawn(cmd, "ferry-bridge listening on ").await?;
     // `ferry-bridge listening on http://ADDR (socket ws://ADDR/ws)`
     let addr = line

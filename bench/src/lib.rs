@@ -7,12 +7,14 @@
 //! - [`node`]: drives `bench/node/load.mjs`, the npm package in Node.
 //! - [`session`]: WebSocket handshake + HELLO → WELCOME, shared by the Rust Ferry clients.
 //! - [`conns`]: many idle sessions on one bridge, memory per connection.
+//! - [`connect`]: what authentication costs a new session (HELLO → WELCOME with and without).
 //! - [`stats`]: the closed-loop window, latency histograms, medians.
 //! - [`results`], [`report`], [`plot`]: what a run produced, as markdown, JSON and SVG.
 //! - [`child`], [`procfs`], [`machine`], [`size`]: processes, /proc readings, machine, client size.
 
 pub mod baseline;
 pub mod child;
+pub mod connect;
 pub mod conns;
 pub mod echo;
 pub mod error;

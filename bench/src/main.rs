@@ -218,6 +218,10 @@ async fn run(amqp_url: String, a: RunArgs) -> ferry_bench::Result<ExitCode> {
         max_inflight: a.max_inflight,
         command: a.command,
         skip_warmup: a.smoke,
+        json_dir: a
+            .json
+            .parent()
+            .map_or_else(|| PathBuf::from("."), PathBuf::from),
     };
     let results = runner::run(&cfg).await?;
     report::write_json(&results, &a.json)?;

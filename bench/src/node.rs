@@ -69,6 +69,7 @@ impl NodeClient {
             .args(["--body-bytes", &spec.body.len().to_string()])
             .args(["--warmup-ms", &ms(spec.warmup)])
             .args(["--duration-ms", &ms(spec.duration)])
+            .args(["--token", crate::session::token().unwrap_or("")])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

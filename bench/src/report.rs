@@ -141,6 +141,31 @@ pub fn markdown(r: &Results, plot_file: Option<&str>) -> String {
 }
 
 fn conns_and_size(r: &Results, s: &mut String) {
+    if let Some(c) = &r.connect {
+        let _ = writeln!(
+            s,
+            "### Connect cost of authentication
+"
+        );
+        let _ = writeln!(
+            s,
+            "HELLO → WELCOME of {} new sessions on each bridge, alternating: one verifying an \
+            HS256 JWT (the bridge every Ferry row above ran on: each of its sessions, and so \
+            each request, is authenticated), one without authentication.\n",
+            c.sessions
+        );
+        s.push_str("| bridge | p50 | p99 |\n|---|---:|---:|\n");
+        let _ = writeln!(
+            s,
+            "| JWT (HS256) | {:.0} µs | {:.0} µs |",
+            c.auth_p50_us, c.auth_p99_us
+        );
+        let _ = writeln!(
+            s,
+            "| no authentication | {:.0} µs | {:.0} µs |\n",
+            c.plain_p50_us, c.plain_p99_us
+        );
+    }
     if let Some(c) = &r.conns {
         let _ = writeln!(s, "### Idle connections\n");
         s.push_str("| sessions | opened | errors | time to open | bridge RSS before → after | per connection |\n");

@@ -156,6 +156,9 @@ pub struct Results {
     pub points: Vec<Point>,
     /// The connections test.
     pub conns: Option<ConnsResult>,
+    /// The connect-cost test (authentication).
+    #[serde(default)]
+    pub connect: Option<crate::connect::ConnectResult>,
     /// The shipped client's size.
     pub client_size: Option<ClientSize>,
 }
@@ -188,6 +191,7 @@ impl Results {
             },
             points,
             conns: None,
+            connect: None,
             client_size: None,
         }
     }
@@ -292,6 +296,13 @@ pub fn fake() -> Results {
             opened: 10_000,
             kib_per_conn: 9.5,
             ..ConnsResult::default()
+        }),
+        connect: Some(crate::connect::ConnectResult {
+            sessions: 1000,
+            auth_p50_us: 420.0,
+            auth_p99_us: 900.0,
+            plain_p50_us: 400.0,
+            plain_p99_us: 880.0,
         }),
         client_size: None,
     };

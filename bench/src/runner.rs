@@ -16,7 +16,7 @@ use crate::node::NodeClient;
 use crate::procfs;
 use crate::results::{CLIENTS, ClientKind, Point, Results, SCENARIOS, Sample};
 use crate::stats::{LoadSpec, json_body};
-use crate::{machine, native, size};
+use crate::{machine, native, session, size};
 
 /// Everything a full (or smoke) run needs to know.
 #[derive(Debug, Clone)]
@@ -47,6 +47,8 @@ pub struct RunConfig {
     pub command: String,
     /// Skip the warm-up pass (smoke runs).
     pub skip_warmup: bool,
+    /// Where the run keeps its files (the results JSON's folder): the JWT secret.
+    pub json_dir: PathBuf,
 }
 
 /// Runs everything and returns the results (the caller writes them out).
@@ -55,11 +57,17 @@ pub async fn run(cfg: &RunConfig) -> Result<Results> {
     let queue = format!("fbench.{:08x}", rand::rng().random::<u32>());
     eprintln!("ferry-bench: queue {queue}, fd limit {fd_limit}");
     let echo = child::spawn_echo(&cfg.amqp_url, &queue).await?;
+    // Every Ferry row runs authenticated, as a deployment does: an HS256 secret for the
+    // bridge and a token (from `ferry-bridge token`) for every client.
+    let secret = jwt_secret(&cfg.json_dir)?;
+    let token = mint(&cfg.bridge_bin, &secret).await?;
+    session::use_token(token.clone());
     let bridge_args = BridgeArgs {
         bin: &cfg.bridge_bin,
         amqp_url: &cfg.amqp_url,
         allow: &queue,
         max_inflight: cfg.max_inflight,
+        jwt_secret: Some(&secret),
     };
     let mut results = Results::new(cfg, machine::describe().await);
     let node_missing = cfg.node.preflight().await;
@@ -108,7 +116,7 @@ pub async fn run(cfg: &RunConfig) -> Result<Results> {
     results.summarize();
 
     if cfg.conns > 0 {
-        let bridge = child::spawn_bridge(bridge_args).await?;
+        let bridge = child::spawn_bridge(bridge_args.clone()).await?;
         let addr = bridge
             .addr
             .parse()
@@ -124,8 +132,61 @@ pub async fn run(cfg: &RunConfig) -> Result<Results> {
         bridge.proc.stop().await?;
         results.conns = Some(outcome?);
     }
+    results.connect = Some(connect_cost(cfg, &bridge_args, &token).await?);
     results.client_size = size::measure(&cfg.dist)?;
     Ok(results)
+}
+
+/// HELLO → WELCOME with and without authentication, on two bridges side by side.
+async fn connect_cost(
+    cfg: &RunConfig,
+    args: &BridgeArgs<'_>,
+    token: &str,
+) -> Result<crate::connect::ConnectResult> {
+    let authed = child::spawn_bridge(args.clone()).await?;
+    let plain = child::spawn_bridge(BridgeArgs {
+        jwt_secret: None,
+        ..args.clone()
+    })
+    .await?;
+    let (rounds, per_round) = if cfg.skip_warmup { (1, 20) } else { (5, 200) };
+    eprintln!(
+        "ferry-bench: connect cost, {} sessions per bridge",
+        rounds * per_round
+    );
+    let outcome =
+        crate::connect::run(&authed.ws_url(), token, &plain.ws_url(), rounds, per_round).await;
+    authed.proc.stop().await?;
+    plain.proc.stop().await?;
+    outcome
+}
+
+/// A fresh random HS256 secret in `dir`.
+fn jwt_secret(dir: &std::path::Path) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join("jwt-secret");
+    let bytes: [u8; 32] = rand::rng().random();
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::write(&path, hex)?;
+    Ok(path)
+}
+
+/// A day-long development token from the bridge's own `token` command.
+async fn mint(bridge: &std::path::Path, secret: &std::path::Path) -> Result<String> {
+    let out = tokio::process::Command::new(bridge)
+        .arg("token")
+        .arg("--secret-file")
+        .arg(secret)
+        .args(["--sub", "ferry-bench", "--ttl", "24h"])
+        .output()
+        .await?;
+    if !out.status.success() {
+        return Err(BenchError::Child(format!(
+            "ferry-bridge token failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
 fn spec(concurrency: usize, body: usize, warmup: Duration, duration: Duration) -> LoadSpec {

@@ -21,6 +21,20 @@ pub const OPEN_TIMEOUT: Duration = Duration::from_secs(30);
 /// The client name sent in HELLO.
 pub const CLIENT_NAME: &str = concat!("ferry-bench/", env!("CARGO_PKG_VERSION"));
 
+/// The access token every HELLO of this process carries (set once, when the benchmark's
+/// bridge authenticates).
+static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Makes every later HELLO carry `token`.
+pub fn use_token(token: String) {
+    let _ = TOKEN.set(token);
+}
+
+/// The token HELLO carries, if any.
+pub fn token() -> Option<&'static str> {
+    TOKEN.get().map(String::as_str)
+}
+
 /// A WebSocket upgrade request for `url` asking for the Ferry subprotocol.
 pub fn request(url: &str) -> Result<Request> {
     let mut req = url.into_client_request()?;
@@ -54,6 +68,7 @@ where
 {
     let hello = Frame::Hello(Hello {
         client: Some(CLIENT_NAME),
+        token: token(),
         ..Hello::default()
     });
     ws.send(Message::Binary(hello.encode().into())).await?;
