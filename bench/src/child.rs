@@ -94,7 +94,8 @@ pub async fn spawn_bridge(args: BridgeArgs<'_>) -> Result<Bridge> {
             "--max-connections-per-ip",
             "100000",
         ])
-        .args(["--session-rate", "100000"]);
+        .args(["--session-rate", "100000"])
+        .args(["--admin-listen", "127.0.0.1:0"]);
     if let Some(secret) = args.jwt_secret {
         cmd.arg("--jwt-secret-file").arg(secret);
     }

@@ -20,6 +20,12 @@ pub struct Config {
     #[arg(long, env = "FERRY_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
+    /// Address of the admin listener: `/metrics` (Prometheus), `/healthz`, `/readyz`. Keep it
+    /// off the public network (`/healthz` and `/readyz` are on `--listen` too, for load
+    /// balancers; `/metrics` only here).
+    #[arg(long, env = "FERRY_ADMIN_LISTEN", default_value = "127.0.0.1:9090")]
+    pub admin_listen: SocketAddr,
+
     /// AMQP URI of the broker (`?heartbeat=10` is honoured).
     #[arg(
         long,
@@ -64,6 +70,17 @@ pub struct Config {
     /// Largest WebSocket message accepted, in bytes.
     #[arg(long, env = "FERRY_MAX_FRAME_BYTES", default_value_t = 1_048_576)]
     pub max_frame_bytes: u32,
+
+    /// Largest worker reply (or progress message) relayed to a socket, in bytes; a bigger
+    /// final reply fails its request with `too_large` (and is dropped).
+    #[arg(long, env = "FERRY_MAX_REPLY_BYTES", default_value_t = 1_048_576)]
+    pub max_reply_bytes: u32,
+
+    /// Bytes of frames one socket may have queued for writing; past them the session waits
+    /// and replies stay in RabbitMQ. A socket that stops reading is closed after its write
+    /// stalls for `--ping-interval` (at least 10 s).
+    #[arg(long, env = "FERRY_MAX_OUTBOUND_BYTES", default_value_t = 4 * 1_048_576)]
+    pub max_outbound_bytes: u32,
 
     /// Most pending requests per socket.
     #[arg(long, env = "FERRY_MAX_INFLIGHT", default_value_t = 1024)]
@@ -122,8 +139,10 @@ pub struct Config {
     #[arg(long, env = "FERRY_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
 
-    /// Origins allowed to open a socket (exact, e.g. `https://app.example`). Repeatable and/or
-    /// comma-separated. Without any, every origin is allowed.
+    /// Origins allowed to open a socket (exact, e.g. `https://app.example`; `*` for any).
+    /// Repeatable and/or comma-separated. Without any, a browser page must have the bridge's
+    /// own origin (same-origin); clients that send no Origin (Node, Deno, workers, CLIs) are
+    /// never refused for it.
     #[arg(
         long = "allowed-origin",
         env = "FERRY_ALLOWED_ORIGIN",
@@ -219,10 +238,12 @@ pub struct Config {
 }
 
 impl Config {
-    /// A configuration with every default, listening on `listen` and allowing `allow`.
+    /// A configuration with every default, listening on `listen` and allowing `allow`, its
+    /// admin listener on a free loopback port (so several can run in one process).
     pub fn with_defaults(listen: SocketAddr, allow: &[&str]) -> Self {
         let mut cfg = Self::parse_from(["ferry-bridge"]);
         cfg.listen = listen;
+        cfg.admin_listen = SocketAddr::from(([127, 0, 0, 1], 0));
         cfg.allow = allow.iter().map(|s| (*s).to_owned()).collect();
         cfg
     }
@@ -269,6 +290,9 @@ impl Config {
             || self.request_burst == 0
         {
             return Err("connection and rate limits must be at least 1".into());
+        }
+        if self.max_reply_bytes < 1024 || self.max_outbound_bytes < 1024 {
+            return Err("--max-reply-bytes and --max-outbound-bytes must be at least 1024".into());
         }
         if self.header_read_timeout.is_zero() {
             return Err("--header-read-timeout must be positive".into());

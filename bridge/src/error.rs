@@ -45,6 +45,14 @@ pub enum BridgeError {
         /// The configured limit.
         max: u32,
     },
+    /// A worker's reply is over `--max-reply-bytes`.
+    #[error("the worker's reply of {size} bytes exceeds the bridge's limit of {max} bytes")]
+    ReplyTooLarge {
+        /// Size of the reply.
+        size: usize,
+        /// The configured limit.
+        max: u32,
+    },
     /// Too many pending requests on this socket.
     #[error("more than {0} requests pending on this connection")]
     Overloaded(u32),
@@ -97,7 +105,7 @@ impl BridgeError {
             Self::Invalid(e) => e.code(),
             Self::SessionExpired(_) => ErrorCode::SessionExpired,
             Self::Forbidden(_) => ErrorCode::Forbidden,
-            Self::TooLarge { .. } => ErrorCode::TooLarge,
+            Self::TooLarge { .. } | Self::ReplyTooLarge { .. } => ErrorCode::TooLarge,
             Self::Overloaded(_) => ErrorCode::Overloaded,
             Self::NoRoute(_) | Self::NoExchange(_) | Self::NoBinding(_) => ErrorCode::NoRoute,
             Self::NoResponders(_) => ErrorCode::NoResponders,

@@ -1,5 +1,10 @@
-//! The WebSocket upgrade: request checks, Origin allowlist, `ferry.v1` subprotocol
-//! negotiation, and the refusal of other versions with a readable close reason.
+//! The WebSocket upgrade: request checks, Origin, `ferry.v1` subprotocol negotiation, and the
+//! refusal of other versions with a readable close reason.
+//!
+//! Origin: without `--allowed-origin`, a browser's socket must come from a page of the same
+//! origin as the bridge (Origin's host equals Host); `--allowed-origin '*'` allows any. A
+//! request without Origin is not a browser's: Origin protects nothing there, so it is never
+//! refused for lacking one (authentication judges it).
 
 use ferry_protocol::SUBPROTOCOL;
 use hyper::header::{self, HeaderMap, HeaderValue};
@@ -63,10 +68,18 @@ pub fn check<B>(
     let Some(key) = h.get(header::SEC_WEBSOCKET_KEY) else {
         return reject(StatusCode::BAD_REQUEST, "Sec-WebSocket-Key missing\n");
     };
-    if !allowed_origins.is_empty() {
-        let origin = h.get(header::ORIGIN).and_then(|o| o.to_str().ok());
-        if !origin.is_some_and(|o| allowed_origins.iter().any(|a| a == o)) {
-            return reject(StatusCode::FORBIDDEN, "origin not allowed\n");
+    if let Some(origin) = h.get(header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or("");
+        let allowed = if allowed_origins.is_empty() {
+            same_origin(origin, h.get(header::HOST))
+        } else {
+            allowed_origins.iter().any(|a| a == "*" || a == origin)
+        };
+        if !allowed {
+            return reject(
+                StatusCode::FORBIDDEN,
+                "origin not allowed (same-origin only unless --allowed-origin names it)\n",
+            );
         }
     }
     let accept =
@@ -75,6 +88,15 @@ pub fn check<B>(
             message: "bad Sec-WebSocket-Key\n",
         })?;
     Ok((accept, negotiate(h)))
+}
+
+/// True when `origin` (`scheme://host[:port]`) names the same host and port as `Host`.
+fn same_origin(origin: &str, host: Option<&HeaderValue>) -> bool {
+    let Some(authority) = origin.split_once("://").map(|(_, a)| a) else {
+        return false;
+    };
+    host.and_then(|h| h.to_str().ok())
+        .is_some_and(|h| !h.is_empty() && h.eq_ignore_ascii_case(authority))
 }
 
 fn negotiate(h: &HeaderMap) -> Verdict {
@@ -119,6 +141,7 @@ mod tests {
 
     fn req(protocols: Option<&str>, origin: Option<&str>) -> Request<()> {
         let mut b = Request::get("/ws")
+            .header("host", "bridge.example:8080")
             .header("connection", "keep-alive, Upgrade")
             .header("upgrade", "websocket")
             .header("sec-websocket-version", "13")
@@ -164,7 +187,20 @@ mod tests {
             &allowed,
         );
         assert_eq!(r.unwrap_err().status, StatusCode::FORBIDDEN);
-        let r = check(&req(Some("ferry.v1"), None), &allowed);
-        assert_eq!(r.unwrap_err().status, StatusCode::FORBIDDEN);
+        // No Origin: not a browser; never refused for that.
+        assert!(check(&req(Some("ferry.v1"), None), &allowed).is_ok());
+        // Without a list: same origin only.
+        let same = req(Some("ferry.v1"), Some("http://bridge.example:8080"));
+        assert!(check(&same, &[]).is_ok());
+        let other = req(Some("ferry.v1"), Some("http://evil.example"));
+        assert_eq!(
+            check(&other, &[]).unwrap_err().status,
+            StatusCode::FORBIDDEN
+        );
+        assert!(check(&other, &["*".to_owned()]).is_ok(), "explicit '*'");
+        assert!(
+            check(&req(None, Some("null")), &[]).is_err(),
+            "an opaque origin"
+        );
     }
 }

@@ -86,7 +86,13 @@ where
             match stream.next().await {
                 Some(Ok(Message::Binary(b))) => return Ok(b),
                 Some(Ok(Message::Text(_))) => return Err(BridgeError::TextFrame),
-                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
+                Some(Err(e)) => {
+                    if let Some((code, reason)) = crate::outbound::close_for(&e) {
+                        out.close(code, reason).await;
+                    }
+                    return Err(BridgeError::Internal(String::new()));
+                }
+                Some(Ok(Message::Close(_))) | None => {
                     return Err(BridgeError::Internal(String::new()));
                 }
                 Some(Ok(_)) => {}

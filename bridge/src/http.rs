@@ -1,5 +1,5 @@
-//! HTTP on the listening port: `/ws` (upgrade), `/healthz`, `/readyz`, `/metrics`
-//! (Prometheus text), static files.
+//! HTTP on the listening port (`/ws` upgrade, `/healthz`, `/readyz`, static files) and on the
+//! admin port (`/metrics` in Prometheus text, `/healthz`, `/readyz`).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -38,11 +38,11 @@ pub async fn accept(
 ) {
     let _ = tcp.set_nodelay(true);
     let Some(tls) = &shared.tls else {
-        return serve(shared, tcp, peer, permit).await;
+        return serve(shared, tcp, peer, permit, Port::Public).await;
     };
     let handshake = tls.acceptor().accept(tcp);
     match tokio::time::timeout(shared.config.header_read_timeout, handshake).await {
-        Ok(Ok(stream)) => serve(shared, stream, peer, permit).await,
+        Ok(Ok(stream)) => serve(shared, stream, peer, permit, Port::Public).await,
         Ok(Err(e)) => debug!(error = %e, %peer, "TLS handshake failed"),
         Err(_) => debug!(%peer, "TLS handshake timed out"),
     }
@@ -51,8 +51,13 @@ pub async fn accept(
 /// Serves one connection from `peer` until it closes, upgrades, or the bridge drains;
 /// `permit` is its place under `--max-connections`, held until the socket (if it upgrades)
 /// ends too.
-pub async fn serve<IO>(shared: Arc<Shared>, io: IO, peer: SocketAddr, permit: OwnedSemaphorePermit)
-where
+pub async fn serve<IO>(
+    shared: Arc<Shared>,
+    io: IO,
+    peer: SocketAddr,
+    permit: OwnedSemaphorePermit,
+    port: Port,
+) where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let io = TokioIo::new(io);
@@ -61,7 +66,13 @@ where
     let svc = service_fn(move |req| {
         let shared = svc_shared.clone();
         let permit = permit.clone();
-        async move { Ok::<_, Infallible>(route(shared, req, peer, permit).await) }
+        async move {
+            let resp = match port {
+                Port::Public => route(shared, req, peer, permit).await,
+                Port::Admin => admin(&shared, req.uri().path()),
+            };
+            Ok::<_, Infallible>(resp)
+        }
     });
     // The timer makes hyper enforce the header-read timeout (without one it is silently
     // off): a client that trickles its request headers, or idles between keep-alive
@@ -118,7 +129,34 @@ async fn route(
 ) -> Response<Body> {
     match req.uri().path() {
         "/ws" => upgrade(shared, req, peer, permit),
-        "/healthz" => text(StatusCode::OK, "ok\n"),
+        path @ ("/healthz" | "/readyz") => health(&shared, path),
+        path => static_file(&shared, req.method(), path).await,
+    }
+}
+
+/// Which listener a connection came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Port {
+    /// `--listen`: sockets, health, static files.
+    Public,
+    /// `--admin-listen`: metrics and health.
+    Admin,
+}
+
+fn health(shared: &Shared, path: &str) -> Response<Body> {
+    if path == "/healthz" {
+        text(StatusCode::OK, "ok\n")
+    } else if shared.shutdown.is_cancelled() {
+        text(StatusCode::SERVICE_UNAVAILABLE, "draining\n")
+    } else if shared.broker.ready() {
+        text(StatusCode::OK, "ready\n")
+    } else {
+        text(StatusCode::SERVICE_UNAVAILABLE, "broker not connected\n")
+    }
+}
+
+fn admin(shared: &Shared, path: &str) -> Response<Body> {
+    match path {
         "/metrics" => {
             let body = shared.stats.prometheus(shared.broker.health());
             let mut r = Response::new(Full::new(Bytes::from(body)));
@@ -128,16 +166,8 @@ async fn route(
             );
             r
         }
-        "/readyz" => {
-            if shared.shutdown.is_cancelled() {
-                text(StatusCode::SERVICE_UNAVAILABLE, "draining\n")
-            } else if shared.broker.ready() {
-                text(StatusCode::OK, "ready\n")
-            } else {
-                text(StatusCode::SERVICE_UNAVAILABLE, "broker not connected\n")
-            }
-        }
-        path => static_file(&shared, req.method(), path).await,
+        "/healthz" | "/readyz" => health(shared, path),
+        _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
 }
 

@@ -92,6 +92,7 @@ pub struct Shared {
 /// A bound, not yet running bridge.
 pub struct Bridge {
     listener: TcpListener,
+    admin: TcpListener,
     shared: Arc<Shared>,
     broker_task: tokio::task::JoinHandle<()>,
     broker_stop: CancellationToken,
@@ -130,6 +131,12 @@ impl Bridge {
                     addr: config.listen,
                     source,
                 })?;
+        let admin = TcpListener::bind(config.admin_listen)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: config.admin_listen,
+                source,
+            })?;
         let auth = auth::Auth::from_config(&config).map_err(StartError::Config)?;
         let tls = match (&config.tls_cert, &config.tls_key) {
             (Some(cert), Some(key)) => Some(tls::Tls::new(cert, key).map_err(StartError::Config)?),
@@ -209,6 +216,7 @@ impl Bridge {
         });
         Ok(Self {
             listener,
+            admin,
             shared,
             broker_task,
             _broker_guard: broker_stop.clone().drop_guard(),
@@ -221,6 +229,13 @@ impl Bridge {
         self.listener
             .local_addr()
             .unwrap_or(self.shared.config.listen)
+    }
+
+    /// The admin listener's address (`/metrics`, `/healthz`, `/readyz`).
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin
+            .local_addr()
+            .unwrap_or(self.shared.config.admin_listen)
     }
 
     /// True when the bridge serves TLS itself (`https://`, `wss://`).
@@ -253,6 +268,9 @@ impl Bridge {
     /// requests finish up to `--drain-timeout`, closes sockets with 1001, closes the broker.
     pub async fn run(self, shutdown: CancellationToken) {
         let shared = self.shared;
+        // The admin listener answers (`/readyz`: draining) until the very end.
+        let admin_stop = CancellationToken::new();
+        let admin = tokio::spawn(admin_loop(shared.clone(), self.admin, admin_stop.clone()));
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -288,9 +306,33 @@ impl Bridge {
         {
             warn!("some connections did not finish draining in time");
         }
+        admin_stop.cancel();
+        let _ = admin.await;
         self.broker_stop.cancel();
         let _ = self.broker_task.await;
         info!("stopped");
+    }
+}
+
+/// Accepts admin connections until `stop` (plain HTTP, never TLS, under `--max-connections`).
+async fn admin_loop(shared: Arc<Shared>, listener: TcpListener, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, peer)) => match shared.connections.clone().try_acquire_owned() {
+                    Ok(permit) => {
+                        let serve = http::serve(shared.clone(), tcp, peer, permit, http::Port::Admin);
+                        shared.tracker.spawn(serve);
+                    }
+                    Err(_) => drop(shared.tracker.spawn(http::too_many(tcp))),
+                },
+                Err(e) => {
+                    warn!(error = %e, "admin accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
     }
 }
 

@@ -43,6 +43,8 @@ async fn main() -> std::process::ExitCode {
         ("http", "ws")
     };
     println!("ferry-bridge listening on {http}://{addr} (socket {ws}://{addr}/ws)");
+    let admin = bridge.admin_addr();
+    println!("ferry-bridge admin on http://{admin} (/metrics, /healthz, /readyz)");
     let shutdown = CancellationToken::new();
     tokio::spawn(signals(shutdown.clone()));
     tokio::spawn(reloads(bridge.reloader()));

@@ -1,5 +1,6 @@
 //! The writer half of a socket: one task per connection that writes queued frames (bounded
-//! queue = backpressure on the session; frames already queued go out with one flush), pings
+//! queue, in frames and in bytes (`--max-outbound-bytes`) = backpressure on the session, whose
+//! replies then wait in RabbitMQ; frames already queued go out with one flush), pings
 //! every `--ping-interval` (with a HEARTBEAT frame too, for clients that watch for one) and
 //! closes a socket that did not answer the previous ping.
 
@@ -9,7 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{Sink, SinkExt};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
@@ -22,13 +23,17 @@ const QUEUE: usize = 32;
 const MIN_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 enum Out {
-    Frame(Vec<u8>),
+    /// A frame and its share of the byte budget (given back once written).
+    Frame(Vec<u8>, OwnedSemaphorePermit),
     Close(CloseCode, String),
 }
 
 /// The session's handle on its writer.
 pub struct Outbound {
     tx: mpsc::Sender<Out>,
+    /// The byte budget in KiB: a frame takes its size before it is queued.
+    budget: Arc<Semaphore>,
+    budget_kib: u32,
     live: Arc<Liveness>,
     /// Cancelled when the writer stopped (write error, ping timeout, close sent).
     pub dead: CancellationToken,
@@ -36,7 +41,7 @@ pub struct Outbound {
 
 impl Outbound {
     /// Spawns the writer for `sink` on `tracker`.
-    pub fn spawn<S>(sink: S, ping_interval: Duration, tracker: &TaskTracker) -> Self
+    pub fn spawn<S>(sink: S, ping_interval: Duration, budget: u32, tracker: &TaskTracker) -> Self
     where
         S: Sink<Message, Error = WsError> + Unpin + Send + 'static,
     {
@@ -53,7 +58,14 @@ impl Outbound {
             live.clone(),
             dead.clone(),
         ));
-        Self { tx, live, dead }
+        let budget_kib = (budget / 1024).max(1);
+        Self {
+            tx,
+            budget: Arc::new(Semaphore::new(budget_kib as usize)),
+            budget_kib,
+            live,
+            dead,
+        }
     }
 
     /// From now on, send a HEARTBEAT frame with every ping (the client asked for them).
@@ -61,9 +73,19 @@ impl Outbound {
         self.live.heartbeat.store(true, Ordering::Relaxed);
     }
 
-    /// Queues a binary frame; false when the socket is gone.
+    /// Queues a binary frame once the byte budget has room for it (a frame larger than the
+    /// whole budget waits for all of it); false when the socket is gone.
     pub async fn send(&self, frame: Vec<u8>) -> bool {
-        self.tx.send(Out::Frame(frame)).await.is_ok()
+        let kib = u32::try_from(frame.len() / 1024 + 1).unwrap_or(u32::MAX);
+        let Ok(permit) = self
+            .budget
+            .clone()
+            .acquire_many_owned(kib.min(self.budget_kib))
+            .await
+        else {
+            return false;
+        };
+        self.tx.send(Out::Frame(frame, permit)).await.is_ok()
     }
 
     /// Queues a close frame; the writer stops after sending it.
@@ -100,9 +122,9 @@ async fn write_loop<S>(
     loop {
         let result = tokio::select! {
             out = rx.recv() => match out {
-                Some(Out::Frame(f)) => {
+                Some(Out::Frame(f, permit)) => {
                     let mut close = None;
-                    let write = write_batch(&mut sink, f, &mut rx, &mut close);
+                    let write = write_batch(&mut sink, f, permit, &mut rx, &mut close);
                     match tokio::time::timeout(write_timeout, write).await {
                         Ok(Ok(())) if close.is_none() => Ok(()),
                         Ok(Ok(())) => {
@@ -111,7 +133,10 @@ async fn write_loop<S>(
                         }
                         Ok(Err(e)) => Err(e),
                         Err(_) => {
-                            tracing::debug!("socket write stalled; dropping the connection");
+                            tracing::info!(
+                                stalled = ?write_timeout,
+                                "socket not reading; closing it (its replies wait in RabbitMQ if the session resumes)"
+                            );
                             break;
                         }
                     }
@@ -154,16 +179,22 @@ async fn write_loop<S>(
 async fn write_batch<S>(
     sink: &mut S,
     first: Vec<u8>,
+    permit: OwnedSemaphorePermit,
     rx: &mut mpsc::Receiver<Out>,
     close: &mut Option<(CloseCode, String)>,
 ) -> Result<(), WsError>
 where
     S: Sink<Message, Error = WsError> + Unpin,
 {
+    // The budget is given back as each frame is handed to the socket's buffer.
     sink.feed(Message::Binary(Bytes::from(first))).await?;
+    drop(permit);
     while let Ok(next) = rx.try_recv() {
         match next {
-            Out::Frame(f) => sink.feed(Message::Binary(Bytes::from(f))).await?,
+            Out::Frame(f, permit) => {
+                sink.feed(Message::Binary(Bytes::from(f))).await?;
+                drop(permit);
+            }
             Out::Close(code, reason) => {
                 *close = Some((code, reason));
                 break;
@@ -184,5 +215,18 @@ where
             reason: reason.into(),
         };
         let _ = tokio::time::timeout(write_timeout, sink.send(Message::Close(Some(frame)))).await;
+    }
+}
+
+/// The RFC 6455 close a read error calls for, as nats-server sends them: 1002 for a protocol
+/// violation (unmasked client frame, reserved bits, a control frame too big or fragmented),
+/// 1007 for text that is not UTF-8, 1009 for a message over the size limit. `None` for an
+/// error that leaves nobody to tell (the connection is gone).
+pub fn close_for(e: &WsError) -> Option<(CloseCode, &'static str)> {
+    match e {
+        WsError::Protocol(_) => Some((CloseCode::Protocol, "protocol error")),
+        WsError::Utf8(_) => Some((CloseCode::Invalid, "invalid UTF-8")),
+        WsError::Capacity(_) => Some((CloseCode::Size, "message too big")),
+        _ => None,
     }
 }

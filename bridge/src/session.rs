@@ -56,7 +56,13 @@ where
         + 'static,
 {
     let (sink, mut stream) = ws.split();
-    let out = Outbound::spawn(sink, shared.config.ping_interval, &shared.tracker);
+    let cfg = &shared.config;
+    let out = Outbound::spawn(
+        sink,
+        cfg.ping_interval,
+        cfg.max_outbound_bytes,
+        &shared.tracker,
+    );
     let Some(opened) = crate::hello::hello(&shared, &mut stream, &out, &peer).await else {
         return;
     };
@@ -267,6 +273,9 @@ impl Session {
             }
             Some(Err(e)) => {
                 debug!(session = %self.id, error = %e, "socket error");
+                if let Some((code, reason)) = crate::outbound::close_for(&e) {
+                    self.out.close(code, reason).await;
+                }
                 Flow::Stop
             }
         }

@@ -331,3 +331,93 @@ async fn without_auth_a_non_loopback_bridge_refuses_to_start_unless_no_auth() {
     cfg.no_auth = true;
     assert!(ferry_bridge::Bridge::bind(cfg).await.is_ok());
 }
+
+/// `openssl` (a test prerequisite) with `args`; panics naming them when it fails.
+fn openssl(args: &[&str]) {
+    let s = std::process::Command::new("openssl")
+        .args(args)
+        .stderr(std::process::Stdio::null())
+        .status();
+    assert!(s.unwrap().success(), "openssl {args:?}");
+}
+
+/// A private key (PKCS#8 PEM) from `genpkey` with `opts`, and its public key file.
+fn keypair(dir: &std::path::Path, name: &str, opts: &[&str]) -> (Vec<u8>, PathBuf) {
+    let (key, public) = (
+        dir.join(format!("{name}.pem")),
+        dir.join(format!("{name}.pub.pem")),
+    );
+    let mut args = vec!["genpkey"];
+    args.extend_from_slice(opts);
+    args.extend_from_slice(&["-out", key.to_str().unwrap()]);
+    openssl(&args);
+    openssl(&[
+        "pkey",
+        "-in",
+        key.to_str().unwrap(),
+        "-pubout",
+        "-out",
+        public.to_str().unwrap(),
+    ]);
+    (std::fs::read(&key).unwrap(), public)
+}
+
+fn signed(alg: Algorithm, key: &EncodingKey, kid: Option<&str>) -> String {
+    let mut header = Header::new(alg);
+    header.kid = kid.map(str::to_owned);
+    encode(&header, &json!({"sub": "alice", "exp": now() + 600}), key).unwrap()
+}
+
+#[tokio::test]
+async fn rs256_and_es256_keys_verify_and_a_jwks_rotates_on_reload() {
+    let dir = std::env::temp_dir().join(format!("ferry-keys-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (rsa, rsa_pub) = keypair(
+        &dir,
+        "rsa",
+        &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],
+    );
+    let ec_opts = ["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"];
+    let (ec, ec_pub) = keypair(&dir, "ec", &ec_opts);
+    let rsa = EncodingKey::from_rsa_pem(&rsa).unwrap();
+    let ec = EncodingKey::from_ec_pem(&ec).unwrap();
+
+    // PEM public keys, one of each family.
+    let b =
+        TestBridge::start(|c| c.jwt_public_key_file = vec![rsa_pub.clone(), ec_pub.clone()]).await;
+    let (_a, _, _) = signed_in(&b, &signed(Algorithm::RS256, &rsa, None), false).await;
+    let (_e, _, _) = signed_in(&b, &signed(Algorithm::ES256, &ec, None), false).await;
+    // HS256 "signed" with the RSA public key's PEM bytes: HS/RS confusion.
+    let forged = sign(
+        json!({"sub": "mallory", "exp": now() + 600}),
+        &std::fs::read(&rsa_pub).unwrap(),
+    );
+    assert!(refused(&b, Some(&forged)).await.contains("algorithm"));
+
+    // A JWKS: `kid` selects the key; a reload (SIGHUP) takes the rotated set.
+    let jwks = dir.join("jwks.json");
+    let write_jwks = |key: &EncodingKey, kid: &str| {
+        let mut jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(key, Algorithm::ES256).unwrap();
+        jwk.common.key_id = Some(kid.to_owned());
+        let set = jsonwebtoken::jwk::JwkSet { keys: vec![jwk] };
+        std::fs::write(&jwks, serde_json::to_vec(&set).unwrap()).unwrap();
+    };
+    write_jwks(&ec, "k1");
+    let b = TestBridge::start(|c| c.jwt_jwks_file = Some(jwks.clone())).await;
+    let first = signed(Algorithm::ES256, &ec, Some("k1"));
+    let (_k1, _, _) = signed_in(&b, &first, false).await;
+    let (ec2, _) = keypair(&dir, "ec2", &ec_opts);
+    let ec2 = EncodingKey::from_ec_pem(&ec2).unwrap();
+    let second = signed(Algorithm::ES256, &ec2, Some("k2"));
+    assert!(
+        refused(&b, Some(&second)).await.contains("signature"),
+        "k2 unknown before the reload"
+    );
+    write_jwks(&ec2, "k2");
+    b.reloader.reload();
+    let (_k2, _, _) = signed_in(&b, &second, false).await;
+    assert!(
+        refused(&b, Some(&first)).await.contains("signature"),
+        "k1 retired by the reload"
+    );
+}

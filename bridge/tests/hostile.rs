@@ -107,7 +107,7 @@ async fn worst_case_requests_are_refused_and_another_client_loses_nothing() {
         errors.is_empty(),
         "the steady client lost nothing: {errors:?}"
     );
-    let metrics = http_get(b.addr, "/metrics").await;
+    let metrics = http_get(b.admin, "/metrics").await;
     assert!(
         metrics.contains("ferry_broker_connects_total 1\n"),
         "the broker connection never dropped:\n{metrics}"
@@ -202,7 +202,7 @@ async fn sockets_per_address_and_their_open_rate_are_capped() {
         Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 429),
         other => panic!("expected 429, got {other:?}"),
     }
-    let metrics = http_get(slow.addr, "/metrics").await;
+    let metrics = http_get(slow.admin, "/metrics").await;
     assert!(
         metrics.contains("ferry_connections_refused_total 1\n"),
         "{metrics}"
@@ -236,4 +236,109 @@ async fn connections_over_the_global_cap_get_503() {
         .unwrap();
     let text = String::from_utf8_lossy(&buf);
     assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+}
+
+#[tokio::test]
+async fn a_full_request_queue_refuses_with_broker_rejected_not_a_timeout() {
+    use lapin::options::QueueDeclareOptions;
+    use lapin::types::{AMQPValue, FieldTable};
+    // What an operator's `max-length` + `overflow: reject-publish` policy does, as queue
+    // arguments: one message fits, the next publish is refused by the broker.
+    let queue = unique("hostile.full");
+    let conn = lapin::Connection::connect(AMQP_URL, lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    let mut args = FieldTable::default();
+    args.insert("x-max-length".into(), AMQPValue::LongInt(1));
+    args.insert(
+        "x-overflow".into(),
+        AMQPValue::LongString("reject-publish".into()),
+    );
+    args.insert("x-expires".into(), AMQPValue::LongInt(60_000));
+    ch.queue_declare(queue.as_str().into(), QueueDeclareOptions::default(), args)
+        .await
+        .unwrap();
+    let b = TestBridge::start(|c| c.allow_waiting = vec![queue.clone()]).await;
+    let mut c = Client::connect(&b.url()).await;
+    c.request("fits", &queue, b"1", Some(30_000)).await;
+    c.request("over", &queue, b"2", Some(30_000)).await;
+    let (id, code, ..) = c.recv().await.error();
+    assert_eq!(
+        (id.as_deref(), code.as_str()),
+        (Some("over"), "broker_rejected")
+    );
+    let _ = conn.close(200, "bye".into()).await;
+}
+
+#[tokio::test]
+async fn the_bridge_works_with_a_broker_user_holding_only_the_documented_permissions() {
+    // docs/security.md: configure, write and read regexes for the bridge's own user.
+    let ctl = |args: &[&str]| {
+        let out = std::process::Command::new("rabbitmqctl")
+            .args(args)
+            .output();
+        out.expect("rabbitmqctl runs (a test prerequisite)")
+    };
+    let user = format!(
+        "ferry-min-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let setup = {
+        let user = user.clone();
+        tokio::task::spawn_blocking(move || {
+            assert!(ctl(&["add_user", &user, "pw"]).status.success());
+            let perms = ctl(&[
+                "set_permissions",
+                "-p",
+                "/",
+                &user,
+                r"^ferry\.(reply|lease|epoch)\.|^ferry\.cancel$",
+                r"^(amq\.default|ferry\.cancel)$",
+                r"^ferry\.(reply|lease|epoch)\.",
+            ]);
+            assert!(perms.status.success(), "{perms:?}");
+        })
+    };
+    setup.await.unwrap();
+    let _guard = UserGuard(user.clone());
+    let queue = unique("hostile.perms");
+    let (_w, _task) = echo_worker(&queue).await;
+    let url = format!("amqp://{user}:pw@127.0.0.1:5672/%2f");
+    let b = TestBridge::start(|c| c.amqp_url = url).await;
+    // A request, a cancel notice, and a resumable session that resumes.
+    let hello = ferry_protocol::Hello {
+        acks: true,
+        ..ferry_protocol::Hello::default()
+    };
+    let (mut c, token, _) = Client::hello(&b.url(), hello).await;
+    c.request("r", &queue, b"ok", Some(5_000)).await;
+    assert_eq!(c.recv().await.reply().0, "r");
+    let session = c.session.clone();
+    drop(c);
+    b.until("detached", |s| s.sessions == 0).await;
+    let hello = ferry_protocol::Hello {
+        acks: true,
+        resume: Some(&session),
+        resume_token: token.as_deref(),
+        ..ferry_protocol::Hello::default()
+    };
+    let (_c, _, resumed) = Client::hello(&b.url(), hello).await;
+    assert!(resumed);
+    let metrics = http_get(b.admin, "/metrics").await;
+    assert!(
+        metrics.contains("ferry_broker_connects_total 1\n"),
+        "{metrics}"
+    );
+}
+
+/// Deletes the test's broker user whatever happens.
+struct UserGuard(String);
+
+impl Drop for UserGuard {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("rabbitmqctl")
+            .args(["delete_user", &self.0])
+            .output();
+    }
 }

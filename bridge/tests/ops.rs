@@ -28,7 +28,7 @@ async fn health_and_readiness() {
             .await
             .starts_with("HTTP/1.1 404")
     );
-    let metrics = http_get(bridge.addr, "/metrics").await;
+    let metrics = http_get(bridge.admin, "/metrics").await;
     assert!(metrics.contains("ferry_broker_connected 1"), "{metrics}");
     assert!(
         metrics.contains("ferry_broker_restarts_total 0\n"),
@@ -113,6 +113,7 @@ async fn binary_prints_its_address_and_drains_on_sigterm() {
     use tokio::io::{AsyncBufReadExt, BufReader};
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ferry-bridge"))
         .args(["--listen", "127.0.0.1:0", "--allow", "test.*"])
+        .args(["--admin-listen", "127.0.0.1:0"])
         .env("FERRY_AMQP_URL", support::AMQP_URL)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
@@ -132,6 +133,19 @@ async fn binary_prints_its_address_and_drains_on_sigterm() {
     assert_eq!(ws, format!("(socket ws://{addr}/ws)"));
     let addr: std::net::SocketAddr = addr.parse().unwrap();
     assert!(http_get(addr, "/healthz").await.starts_with("HTTP/1.1 200"));
+    // The second line: the admin listener, where the metrics are (and only there).
+    let line = tokio::time::timeout(STEP, lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let admin = line
+        .strip_prefix("ferry-bridge admin on http://")
+        .and_then(|r| r.split_once(' '))
+        .map(|(a, _)| a.parse::<std::net::SocketAddr>().unwrap())
+        .unwrap_or_else(|| panic!("unexpected line {line:?}"));
+    assert!(http_get(admin, "/metrics").await.contains("ferry_sessions"));
+    assert!(http_get(addr, "/metrics").await.starts_with("HTTP/1.1 404"));
     let _client = Client::connect(&format!("ws://{addr}/ws")).await;
     let pid = child.id().unwrap().to_string();
     let status = std::process::Command::new("kill")
@@ -147,7 +161,7 @@ async fn binary_prints_its_address_and_drains_on_sigterm() {
     assert_eq!(
         lines.next_line().await.unwrap(),
         None,
-        "exactly one stdout line"
+        "exactly two stdout lines"
     );
 }
 

@@ -52,7 +52,7 @@ async fn a_resumable_request_across_a_restart_fails_once_the_broker_is_back() {
         (id.as_deref(), code.as_str()),
         (Some("a1"), "broker_unavailable")
     );
-    let metrics = http_get(bridge.addr, "/metrics").await;
+    let metrics = http_get(bridge.admin, "/metrics").await;
     assert!(
         metrics.contains("ferry_broker_restarts_total 1\n"),
         "{metrics}"

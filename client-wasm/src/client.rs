@@ -106,6 +106,7 @@ impl WasmClient {
             session: None,
             default_timeout_ms,
             bridge_error: None,
+            socket_error: None,
         }));
         restore::restore(&mut inner.borrow_mut(), &restore);
         let weak = Rc::downgrade(&inner);

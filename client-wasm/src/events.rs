@@ -66,6 +66,10 @@ fn on_close(shared: &Shared, ev: &CloseEvent) {
         msg.push_str("; the bridge said: ");
         msg.push_str(&e);
     }
+    if let Some(e) = shared.borrow_mut().socket_error.take() {
+        msg.push_str("; ");
+        msg.push_str(&e);
+    }
     if session::dropped(shared, ev.code(), &msg) {
         return;
     }
@@ -349,9 +353,20 @@ pub(crate) fn attach(inner: &Shared, weak: &Weak<RefCell<Inner>>) {
             on_close(&s, &ev);
         }
     });
-    // The socket reports errors through the close event that always follows; this
-    // listener exists so runtimes that throw on unhandled `error` events (ws) do not.
-    let error = Closure::<dyn FnMut()>::new(|| {});
+    // The close event that always follows reports the failure; this listener keeps what a
+    // runtime says about it (Node's ws: "Unexpected server response: 403" for a refused
+    // upgrade; browsers say nothing) for that report, and keeps runtimes that throw on
+    // unhandled `error` events (ws) from throwing.
+    let w = weak.clone();
+    let error = Closure::<dyn FnMut(JsValue)>::new(move |ev: JsValue| {
+        let said = js_sys::Reflect::get(&ev, &"message".into())
+            .ok()
+            .and_then(|m| m.as_string())
+            .filter(|m| !m.is_empty());
+        if let (Some(s), Some(said)) = (w.upgrade(), said) {
+            s.borrow_mut().socket_error = Some(said);
+        }
+    });
     let w = weak.clone();
     let timer = Closure::<dyn FnMut()>::new(move || {
         if let Some(s) = w.upgrade() {

@@ -153,7 +153,7 @@ pub(crate) struct Handlers {
     pub(crate) _open: Closure<dyn FnMut()>,
     pub(crate) _message: Closure<dyn FnMut(MessageEvent)>,
     pub(crate) _close: Closure<dyn FnMut(CloseEvent)>,
-    pub(crate) _error: Closure<dyn FnMut()>,
+    pub(crate) _error: Closure<dyn FnMut(JsValue)>,
 }
 
 pub(crate) struct Inner {
@@ -185,6 +185,8 @@ pub(crate) struct Inner {
     pub(crate) default_timeout_ms: Option<u32>,
     /// A connection-level ERROR the bridge sent, quoted when the socket then closes.
     pub(crate) bridge_error: Option<String>,
+    /// What the runtime said in the socket's `error` event (e.g. a refused upgrade's status).
+    pub(crate) socket_error: Option<String>,
 }
 
 pub(crate) type Shared = Rc<RefCell<Inner>>;

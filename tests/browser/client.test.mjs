@@ -123,7 +123,8 @@ describe("in Chromium", () => {
   });
 
   test("reconnect: false, the bridge killed mid-request: every promise rejects with disconnected", async () => {
-    const other = await startBridge({ allow: [`${PREFIX}.*`] });
+    // Another bridge, so another origin than the page's: it must name the page's origin.
+    const other = await startBridge({ allow: [`${PREFIX}.*`], args: ["--allowed-origin", bridge.url] });
     try {
       const started = await page.evaluate(async ([url, q]) => {
         const c = await window.ferry.connect(url, { reconnect: false });

@@ -137,7 +137,7 @@ describe("reconnect and resume", () => {
       assert.equal(c.state, "open");
       // Nothing more arrives: a second copy would have no request to go to, but would still
       // show as a dropped reply on B; give B's /metrics a look.
-      const metrics = await (await fetch(`${b.url}/metrics`)).text();
+      const metrics = await (await fetch(`${b.adminUrl}/metrics`)).text();
       assert.match(metrics, /ferry_sessions_resumed_total 1/);
     } finally {
       await c.close();

@@ -27,6 +27,7 @@ export function bridgeBinary() {
   return bin;
 }
 
+const ADMIN = /^ferry-bridge admin on (http:\/\/\S+) /;
 const READY = /^ferry-bridge listening on (https?:\/\/\S+) \(socket (wss?:\/\/\S+)\)/;
 
 /**
@@ -35,7 +36,7 @@ const READY = /^ferry-bridge listening on (https?:\/\/\S+) \(socket (wss?:\/\/\S
  * (unless `waitReady: false`) its `/readyz` says the broker links are up.
  */
 export async function startBridge({ allow = [], args = [], timeoutMs = 30_000, env = {}, waitReady = true } = {}) {
-  const argv = ["--listen", "127.0.0.1:0", "--amqp-url", AMQP_URL];
+  const argv = ["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--amqp-url", AMQP_URL];
   for (const a of allow) argv.push("--allow", a);
   argv.push(...args);
   const child = spawn(bridgeBinary(), argv, {
@@ -53,11 +54,14 @@ export async function startBridge({ allow = [], args = [], timeoutMs = 30_000, e
       child.kill("SIGKILL");
       reject(new Error(`ferry-bridge did not start within ${timeoutMs} ms:\n${stderr}`));
     }, timeoutMs);
+    let found;
     lines.on("line", (line) => {
       const m = READY.exec(line);
-      if (m) {
+      if (m) found = { url: m[1], wsUrl: m[2] };
+      const admin = ADMIN.exec(line);
+      if (admin && found) {
         clearTimeout(timer);
-        resolve({ url: m[1], wsUrl: m[2] });
+        resolve({ ...found, adminUrl: admin[1] });
       }
     });
     exited.then(({ code, signal }) => {

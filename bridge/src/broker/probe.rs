@@ -1,13 +1,16 @@
 //! The `no_responders` check: a passive `queue_declare` tells whether a destination queue
-//! exists and how many consumers it has. Positive answers are cached briefly. Also the
-//! existence check of a gather's exchange (passive `exchange_declare`, never cached), and of
-//! a resumed session's reply queue.
+//! exists and how many consumers it has. Answers are cached briefly, the negative ones too,
+//! so a client naming unknown destinations costs itself, not the broker or others. Also the
+//! existence check of a gather's exchange (passive `exchange_declare`, never cached), of a
+//! resumed session's reply queue and lease, and the delete of a spent lease.
 //!
-//! A failed passive declare (404) closes its AMQP channel, so probes use a dedicated channel
-//! that is reopened on the next probe.
+//! A failed passive declare (404) closes its AMQP channel, so probes use channels of their
+//! own: a small pool, taken round-robin, each reopened on its next probe. One slow or failing
+//! probe holds one channel, not every session's first request.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use lapin::options::{ExchangeDeclareOptions, QueueDeclareOptions};
@@ -17,53 +20,92 @@ use lapin::{Channel, Connection, ErrorKind, ExchangeKind};
 
 use crate::error::BridgeError;
 
-/// How long "this queue has consumers" is trusted.
+/// How long an answer (consumers, none, no such queue) is trusted.
 const CACHE_TTL: Duration = Duration::from_secs(1);
-/// Cache entries kept before expired ones are swept.
+/// Cache entries kept before expired ones are swept; past twice this, all are dropped.
 const CACHE_SWEEP_AT: usize = 1024;
+/// Probe channels.
+const PROBE_CHANNELS: usize = 4;
 
-/// The probe channel and the cache of destinations recently seen with consumers.
-#[derive(Default)]
+/// What a probe found for a destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    Consumed,
+    NoConsumers,
+    Missing,
+}
+
+/// The probe channels and the cache of recent answers.
 pub struct Probe {
-    channel: tokio::sync::Mutex<Option<Channel>>,
-    has_consumers: Mutex<HashMap<String, Instant>>,
+    channels: Vec<tokio::sync::Mutex<Option<Channel>>>,
+    next: AtomicUsize,
+    seen: Mutex<HashMap<String, (Instant, Seen)>>,
+}
+
+impl Default for Probe {
+    fn default() -> Self {
+        Self {
+            channels: (0..PROBE_CHANNELS)
+                .map(|_| tokio::sync::Mutex::new(None))
+                .collect(),
+            next: AtomicUsize::new(0),
+            seen: Mutex::new(HashMap::new()),
+        }
+    }
 }
 
 impl Probe {
-    fn cached(&self, dest: &str) -> bool {
-        let Ok(cache) = self.has_consumers.lock() else {
-            return false;
-        };
-        cache.get(dest).is_some_and(|t| t.elapsed() < CACHE_TTL)
+    fn cached(&self, dest: &str) -> Option<Seen> {
+        let cache = self.seen.lock().ok()?;
+        cache
+            .get(dest)
+            .filter(|(t, _)| t.elapsed() < CACHE_TTL)
+            .map(|(_, seen)| *seen)
     }
 
-    fn remember(&self, dest: &str) {
-        if let Ok(mut cache) = self.has_consumers.lock() {
+    fn remember(&self, dest: &str, seen: Seen) {
+        if let Ok(mut cache) = self.seen.lock() {
             if cache.len() >= CACHE_SWEEP_AT {
-                cache.retain(|_, t| t.elapsed() < CACHE_TTL);
+                cache.retain(|_, (t, _)| t.elapsed() < CACHE_TTL);
+                if cache.len() >= 2 * CACHE_SWEEP_AT {
+                    cache.clear(); // a flood of fresh names: bounded memory first
+                }
             }
-            cache.insert(dest.to_owned(), Instant::now());
+            cache.insert(dest.to_owned(), (Instant::now(), seen));
         }
+    }
+
+    fn answer(dest: &str, seen: Seen) -> Result<(), BridgeError> {
+        match seen {
+            Seen::Consumed => Ok(()),
+            Seen::NoConsumers => Err(BridgeError::NoResponders(dest.to_owned())),
+            Seen::Missing => Err(BridgeError::NoRoute(dest.to_owned())),
+        }
+    }
+
+    /// The next channel slot of the pool.
+    fn slot(&self) -> &tokio::sync::Mutex<Option<Channel>> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.channels.len();
+        &self.channels[i]
     }
 
     /// `Ok` when `dest` exists and has a consumer; `no_route` when it does not exist;
     /// `no_responders` when nobody consumes it.
     pub async fn check(&self, conn: &Connection, dest: &str) -> Result<(), BridgeError> {
-        if self.cached(dest) {
-            return Ok(());
+        if let Some(seen) = self.cached(dest) {
+            return Self::answer(dest, seen);
         }
-        let mut slot = self.channel.lock().await;
-        if self.cached(dest) {
-            return Ok(());
+        let mut slot = self.slot().lock().await;
+        if let Some(seen) = self.cached(dest) {
+            return Self::answer(dest, seen);
         }
-        match Self::passive(&mut slot, conn, dest).await? {
-            Some(q) if q.consumer_count() > 0 => {
-                self.remember(dest);
-                Ok(())
-            }
-            Some(_) => Err(BridgeError::NoResponders(dest.to_owned())),
-            None => Err(BridgeError::NoRoute(dest.to_owned())),
-        }
+        let seen = match Self::passive(&mut slot, conn, dest).await? {
+            Some(q) if q.consumer_count() > 0 => Seen::Consumed,
+            Some(_) => Seen::NoConsumers,
+            None => Seen::Missing,
+        };
+        self.remember(dest, seen);
+        Self::answer(dest, seen)
     }
 
     /// A passive declare of the queue `name` on the probe channel; `None` when it does not
@@ -98,13 +140,13 @@ impl Probe {
 impl Probe {
     /// Whether the queue `name` exists (a passive declare; a reply queue of a session).
     pub async fn queue_exists(&self, conn: &Connection, name: &str) -> Result<bool, BridgeError> {
-        let mut slot = self.channel.lock().await;
+        let mut slot = self.slot().lock().await;
         Ok(Self::passive(&mut slot, conn, name).await?.is_some())
     }
 
     /// Deletes the queue `name` on the probe channel (a channel error there costs no session).
     pub async fn delete_queue(&self, conn: &Connection, name: &str) -> Result<(), BridgeError> {
-        let mut slot = self.channel.lock().await;
+        let mut slot = self.slot().lock().await;
         let channel = Self::channel(&mut slot, conn).await?;
         match channel
             .queue_delete(name.into(), lapin::options::QueueDeleteOptions::default())
@@ -122,7 +164,7 @@ impl Probe {
     /// exchange deleted after a cached answer would make the publish close the shared
     /// publish channel, and gathers are rare.
     pub async fn check_exchange(&self, conn: &Connection, name: &str) -> Result<(), BridgeError> {
-        let mut slot = self.channel.lock().await;
+        let mut slot = self.slot().lock().await;
         let channel = Self::channel(&mut slot, conn).await?;
         let opts = ExchangeDeclareOptions {
             passive: true,

@@ -62,6 +62,26 @@ impl Session {
             .as_ref()
             .map(|c| c.as_str())
             .unwrap_or("");
+        let max = self.shared.config.max_reply_bytes;
+        if d.data.len() > max as usize {
+            // Never relayed: it would pin its size in this socket's buffers. The request
+            // learns why; a gather's part or a progress message is dropped.
+            Stats::inc(&self.shared.stats.dropped_replies);
+            if self.pending.kind(id) == Some(Kind::Request)
+                && !matches!(
+                    crate::amqp_props::reply_kind(&d.properties),
+                    crate::amqp_props::ReplyKind::Progress
+                )
+                && self.pending.remove(id).is_some()
+            {
+                let size = d.data.len();
+                warn!(session = %self.id, id, size, "reply over --max-reply-bytes dropped");
+                self.send_error(Some(id), &BridgeError::ReplyTooLarge { size, max })
+                    .await;
+            }
+            ReplySub::ack(&d);
+            return Flow::Continue;
+        }
         if let Some(Kind::Gather { .. }) = self.pending.kind(id) {
             self.on_part(id, &d).await;
         } else if self.pending.contains(id) {

@@ -39,6 +39,8 @@ pub fn unique(prefix: &str) -> String {
 /// A running in-process bridge.
 pub struct TestBridge {
     pub addr: std::net::SocketAddr,
+    /// The admin listener (`/metrics`).
+    pub admin: std::net::SocketAddr,
     pub instance: String,
     pub stats: Arc<Stats>,
     pub shutdown: CancellationToken,
@@ -55,6 +57,7 @@ impl TestBridge {
         tweak(&mut cfg);
         let bridge = Bridge::bind(cfg).await.unwrap();
         let addr = bridge.local_addr();
+        let admin = bridge.admin_addr();
         let stats = bridge.stats();
         let instance = bridge.instance().to_owned();
         let reloader = bridge.reloader();
@@ -65,6 +68,7 @@ impl TestBridge {
         let task = tokio::spawn(bridge.run(shutdown.clone()));
         Self {
             addr,
+            admin,
             instance,
             stats,
             shutdown,
