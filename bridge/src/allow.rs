@@ -1,4 +1,5 @@
-//! Destination allowlists: exact queue names, `prefix.*` patterns, and `*` for everything.
+//! Destination allowlists: exact queue names, `prefix.*` patterns, and `*` for everything;
+//! and the gather list, whose entries may also bound the routing key (`exchange/key`).
 
 /// A compiled list of destination patterns.
 #[derive(Debug, Clone, Default)]
@@ -45,9 +46,53 @@ impl Allowlist {
     }
 }
 
+/// The exchanges clients may gather from: `exchange` (any routing key) or `exchange/key`,
+/// where each side is a pattern as in [`Allowlist`] (`reports.*/daily.*`, `presence/*`).
+#[derive(Debug, Clone, Default)]
+pub struct ExchangeList {
+    rules: Vec<(Allowlist, Option<Allowlist>)>,
+}
+
+impl ExchangeList {
+    /// Compiles `exchange[/key]` patterns; empty entries are ignored.
+    pub fn new<S: AsRef<str>>(patterns: &[S]) -> Self {
+        let rules = patterns
+            .iter()
+            .map(|p| p.as_ref().trim())
+            .filter(|p| !p.is_empty())
+            .map(|p| match p.split_once('/') {
+                Some((exchange, key)) => {
+                    (Allowlist::new(&[exchange]), Some(Allowlist::new(&[key])))
+                }
+                None => (Allowlist::new(&[p]), None),
+            })
+            .collect();
+        Self { rules }
+    }
+
+    /// True when a rule allows `exchange` with routing key `key`.
+    pub fn allows(&self, exchange: &str, key: &str) -> bool {
+        self.rules
+            .iter()
+            .any(|(e, k)| e.allows(exchange) && k.as_ref().is_none_or(|k| k.allows(key)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exchanges_with_and_without_routing_key_patterns() {
+        let l = ExchangeList::new(&["presence", "reports.*/daily.*", "audit/eu"]);
+        assert!(l.allows("presence", "anything"));
+        assert!(l.allows("reports.x", "daily.summary"));
+        assert!(!l.allows("reports.x", "monthly.summary"));
+        assert!(l.allows("audit", "eu"));
+        assert!(!l.allows("audit", "us"));
+        assert!(!l.allows("other", ""));
+        assert!(!ExchangeList::new::<&str>(&[]).allows("presence", ""));
+    }
 
     #[test]
     fn exact_prefix_and_any() {

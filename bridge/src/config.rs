@@ -51,7 +51,8 @@ pub struct Config {
     pub allow: Vec<String>,
 
     /// Exchanges clients may scatter-gather from (GATHER publishes once to the exchange and
-    /// collects every reply in a window): exact names, `prefix.*`, or `*`. Without any, none.
+    /// collects every reply in a window): exact names, `prefix.*`, or `*`, each optionally
+    /// with `/KEY` to bound the routing key the same way (`reports/daily.*`). Without any, none.
     #[arg(
         long = "allow-exchange",
         env = "FERRY_ALLOW_EXCHANGE",
@@ -253,9 +254,9 @@ impl Config {
         Allowlist::new(&self.allow)
     }
 
-    /// The compiled allowlist of exchanges clients may gather from.
-    pub fn exchange_list(&self) -> Allowlist {
-        Allowlist::new(&self.allow_exchange)
+    /// The compiled list of exchanges (and routing keys) clients may gather from.
+    pub fn exchange_list(&self) -> crate::allow::ExchangeList {
+        crate::allow::ExchangeList::new(&self.allow_exchange)
     }
 
     /// The compiled allowlist of destinations exempt from the `no_responders` check.

@@ -62,7 +62,7 @@ pub struct Shared {
     /// Compiled `--allow-waiting`.
     pub waiting: Allowlist,
     /// Compiled `--allow-exchange`.
-    pub exchanges: Allowlist,
+    pub exchanges: allow::ExchangeList,
     /// The broker links.
     pub broker: Broker,
     /// Counters.

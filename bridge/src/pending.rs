@@ -279,6 +279,28 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn publishes_are_counted_until_they_end_whatever_happens_to_their_entry() {
+        let (_, mut p) = pending();
+        let a = p.insert("a", "q", Duration::from_secs(5), None).unwrap();
+        let b = p.insert("b", "q", Duration::from_secs(5), None).unwrap();
+        p.insert("c", "q", Duration::from_secs(5), None).unwrap();
+        assert_eq!(p.publishing(), 3);
+        p.published("a", a); // confirmed: pending for its reply, no longer publishing
+        assert_eq!((p.len(), p.publishing()), (3, 2));
+        p.published("a", a);
+        assert_eq!(p.publishing(), 2, "counted once");
+        // A CANCEL while b's publish runs: the entry goes, the publish still counts, as
+        // `in flight = len + running publishes - publishing` says (3 running here).
+        p.remove("b");
+        assert_eq!((p.len(), p.publishing()), (2, 1));
+        assert_eq!(p.len() + 3 - p.publishing(), 4, "a, c and the cancelled b");
+        p.published("b", b); // b's publish ends with no entry left: nothing to change
+        assert_eq!(p.publishing(), 1);
+        p.drain();
+        assert_eq!(p.publishing(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn duplicate_ids_are_refused() {
         let (_, mut p) = pending();
         p.insert("a", "q", Duration::from_secs(5), None).unwrap();

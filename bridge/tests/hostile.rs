@@ -342,3 +342,47 @@ impl Drop for UserGuard {
             .output();
     }
 }
+
+#[tokio::test]
+async fn a_gather_routing_key_outside_its_pattern_is_forbidden() {
+    let b = TestBridge::start(|c| c.allow_exchange = vec!["test.regions/eu.*".into()]).await;
+    let mut c = Client::connect(&b.url()).await;
+    let gather = |id: &'static str, key: &'static str| {
+        Frame::Gather(Gather {
+            id,
+            destination: "test.regions",
+            routing_key: Some(key),
+            content_type: None,
+            timeout_ms: Some(1_000),
+            max_replies: None,
+            headers: vec![],
+            body: b"{}",
+        })
+    };
+    c.send(gather("us", "us.east")).await;
+    assert_eq!(c.recv().await.error().1, "forbidden");
+    // Inside the pattern the bridge goes on to the broker (where no such exchange exists).
+    c.send(gather("eu", "eu.west")).await;
+    assert_eq!(c.recv().await.error().1, "no_route");
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed_after_the_header_timeout() {
+    let b = TestBridge::start(|c| c.header_read_timeout = Duration::from_millis(500)).await;
+    let mut tcp = tokio::net::TcpStream::connect(b.addr).await.unwrap();
+    tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    // The answer arrives; then nothing more is sent on the kept-alive connection.
+    let mut buf = vec![0u8; 4096];
+    let n = tcp.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(STEP, tcp.read_to_end(&mut rest)).await;
+    assert!(
+        closed.is_ok(),
+        "an idle keep-alive connection is not held forever"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+}

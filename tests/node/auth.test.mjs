@@ -13,6 +13,7 @@ import WebSocket from "ws";
 import { bridgeBinary, startBridge, uniqueName } from "../support/bridge.mjs";
 import { startWorker } from "../support/worker.mjs";
 import { importInstalled } from "../support/package.mjs";
+import { portOf, startProxy } from "../support/proxy.mjs";
 
 const PREFIX = uniqueName("ft.auth");
 const queue = `${PREFIX}.who`;
@@ -110,4 +111,30 @@ describe("token", () => {
     assert.equal(ended.code, "unauthorized", ended.message);
     assert.equal(client.state, "closed");
   });
+
+  test("a reconnect refused for its token ends the client with unauthorized, without a retry loop", async () => {
+    const proxy = await startProxy(portOf(bridge.wsUrl));
+    let calls = 0;
+    const token = () => {
+      calls++;
+      // The first connect gets a good token; after that the user was signed out.
+      return calls === 1 ? mint("dr.alice") : "signed.out.token";
+    };
+    const client = await lib.connect(proxy.url("/ws"), {
+      WebSocket,
+      token,
+      reconnect: { initialDelayMs: 20, maxDelayMs: 50 },
+    });
+    assert.equal(await client.request(queue, "before"), "before");
+    proxy.cut();
+    const ended = await client.closed;
+    assert.equal(ended.code, "unauthorized", ended.message);
+    assert.equal(client.state, "closed");
+    const settled = calls;
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(calls, settled, "no more attempts after unauthorized");
+    assert.ok(calls <= 3, `asked ${calls} times`);
+    await proxy.close();
+  });
 });
+

@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::{Map, Value};
 use thiserror::Error;
 
-use crate::allow::Allowlist;
+use crate::allow::{Allowlist, ExchangeList};
 use crate::broker::Broker;
 use crate::config::Config;
 use crate::error::BridgeError;
@@ -80,7 +80,7 @@ pub struct Identity {
     /// The token's `ferry.allow`, when it narrows the bridge's `--allow`.
     allow: Option<Allowlist>,
     /// The token's `ferry.allowExchange`, when it narrows `--allow-exchange`.
-    allow_exchange: Option<Allowlist>,
+    allow_exchange: Option<ExchangeList>,
     /// `(header name, value)` for each `--forward-claim` the token carries.
     pub forwarded: Vec<(String, String)>,
     /// The token's `exp`, in seconds since the Unix epoch.
@@ -99,15 +99,15 @@ impl Identity {
             Some(Value::Object(o)) => Some(o),
             Some(_) => return Err(AuthError::Claim("ferry")),
         };
-        let list = |key: &'static str| -> Result<Option<Allowlist>, AuthError> {
+        let names = |key: &'static str| -> Result<Option<Vec<&str>>, AuthError> {
             match ferry.and_then(|f| f.get(key)) {
                 None | Some(Value::Null) => Ok(None),
-                Some(Value::Array(items)) => {
-                    let names: Option<Vec<&str>> = items.iter().map(Value::as_str).collect();
-                    names
-                        .map(|n| Some(Allowlist::new(&n)))
-                        .ok_or(AuthError::Claim("ferry"))
-                }
+                Some(Value::Array(items)) => items
+                    .iter()
+                    .map(Value::as_str)
+                    .collect::<Option<Vec<&str>>>()
+                    .map(Some)
+                    .ok_or(AuthError::Claim("ferry")),
                 Some(_) => Err(AuthError::Claim("ferry")),
             }
         };
@@ -124,8 +124,8 @@ impl Identity {
             .collect();
         Ok(Self {
             user,
-            allow: list("allow")?,
-            allow_exchange: list("allowExchange")?,
+            allow: names("allow")?.map(|n| Allowlist::new(&n)),
+            allow_exchange: names("allowExchange")?.map(|n| ExchangeList::new(&n)),
             forwarded,
             expires_at: claims.get("exp").and_then(Value::as_u64),
         })
@@ -136,11 +136,12 @@ impl Identity {
         self.allow.as_ref().is_none_or(|a| a.allows(dest))
     }
 
-    /// True unless the token narrows the exchanges and `exchange` is outside them.
-    pub fn allows_exchange(&self, exchange: &str) -> bool {
+    /// True unless the token narrows the exchanges (and routing keys) and `exchange` with
+    /// `key` is outside them.
+    pub fn allows_exchange(&self, exchange: &str, key: &str) -> bool {
         self.allow_exchange
             .as_ref()
-            .is_none_or(|a| a.allows(exchange))
+            .is_none_or(|a| a.allows(exchange, key))
     }
 
     /// How long until the token expires (zero when it has); `None` when it never does.
@@ -245,8 +246,8 @@ mod tests {
         assert!(id.allows("patient_summary_request"));
         assert!(id.allows("reports.daily"));
         assert!(!id.allows("billing"));
-        assert!(id.allows_exchange("presence"));
-        assert!(!id.allows_exchange("other"));
+        assert!(id.allows_exchange("presence", ""));
+        assert!(!id.allows_exchange("other", ""));
         assert_eq!(
             id.forwarded,
             vec![
@@ -255,7 +256,7 @@ mod tests {
             ]
         );
         let open = Identity::from_claims(&claims(json!({"sub": "bob"})), &[]).unwrap();
-        assert!(open.allows("anything") && open.allows_exchange("anything"));
+        assert!(open.allows("anything") && open.allows_exchange("anything", "key"));
     }
 
     #[test]

@@ -21,11 +21,12 @@ impl Session {
         raw: &Bytes,
     ) -> Result<(), BridgeError> {
         validate::gather(g)?;
+        let key = g.routing_key.unwrap_or("");
         let user_allows = self
             .identity
             .as_ref()
-            .is_none_or(|i| i.allows_exchange(g.destination));
-        if !self.shared.exchanges.allows(g.destination)
+            .is_none_or(|i| i.allows_exchange(g.destination, key));
+        if !self.shared.exchanges.allows(g.destination, key)
             || !user_allows
             || g.destination == self.shared.config.cancel_exchange
         {
