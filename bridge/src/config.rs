@@ -232,6 +232,12 @@ pub struct Config {
     )]
     pub trusted_proxy: Vec<ipnet::IpNet>,
 
+    /// Connections from a `--trusted-proxy` start with a PROXY protocol header (v1 or v2, as
+    /// HAProxy's `send-proxy`/`send-proxy-v2` write): its source address is the client's.
+    /// Connections from other addresses are served as they come.
+    #[arg(long, env = "FERRY_PROXY_PROTOCOL")]
+    pub proxy_protocol: bool,
+
     /// How long a client may take to send an HTTP request's headers (and how long an idle
     /// keep-alive connection stays open).
     #[arg(long, env = "FERRY_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]

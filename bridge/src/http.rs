@@ -32,11 +32,19 @@ type Body = Full<Bytes>;
 /// handshake bounded by `--header-read-timeout`), else as it is.
 pub async fn accept(
     shared: Arc<Shared>,
-    tcp: TcpStream,
-    peer: SocketAddr,
+    mut tcp: TcpStream,
+    mut peer: SocketAddr,
     permit: OwnedSemaphorePermit,
 ) {
     let _ = tcp.set_nodelay(true);
+    if shared.config.proxy_protocol && shared.admission.trusts(peer.ip()) {
+        let header = crate::proxy_protocol::read(&mut tcp, peer);
+        match tokio::time::timeout(shared.config.header_read_timeout, header).await {
+            Ok(Ok(client)) => peer = client,
+            Ok(Err(e)) => return debug!(error = %e, %peer, "connection from the proxy dropped"),
+            Err(_) => return debug!(%peer, "PROXY header timed out"),
+        }
+    }
     let Some(tls) = &shared.tls else {
         return serve(shared, tcp, peer, permit, Port::Public).await;
     };

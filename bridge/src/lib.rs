@@ -13,7 +13,8 @@
 //!   [`outbound`]: its writer task (bounded queue, pings); [`pending`]: its pending map.
 //! - [`broker`]: AMQP connection manager ([`broker::publish`], [`broker::probe`],
 //!   [`broker::replies`]); [`amqp_props`]: the worker contract (properties and headers).
-//! - [`tls`]: `--tls-cert`/`--tls-key` (rustls), re-read on SIGHUP.
+//! - [`tls`]: `--tls-cert`/`--tls-key` (rustls), re-read on SIGHUP; [`proxy_protocol`]: the
+//!   PROXY header of a trusted load balancer.
 //! - [`error`]: `BridgeError` and its wire codes; [`stats`]: counters.
 //!
 //! Use: [`Bridge::bind`] then [`Bridge::run`] with a [`CancellationToken`] that starts the drain.
@@ -30,6 +31,7 @@ pub mod http;
 pub mod limits;
 pub mod outbound;
 pub mod pending;
+pub mod proxy_protocol;
 pub mod resume;
 pub mod session;
 pub mod static_files;

@@ -116,6 +116,11 @@ impl Admission {
         }
     }
 
+    /// True when `ip` is a `--trusted-proxy`.
+    pub fn trusts(&self, ip: IpAddr) -> bool {
+        self.trusted.iter().any(|n| n.contains(&ip))
+    }
+
     /// The client address of a request from `peer`: the peer itself, unless it is a trusted
     /// proxy, in which case the nearest untrusted address of `X-Forwarded-For`.
     pub fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {

@@ -386,3 +386,43 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_header_timeout() {
     );
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+#[tokio::test]
+async fn behind_a_proxy_the_proxy_protocol_names_the_address_the_limits_count() {
+    let b = TestBridge::start(|c| {
+        c.trusted_proxy = vec!["127.0.0.1/32".parse().unwrap()];
+        c.proxy_protocol = true;
+        c.max_connections_per_ip = 1;
+    })
+    .await;
+    // What HAProxy's send-proxy writes before the client's bytes.
+    let via_proxy = |client: &'static str| {
+        let url = b.url();
+        let addr = b.addr;
+        async move {
+            let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let header = format!("PROXY TCP4 {client} 127.0.0.1 40000 80\r\n");
+            tcp.write_all(header.as_bytes()).await.unwrap();
+            let req = support::ws_request(&url);
+            tokio_tungstenite::client_async(req, tcp).await
+        }
+    };
+    let first = via_proxy("203.0.113.1").await;
+    assert!(first.is_ok(), "the first socket of 203.0.113.1");
+    match via_proxy("203.0.113.1").await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 429),
+        other => panic!("a second socket of 203.0.113.1 is over its cap: {other:?}"),
+    }
+    assert!(
+        via_proxy("203.0.113.2").await.is_ok(),
+        "another client behind the same proxy"
+    );
+    // The trusted proxy must send the header: plain HTTP from it gets no answer.
+    let mut tcp = tokio::net::TcpStream::connect(b.addr).await.unwrap();
+    tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(STEP, tcp.read_to_end(&mut out)).await;
+    assert!(!out.starts_with(b"HTTP/1.1 200"));
+}

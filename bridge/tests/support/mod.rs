@@ -112,6 +112,16 @@ impl Drop for TestBridge {
 
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
+/// A WebSocket upgrade request for `url` offering `ferry.v1`.
+pub fn ws_request(url: &str) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    let mut req = url.into_client_request().unwrap();
+    req.headers_mut().insert(
+        "sec-websocket-protocol",
+        HeaderValue::from_static("ferry.v1"),
+    );
+    req
+}
+
 /// Opens a raw socket offering `protocols` (none when empty).
 pub async fn raw_socket(url: &str, protocols: &[&str]) -> Ws {
     let mut req = url.into_client_request().unwrap();
