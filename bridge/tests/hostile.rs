@@ -426,3 +426,46 @@ async fn behind_a_proxy_the_proxy_protocol_names_the_address_the_limits_count() 
     let _ = tokio::time::timeout(STEP, tcp.read_to_end(&mut out)).await;
     assert!(!out.starts_with(b"HTTP/1.1 200"));
 }
+
+#[tokio::test]
+async fn a_channel_error_ends_that_channel_alone_not_the_broker_connection() {
+    use lapin::options::QueueDeclareOptions;
+    use lapin::types::{AMQPValue, FieldTable};
+    let queue = unique("hostile.channel");
+    let (_w, _task) = echo_worker(&queue).await;
+    let b = TestBridge::start(|_| {}).await;
+    let mut victim = Client::connect(&b.url()).await;
+    // Someone with broker access (a worker sees reply_to) declares the victim's reply queue
+    // first, with other flags: the bridge's declare then fails with a channel error.
+    let conn = lapin::Connection::connect(AMQP_URL, lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    let mut args = FieldTable::default();
+    args.insert("x-expires".into(), AMQPValue::LongInt(60_000));
+    let name = format!("ferry.reply.{}", victim.session);
+    ch.queue_declare(name.as_str().into(), QueueDeclareOptions::default(), args)
+        .await
+        .unwrap();
+    victim.request("v", &queue, b"1", Some(5_000)).await;
+    assert_eq!(victim.recv().await.error().1, "broker_unavailable");
+    // Sessions on every consume channel (the failed one is replaced) are served, and the
+    // broker connections were never rebuilt.
+    for i in 0..8 {
+        let mut c = Client::connect(&b.url()).await;
+        c.request(&i.to_string(), &queue, b"1", Some(5_000)).await;
+        assert_eq!(c.recv().await.reply().0, i.to_string());
+    }
+    let metrics = http_get(b.admin, "/metrics").await;
+    assert!(
+        metrics.contains("ferry_broker_connects_total 1\n"),
+        "{metrics}"
+    );
+    let _ = ch
+        .queue_delete(
+            name.as_str().into(),
+            lapin::options::QueueDeleteOptions::default(),
+        )
+        .await;
+    let _ = conn.close(200, "bye".into()).await;
+}

@@ -43,7 +43,9 @@ pub struct Links {
     consume_conn: Connection,
     /// Confirm-mode channel every request is published on.
     pub(crate) publish: Channel,
-    consume: Vec<Channel>,
+    /// The shared consume channels; one that fails (a channel error, its connection alive)
+    /// is replaced on its next use, and only its own consumers ended with it.
+    consume: Vec<tokio::sync::Mutex<Channel>>,
     pub(crate) probe: Probe,
     /// The exchange cancel notices go to; `None` when turned off or not declarable.
     pub(crate) cancel_exchange: Option<Arc<str>>,
@@ -57,12 +59,18 @@ pub struct Links {
 }
 
 impl Links {
-    /// The consume channel for a session (spread by a hash of its id).
-    pub(crate) fn consume_channel(&self, session: &str) -> &Channel {
+    /// The consume channel for a session (spread by a hash of its id), opened again (with
+    /// its prefetch) if a channel error closed it.
+    pub(crate) async fn consume_channel(&self, session: &str) -> Result<Channel, lapin::Error> {
         let h = session.bytes().fold(0usize, |h, b| {
             h.wrapping_mul(31).wrapping_add(usize::from(b))
         });
-        &self.consume[h % self.consume.len()]
+        let mut slot = self.consume[h % self.consume.len()].lock().await;
+        if !slot.status().connected() && self.consume_conn.status().connected() {
+            warn!("a consume channel failed; opening another (the connection stays)");
+            *slot = consume_channel(&self.consume_conn).await?;
+        }
+        Ok(slot.clone())
     }
 
     /// The connection probes and reply queues use.
@@ -328,13 +336,9 @@ async fn connect(names: &Names) -> Result<(Links, EventStream), BridgeError> {
         .await?;
     let mut consume = Vec::with_capacity(CONSUME_CHANNELS);
     for _ in 0..CONSUME_CHANNELS {
-        let ch = consume_conn.create_channel().await?;
-        // RabbitMQ applies a non-global prefetch per consumer: each session's reply queue
-        // may have this many replies in flight to the bridge; the rest wait in the broker
-        // until the session has written earlier ones to its socket.
-        ch.basic_qos(REPLY_PREFETCH, BasicQosOptions { global: false })
-            .await?;
-        consume.push(ch);
+        consume.push(tokio::sync::Mutex::new(
+            consume_channel(&consume_conn).await?,
+        ));
     }
     let cancel_exchange = declare_cancel_exchange(&publish_conn, &names.cancel_exchange).await;
     let events = futures_util::stream::select(
@@ -356,6 +360,17 @@ async fn connect(names: &Names) -> Result<(Links, EventStream), BridgeError> {
         },
         events,
     ))
+}
+
+/// A consume channel with the per-consumer prefetch.
+async fn consume_channel(conn: &Connection) -> Result<Channel, lapin::Error> {
+    let ch = conn.create_channel().await?;
+    // RabbitMQ applies a non-global prefetch per consumer: each session's reply queue may
+    // have this many replies in flight to the bridge; the rest wait in the broker until the
+    // session has written earlier ones to its socket.
+    ch.basic_qos(REPLY_PREFETCH, BasicQosOptions { global: false })
+        .await?;
+    Ok(ch)
 }
 
 /// Declares the cancel-notice exchange (topic, durable; what `docs/protocol.md` tells

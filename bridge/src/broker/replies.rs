@@ -158,7 +158,9 @@ impl ReplySub {
         lease: Option<&str>,
         grace: Duration,
     ) -> Result<Self, BridgeError> {
-        let channel = links.consume_channel(session).clone();
+        let channel = tokio::time::timeout(OP_TIMEOUT, links.consume_channel(session))
+            .await
+            .map_err(|_| BridgeError::BrokerUnavailable("consume channel timed out".into()))??;
         let (consumer, lease) = tokio::time::timeout(OP_TIMEOUT, async {
             let (opts, args) = declare;
             channel
@@ -187,8 +189,11 @@ impl ReplySub {
         .await
         .map_err(|_| BridgeError::BrokerUnavailable("reply queue declare timed out".into()))?
         .map_err(|e| {
-            if !channel.status().connected() {
-                links.mark_lost("consume channel closed");
+            // A channel error (a queue declared elsewhere with other arguments) ends this
+            // channel alone: it is replaced on its next use. Only a dead connection (which
+            // the manager also hears of) reconnects everything.
+            if !links.connected() {
+                links.mark_lost("consume connection closed");
             }
             BridgeError::from(e)
         })?;
