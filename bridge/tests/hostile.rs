@@ -469,3 +469,60 @@ async fn a_channel_error_ends_that_channel_alone_not_the_broker_connection() {
         .await;
     let _ = conn.close(200, "bye".into()).await;
 }
+
+#[tokio::test]
+async fn a_failed_publish_channel_is_replaced_alone() {
+    use lapin::options::ExchangeDeleteOptions;
+    // The cancel exchange deleted under the bridge (an operator's slip): the next cancel
+    // notice's publish fails with a channel error on the shared publish channel.
+    let exchange = unique("cancel");
+    let queue = unique("hostile.publish");
+    let (_w, _task) = echo_worker(&queue).await;
+    let silent = Worker::start(&unique("hostile.silent")).await;
+    let b = {
+        let exchange = exchange.clone();
+        let silent = silent.queue.clone();
+        TestBridge::start(move |c| {
+            c.cancel_exchange = exchange;
+            c.allow_waiting = vec![silent];
+        })
+        .await
+    };
+    let conn = lapin::Connection::connect(AMQP_URL, lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    ch.exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
+        .await
+        .unwrap();
+    let mut c = Client::connect(&b.url()).await;
+    c.request("doomed", &silent.queue, b"1", Some(30_000)).await;
+    c.send(Frame::Cancel(ferry_protocol::Cancel { id: "doomed" }))
+        .await;
+    // A publish that was on the failed channel fails with it (broker_unavailable); then
+    // requests are published on the new channel and answered, and the broker connections
+    // were never rebuilt.
+    let (mut ok, mut failed) = (0, 0);
+    for i in 0..40 {
+        c.request(&i.to_string(), &queue, b"1", Some(5_000)).await;
+        match c.recv().await.frame() {
+            Frame::Reply(_) => ok += 1,
+            Frame::Error(e) => {
+                assert_eq!(e.code.as_str(), "broker_unavailable");
+                failed += 1;
+            }
+            other => panic!("{other:?}"),
+        }
+        if ok == 20 {
+            break;
+        }
+    }
+    assert_eq!(ok, 20);
+    assert!(failed <= 2, "only what was on the failed channel: {failed}");
+    let metrics = http_get(b.admin, "/metrics").await;
+    assert!(
+        metrics.contains("ferry_broker_connects_total 1\n"),
+        "{metrics}"
+    );
+    let _ = conn.close(200, "bye".into()).await;
+}

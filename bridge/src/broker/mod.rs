@@ -41,8 +41,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Links {
     publish_conn: Connection,
     consume_conn: Connection,
-    /// Confirm-mode channel every request is published on.
-    pub(crate) publish: Channel,
+    /// Confirm-mode channel every request is published on; replaced alone when a channel
+    /// error closes it ([`Links::publish_failed`]).
+    publish: std::sync::RwLock<Channel>,
+    /// Held while the publish channel is being replaced.
+    publish_reopen: tokio::sync::Mutex<()>,
     /// The shared consume channels; one that fails (a channel error, its connection alive)
     /// is replaced on its next use, and only its own consumers ended with it.
     consume: Vec<tokio::sync::Mutex<Channel>>,
@@ -71,6 +74,39 @@ impl Links {
             *slot = consume_channel(&self.consume_conn).await?;
         }
         Ok(slot.clone())
+    }
+
+    /// The channel to publish on now.
+    pub(crate) fn publish_channel(&self) -> Channel {
+        match self.publish.read() {
+            Ok(c) => c.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// A publish on `failed` went wrong. A channel error (its connection alive) replaces
+    /// that channel alone (publishes still waiting on it fail, nothing else); a dead
+    /// connection reconnects everything.
+    pub(crate) async fn publish_failed(&self, failed: &Channel) {
+        if failed.status().connected() {
+            return; // a failed publish on a live channel (a nack, a timeout): nothing to mend
+        }
+        if !self.publish_conn.status().connected() {
+            return self.mark_lost("publish connection closed");
+        }
+        let _one = self.publish_reopen.lock().await;
+        if self.publish_channel().id() != failed.id() {
+            return; // already replaced
+        }
+        match publish_channel(&self.publish_conn).await {
+            Ok(fresh) => {
+                warn!("the publish channel failed; opening another (the connections stay)");
+                if let Ok(mut slot) = self.publish.write() {
+                    *slot = fresh;
+                }
+            }
+            Err(e) => self.mark_lost(&format!("cannot reopen the publish channel: {e}")),
+        }
     }
 
     /// The connection probes and reply queues use.
@@ -330,10 +366,7 @@ async fn connect(names: &Names) -> Result<(Links, EventStream), BridgeError> {
     };
     let publish_conn = open("publish").await?;
     let consume_conn = open("consume").await?;
-    let publish = publish_conn.create_channel().await?;
-    publish
-        .confirm_select(ConfirmSelectOptions::default())
-        .await?;
+    let publish = publish_channel(&publish_conn).await?;
     let mut consume = Vec::with_capacity(CONSUME_CHANNELS);
     for _ in 0..CONSUME_CHANNELS {
         consume.push(tokio::sync::Mutex::new(
@@ -350,7 +383,8 @@ async fn connect(names: &Names) -> Result<(Links, EventStream), BridgeError> {
         Links {
             publish_conn,
             consume_conn,
-            publish,
+            publish: std::sync::RwLock::new(publish),
+            publish_reopen: tokio::sync::Mutex::new(()),
             consume,
             probe: Probe::default(),
             cancel_exchange,
@@ -360,6 +394,13 @@ async fn connect(names: &Names) -> Result<(Links, EventStream), BridgeError> {
         },
         events,
     ))
+}
+
+/// A channel in confirm mode, for publishing.
+async fn publish_channel(conn: &Connection) -> Result<Channel, lapin::Error> {
+    let ch = conn.create_channel().await?;
+    ch.confirm_select(ConfirmSelectOptions::default()).await?;
+    Ok(ch)
 }
 
 /// A consume channel with the per-consumer prefetch.

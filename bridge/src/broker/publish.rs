@@ -37,12 +37,20 @@ pub async fn publish(
         mandatory: true,
         ..BasicPublishOptions::default()
     };
-    let confirm = links
-        .publish
-        .basic_publish(exchange.into(), routing_key.into(), opts, body, props)
-        .await
-        .map_err(|e| lost(links, e))?;
-    let confirmed = confirm.await.map_err(|e| lost(links, e))?;
+    let channel = links.publish_channel();
+    let sent = async {
+        channel
+            .basic_publish(exchange.into(), routing_key.into(), opts, body, props)
+            .await?
+            .await
+    };
+    let confirmed = match sent.await {
+        Ok(c) => c,
+        Err(e) => {
+            links.publish_failed(&channel).await;
+            return Err(e.into());
+        }
+    };
     match confirmed {
         Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
         Confirmation::Ack(Some(returned)) if returned.reply_code == NO_ROUTE => {
@@ -54,13 +62,6 @@ pub async fn publish(
         }
         Confirmation::Ack(Some(_)) | Confirmation::Nack(_) => Err(BridgeError::BrokerRejected),
     }
-}
-
-fn lost(links: &Links, e: lapin::Error) -> BridgeError {
-    if !links.publish.status().connected() {
-        links.mark_lost("publish channel closed");
-    }
-    BridgeError::from(e)
 }
 
 /// Longest a cancel notice's publish may take.
@@ -110,9 +111,9 @@ async fn bounded(
     id: &str,
     what: &str,
 ) {
+    let channel = links.publish_channel();
     let sent = async {
-        links
-            .publish
+        channel
             .basic_publish(
                 exchange.into(),
                 key.into(),
@@ -125,7 +126,10 @@ async fn bounded(
     };
     match tokio::time::timeout(NOTICE_TIMEOUT, sent).await {
         Ok(Ok(_)) => {}
-        Ok(Err(e)) => tracing::debug!(id, error = %e, "{what} not published"),
+        Ok(Err(e)) => {
+            tracing::debug!(id, error = %e, "{what} not published");
+            links.publish_failed(&channel).await;
+        }
         Err(_) => tracing::debug!(id, "{what} timed out"),
     }
 }
