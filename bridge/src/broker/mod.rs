@@ -43,7 +43,7 @@ pub struct Links {
     consume_conn: Connection,
     /// Confirm-mode channel every request is published on; replaced alone when a channel
     /// error closes it ([`Links::publish_failed`]).
-    publish: std::sync::RwLock<Channel>,
+    publish: std::sync::RwLock<Arc<Channel>>,
     /// Held while the publish channel is being replaced.
     publish_reopen: tokio::sync::Mutex<()>,
     /// The shared consume channels; one that fails (a channel error, its connection alive)
@@ -76,8 +76,8 @@ impl Links {
         Ok(slot.clone())
     }
 
-    /// The channel to publish on now.
-    pub(crate) fn publish_channel(&self) -> Channel {
+    /// The channel to publish on now (an `Arc`: one atomic increment per publish).
+    pub(crate) fn publish_channel(&self) -> Arc<Channel> {
         match self.publish.read() {
             Ok(c) => c.clone(),
             Err(p) => p.into_inner().clone(),
@@ -102,7 +102,7 @@ impl Links {
             Ok(fresh) => {
                 warn!("the publish channel failed; opening another (the connections stay)");
                 if let Ok(mut slot) = self.publish.write() {
-                    *slot = fresh;
+                    *slot = Arc::new(fresh);
                 }
             }
             Err(e) => self.mark_lost(&format!("cannot reopen the publish channel: {e}")),
@@ -383,7 +383,7 @@ async fn connect(names: &Names) -> Result<(Links, EventStream), BridgeError> {
         Links {
             publish_conn,
             consume_conn,
-            publish: std::sync::RwLock::new(publish),
+            publish: std::sync::RwLock::new(Arc::new(publish)),
             publish_reopen: tokio::sync::Mutex::new(()),
             consume,
             probe: Probe::default(),
