@@ -526,3 +526,62 @@ async fn a_failed_publish_channel_is_replaced_alone() {
     );
     let _ = conn.close(200, "bye".into()).await;
 }
+
+#[tokio::test]
+async fn resumes_racing_their_sessions_close_cost_nobody_else() {
+    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+    let queue = unique("hostile.race");
+    let (_w, _task) = echo_worker(&queue).await;
+    let b = TestBridge::start(|_| {}).await;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let good = tokio::spawn(steady(b.url(), queue.clone(), stop_rx));
+    let resumable = || ferry_protocol::Hello {
+        acks: true,
+        ..ferry_protocol::Hello::default()
+    };
+    // The review's H3: a session's socket closes (its queue is deleted) while another socket
+    // resumes it, in every interleaving the scheduler gives, twenty times.
+    let mut outcomes = (0, 0);
+    for round in 0..20 {
+        let (mut a, token, _) = Client::hello(&b.url(), resumable()).await;
+        a.request("r", &queue, b"1", Some(5_000)).await;
+        assert_eq!(a.recv().await.reply().0, "r");
+        let session = a.session.clone();
+        let token = token.unwrap();
+        let url = b.url();
+        let resume = tokio::spawn(async move {
+            let hello = ferry_protocol::Hello {
+                acks: true,
+                resume: Some(&session),
+                resume_token: Some(&token),
+                ..ferry_protocol::Hello::default()
+            };
+            Client::hello(&url, hello).await.2
+        });
+        if round % 2 == 0 {
+            tokio::task::yield_now().await;
+        }
+        let normal = CloseFrame {
+            code: CloseCode::Normal,
+            reason: "".into(),
+        };
+        let _ = a.ws.close(Some(normal)).await;
+        if resume.await.unwrap() {
+            outcomes.0 += 1;
+        } else {
+            outcomes.1 += 1;
+        }
+    }
+    stop_tx.send(true).unwrap();
+    let (ok, errors) = good.await.unwrap();
+    assert!(
+        ok >= 8 && errors.is_empty(),
+        "the steady client lost nothing: {ok} replies, {errors:?}"
+    );
+    let metrics = http_get(b.admin, "/metrics").await;
+    assert!(
+        metrics.contains("ferry_broker_connects_total 1\n"),
+        "no race closed a shared channel or connection ({outcomes:?} resumed/new):\n{metrics}"
+    );
+}
