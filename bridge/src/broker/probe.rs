@@ -5,12 +5,13 @@
 //! resumed session's reply queue and lease, and the delete of a spent lease.
 //!
 //! A failed passive declare (404) closes its AMQP channel, so probes use channels of their
-//! own: a small pool, taken round-robin, each reopened on its next probe. One slow or failing
-//! probe holds one channel, not every session's first request.
+//! own: a small pool, each reopened on its next probe. A name always probes on the same
+//! channel (by a hash of it): probes of one destination run one after the other, so the
+//! second finds the first's answer cached and a socket's requests keep their order, while a
+//! slow or failing probe holds one channel, not every session's first request.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use lapin::options::{ExchangeDeclareOptions, QueueDeclareOptions};
@@ -38,7 +39,6 @@ enum Seen {
 /// The probe channels and the cache of recent answers.
 pub struct Probe {
     channels: Vec<tokio::sync::Mutex<Option<Channel>>>,
-    next: AtomicUsize,
     seen: Mutex<HashMap<String, (Instant, Seen)>>,
 }
 
@@ -48,7 +48,6 @@ impl Default for Probe {
             channels: (0..PROBE_CHANNELS)
                 .map(|_| tokio::sync::Mutex::new(None))
                 .collect(),
-            next: AtomicUsize::new(0),
             seen: Mutex::new(HashMap::new()),
         }
     }
@@ -83,10 +82,12 @@ impl Probe {
         }
     }
 
-    /// The next channel slot of the pool.
-    fn slot(&self) -> &tokio::sync::Mutex<Option<Channel>> {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.channels.len();
-        &self.channels[i]
+    /// The channel slot `name` probes on.
+    fn slot(&self, name: &str) -> &tokio::sync::Mutex<Option<Channel>> {
+        let h = name.bytes().fold(0usize, |h, b| {
+            h.wrapping_mul(31).wrapping_add(usize::from(b))
+        });
+        &self.channels[h % self.channels.len()]
     }
 
     /// `Ok` when `dest` exists and has a consumer; `no_route` when it does not exist;
@@ -95,7 +96,7 @@ impl Probe {
         if let Some(seen) = self.cached(dest) {
             return Self::answer(dest, seen);
         }
-        let mut slot = self.slot().lock().await;
+        let mut slot = self.slot(dest).lock().await;
         if let Some(seen) = self.cached(dest) {
             return Self::answer(dest, seen);
         }
@@ -140,13 +141,13 @@ impl Probe {
 impl Probe {
     /// Whether the queue `name` exists (a passive declare; a reply queue of a session).
     pub async fn queue_exists(&self, conn: &Connection, name: &str) -> Result<bool, BridgeError> {
-        let mut slot = self.slot().lock().await;
+        let mut slot = self.slot(name).lock().await;
         Ok(Self::passive(&mut slot, conn, name).await?.is_some())
     }
 
     /// Deletes the queue `name` on the probe channel (a channel error there costs no session).
     pub async fn delete_queue(&self, conn: &Connection, name: &str) -> Result<(), BridgeError> {
-        let mut slot = self.slot().lock().await;
+        let mut slot = self.slot(name).lock().await;
         let channel = Self::channel(&mut slot, conn).await?;
         match channel
             .queue_delete(name.into(), lapin::options::QueueDeleteOptions::default())
@@ -164,7 +165,7 @@ impl Probe {
     /// exchange deleted after a cached answer would make the publish close the shared
     /// publish channel, and gathers are rare.
     pub async fn check_exchange(&self, conn: &Connection, name: &str) -> Result<(), BridgeError> {
-        let mut slot = self.slot().lock().await;
+        let mut slot = self.slot(name).lock().await;
         let channel = Self::channel(&mut slot, conn).await?;
         let opts = ExchangeDeclareOptions {
             passive: true,

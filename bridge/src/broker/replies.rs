@@ -290,8 +290,12 @@ impl ReplySub {
         tracing::debug!(queue = %self.queue, "reply queue detached");
     }
 
-    /// Deletes the queue (which also cancels the consumer) and the lease. Errors are
-    /// logged only.
+    /// Ends the session's queue. A plain session's exclusive queue is deleted. A resumable
+    /// one's lease is deleted (the session can no longer be resumed) and its consumer
+    /// cancelled, but the queue itself is left to its `x-expires`: deleting it could race a
+    /// resume of the same session that declared it and is about to consume it, and that
+    /// consume would then fail with a channel error on a channel other sessions share.
+    /// Errors are logged only.
     pub async fn close(self) {
         if !self.is_live() {
             return;
@@ -299,6 +303,13 @@ impl ReplySub {
         if let Some(lease) = &self.lease {
             let _ =
                 tokio::time::timeout(OP_TIMEOUT, Lease::delete(&self.links, lease.name())).await;
+            let tag = self.consumer.tag();
+            let cancel = self
+                .channel
+                .basic_cancel(tag.as_str().into(), BasicCancelOptions::default());
+            let _ = tokio::time::timeout(OP_TIMEOUT, cancel).await;
+            let _ = tokio::time::timeout(OP_TIMEOUT, lease.release()).await;
+            return tracing::debug!(queue = %self.queue, "session closed; its queue expires");
         }
         let del = self
             .channel
