@@ -12,11 +12,10 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use lapin::options::{BasicConsumeOptions, BasicPublishOptions, QueueDeclareOptions};
+use lapin::options::{BasicConsumeOptions, QueueDeclareOptions};
 use lapin::tcp::OwnedTLSConfig;
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, Connection, ConnectionProperties};
+use lapin::{Connection, ConnectionProperties};
 use support::*;
 
 const NODE: &str = "ferry-amqps@localhost";
@@ -124,7 +123,7 @@ async fn the_bridge_speaks_amqps_to_a_broker_with_a_private_ca() {
     )
     .await
     .unwrap();
-    let mut consumer = ch
+    let consumer = ch
         .basic_consume(
             queue.as_str().into(),
             "".into(),
@@ -136,23 +135,7 @@ async fn the_bridge_speaks_amqps_to_a_broker_with_a_private_ca() {
         )
         .await
         .unwrap();
-    let worker = ch.clone();
-    tokio::spawn(async move {
-        while let Some(Ok(d)) = consumer.next().await {
-            let props = BasicProperties::default()
-                .with_correlation_id(d.properties.correlation_id().clone().unwrap());
-            let to = d.properties.reply_to().clone().unwrap();
-            let _ = worker
-                .basic_publish(
-                    "".into(),
-                    to,
-                    BasicPublishOptions::default(),
-                    &d.data,
-                    props,
-                )
-                .await;
-        }
-    });
+    let _worker = echo(ch.clone(), consumer);
 
     let url = node.url();
     let ca = node.ca.clone();

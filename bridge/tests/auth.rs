@@ -73,6 +73,15 @@ async fn refused(b: &TestBridge, token: Option<&str>) -> String {
     message
 }
 
+/// How a session ends for its token: ERROR `unauthorized` without id naming `why`, then
+/// close 1008.
+async fn revoked(c: &mut Client, why: &str) {
+    let (id, code, message, ..) = c.recv().await.error();
+    assert_eq!((id, code.as_str()), (None, "unauthorized"));
+    assert!(message.contains(why), "{message}");
+    assert_eq!(c.closed().await.map(|f| f.code), Some(CloseCode::Policy));
+}
+
 async fn signed_in(b: &TestBridge, token: &str, acks: bool) -> (Client, Option<String>, bool) {
     let hello = Hello {
         token: Some(token),
@@ -137,21 +146,14 @@ async fn an_hs256_token_signed_with_the_public_key_is_refused() {
     std::fs::create_dir_all(&dir).unwrap();
     let key = dir.join("ed.pem");
     let public = dir.join("ed.pub.pem");
-    let ok = |args: &[&str]| {
-        let s = std::process::Command::new("openssl").args(args).status();
-        assert!(
-            s.unwrap().success(),
-            "openssl {args:?} (openssl is a test prerequisite)"
-        );
-    };
-    ok(&[
+    certs::openssl(&[
         "genpkey",
         "-algorithm",
         "ed25519",
         "-out",
         key.to_str().unwrap(),
     ]);
-    ok(&[
+    certs::openssl(&[
         "pkey",
         "-in",
         key.to_str().unwrap(),
@@ -291,10 +293,7 @@ async fn an_expired_token_ends_the_session_and_its_requests() {
     c.request("r", &queue, b"{}", Some(60_000)).await;
     let (id, code, ..) = c.recv().await.error();
     assert_eq!((id.as_deref(), code.as_str()), (Some("r"), "unauthorized"));
-    let (id, code, message, ..) = c.recv().await.error();
-    assert_eq!((id, code.as_str()), (None, "unauthorized"));
-    assert!(message.contains("expired"), "{message}");
-    assert_eq!(c.closed().await.map(|f| f.code), Some(CloseCode::Policy));
+    revoked(&mut c, "expired").await;
 }
 
 #[tokio::test]
@@ -313,10 +312,7 @@ async fn an_auth_frame_renews_the_token_without_dropping_the_socket() {
     // A renewal for another user ends the session.
     let other = token("mallory", json!({}));
     c.send(Frame::Auth(Auth { token: &other })).await;
-    let (id, code, message, ..) = c.recv().await.error();
-    assert_eq!((id, code.as_str()), (None, "unauthorized"));
-    assert!(message.contains("another user"), "{message}");
-    assert_eq!(c.closed().await.map(|f| f.code), Some(CloseCode::Policy));
+    revoked(&mut c, "another user").await;
 }
 
 #[tokio::test]
@@ -332,15 +328,6 @@ async fn without_auth_a_non_loopback_bridge_refuses_to_start_unless_no_auth() {
     assert!(ferry_bridge::Bridge::bind(cfg).await.is_ok());
 }
 
-/// `openssl` (a test prerequisite) with `args`; panics naming them when it fails.
-fn openssl(args: &[&str]) {
-    let s = std::process::Command::new("openssl")
-        .args(args)
-        .stderr(std::process::Stdio::null())
-        .status();
-    assert!(s.unwrap().success(), "openssl {args:?}");
-}
-
 /// A private key (PKCS#8 PEM) from `genpkey` with `opts`, and its public key file.
 fn keypair(dir: &std::path::Path, name: &str, opts: &[&str]) -> (Vec<u8>, PathBuf) {
     let (key, public) = (
@@ -350,8 +337,8 @@ fn keypair(dir: &std::path::Path, name: &str, opts: &[&str]) -> (Vec<u8>, PathBu
     let mut args = vec!["genpkey"];
     args.extend_from_slice(opts);
     args.extend_from_slice(&["-out", key.to_str().unwrap()]);
-    openssl(&args);
-    openssl(&[
+    certs::openssl(&args);
+    certs::openssl(&[
         "pkey",
         "-in",
         key.to_str().unwrap(),

@@ -13,6 +13,7 @@ import WebSocket from "ws";
 import { bridgeBinary, startBridge, uniqueName } from "../support/bridge.mjs";
 import { startWorker } from "../support/worker.mjs";
 import { importInstalled } from "../support/package.mjs";
+import { rejectsWith as rejectsWithError } from "../support/assert.mjs";
 import { portOf, startProxy } from "../support/proxy.mjs";
 
 const PREFIX = uniqueName("ft.auth");
@@ -43,15 +44,8 @@ after(async () => {
   await bridge?.stop();
 });
 
-async function rejectsWith(promise, code) {
-  const err = await promise.then(
-    (v) => assert.fail(`expected ${code}, resolved with ${JSON.stringify(v)}`),
-    (e) => e,
-  );
-  assert.ok(err instanceof lib.FerryError, `not a FerryError: ${err}`);
-  assert.equal(err.code, code, err.message);
-  return err;
-}
+/** Awaits `promise`, expecting a FerryError of `code`; returns the error. */
+const rejectsWith = (promise, code) => rejectsWithError(lib, promise, code);
 
 const whoami = { headers: { "x-mode": "whoami" } };
 

@@ -7,6 +7,7 @@ import WebSocket from "ws";
 import { startBridge, uniqueName } from "../support/bridge.mjs";
 import { startRepliers, startWorker } from "../support/worker.mjs";
 import { importInstalled } from "../support/package.mjs";
+import { rejectsWith as rejectsWithError } from "../support/assert.mjs";
 
 const PREFIX = uniqueName("ft.node");
 const queue = `${PREFIX}.echo`;
@@ -32,17 +33,8 @@ after(async () => {
   await bridge?.stop();
 });
 
-/** Awaits `promise`, expecting it to reject with a FerryError of `code`; returns the error. */
-async function rejectsWith(promise, code) {
-  const err = await promise.then(
-    (v) => assert.fail(`expected ${code}, resolved with ${JSON.stringify(v)}`),
-    (e) => e,
-  );
-  assert.ok(err instanceof lib.FerryError, `not a FerryError: ${err}`);
-  assert.ok(err instanceof Error);
-  assert.equal(err.code, code, err.message);
-  return err;
-}
+/** Awaits `promise`, expecting a FerryError of `code`; returns the error. */
+const rejectsWith = (promise, code) => rejectsWithError(lib, promise, code);
 
 describe("happy path", () => {
   test("JSON in, JSON out", async () => {

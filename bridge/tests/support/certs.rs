@@ -3,7 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-fn openssl(args: &[&str]) {
+/// Runs `openssl` with `args`; panics naming them when it fails.
+pub fn openssl(args: &[&str]) {
     let status = std::process::Command::new("openssl")
         .args(args)
         .stderr(std::process::Stdio::null())

@@ -454,9 +454,13 @@ pub async fn closed_after_error(ws: &mut Ws) -> (String, String, Option<CloseFra
 pub async fn echo_worker(queue: &str) -> (Worker, tokio::task::JoinHandle<()>) {
     let mut w = Worker::start(queue).await;
     let consumer = w.consumer.take().unwrap();
-    let channel = w.channel.clone();
-    let task = tokio::spawn(async move {
-        let mut consumer = consumer;
+    let task = echo(w.channel.clone(), consumer);
+    (w, task)
+}
+
+/// Answers every delivery of `consumer` with its own body, on `channel` (any connection's).
+pub fn echo(channel: Channel, mut consumer: Consumer) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
         while let Some(Ok(d)) = consumer.next().await {
             let props = BasicProperties::default()
                 .with_correlation_id(d.properties.correlation_id().clone().unwrap());
@@ -471,6 +475,5 @@ pub async fn echo_worker(queue: &str) -> (Worker, tokio::task::JoinHandle<()>) {
                 )
                 .await;
         }
-    });
-    (w, task)
+    })
 }
