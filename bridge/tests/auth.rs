@@ -144,30 +144,14 @@ async fn an_hs256_token_signed_with_the_public_key_is_refused() {
     // The bridge knows only an Ed25519 public key; an attacker signs HS256 with its PEM bytes.
     let dir = std::env::temp_dir().join(format!("ferry-ed-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
-    let key = dir.join("ed.pem");
-    let public = dir.join("ed.pub.pem");
-    certs::openssl(&[
-        "genpkey",
-        "-algorithm",
-        "ed25519",
-        "-out",
-        key.to_str().unwrap(),
-    ]);
-    certs::openssl(&[
-        "pkey",
-        "-in",
-        key.to_str().unwrap(),
-        "-pubout",
-        "-out",
-        public.to_str().unwrap(),
-    ]);
+    let (private, public) = keypair(&dir, "ed", &["-algorithm", "ed25519"]);
     let pem = std::fs::read(&public).unwrap();
     let b = TestBridge::start(|c| c.jwt_public_key_file = vec![public.clone()]).await;
     let claims = json!({"sub": "mallory", "exp": now() + 600});
     let forged = sign(claims.clone(), &pem);
     assert!(refused(&b, Some(&forged)).await.contains("algorithm"));
     // The real key's EdDSA token is accepted.
-    let signing = EncodingKey::from_ed_pem(&std::fs::read(&key).unwrap()).unwrap();
+    let signing = EncodingKey::from_ed_pem(&private).unwrap();
     let real = encode(&Header::new(Algorithm::EdDSA), &claims, &signing).unwrap();
     let (_c, _, _) = signed_in(&b, &real, false).await;
 }
