@@ -25,6 +25,8 @@ use crate::error::BridgeError;
 
 /// RabbitMQ's pseudo-queue for direct replies.
 const DIRECT_REPLY_TO: &str = "amq.rabbitmq.reply-to";
+/// Largest answer of the proxy read (an identity is a few hundred bytes).
+const MAX_REPLY: usize = 64 * 1024;
 /// Longest error message of the proxy passed on to the client.
 const MAX_MESSAGE: usize = 200;
 
@@ -159,6 +161,9 @@ impl AuthRpc {
             }
             why.truncate(end);
             return Err(AuthError::Refused(why));
+        }
+        if answer.body.len() > MAX_REPLY {
+            return Err(AuthError::ProxyReply);
         }
         let Ok(Value::Object(reply)) = serde_json::from_slice::<Value>(&answer.body) else {
             return Err(AuthError::ProxyReply);
