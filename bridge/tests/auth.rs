@@ -12,11 +12,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ferry_bridge::Config;
 use ferry_protocol::{Auth, Frame, Hello, Request};
-use futures_util::SinkExt;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::{Value, json};
 use support::*;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 const SECRET: &[u8] = b"a test secret of at least 32 bytes!!";
@@ -59,15 +57,7 @@ async fn bridge(tweak: impl FnOnce(&mut Config)) -> TestBridge {
 
 /// Sends HELLO with `token` and expects `unauthorized`, then close 1008; returns the message.
 async fn refused(b: &TestBridge, token: Option<&str>) -> String {
-    let mut ws = raw_socket(&b.url(), &["ferry.v1"]).await;
-    let hello = Hello {
-        token,
-        ..Hello::default()
-    };
-    ws.send(Message::Binary(Frame::Hello(hello).encode().into()))
-        .await
-        .unwrap();
-    let (code, message, close) = closed_after_error(&mut ws).await;
+    let (code, message, close) = hello_refused(&b.url(), token).await;
     assert_eq!(code, "unauthorized", "{message}");
     assert_eq!(close.map(|c| c.code), Some(CloseCode::Policy));
     message

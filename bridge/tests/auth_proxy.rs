@@ -52,15 +52,7 @@ async fn proxy(queue: &str, dest: &str) -> mpsc::UnboundedReceiver<Value> {
 }
 
 async fn refused(b: &TestBridge, token: &str) -> String {
-    let mut ws = raw_socket(&b.url(), &["ferry.v1"]).await;
-    let hello = Hello {
-        token: Some(token),
-        ..Hello::default()
-    };
-    ws.send(Message::Binary(Frame::Hello(hello).encode().into()))
-        .await
-        .unwrap();
-    let (code, message, _) = closed_after_error(&mut ws).await;
+    let (code, message, _) = hello_refused(&b.url(), Some(token)).await;
     assert_eq!(code, "unauthorized", "{message}");
     message
 }

@@ -212,28 +212,16 @@ async fn sockets_per_address_and_their_open_rate_are_capped() {
 #[tokio::test]
 async fn a_half_sent_http_request_is_dropped_after_the_header_timeout() {
     let b = TestBridge::start(|c| c.header_read_timeout = Duration::from_millis(500)).await;
-    let mut tcp = tokio::net::TcpStream::connect(b.addr).await.unwrap();
-    tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
-        .await
-        .unwrap();
-    let mut buf = Vec::new();
-    let read = tokio::time::timeout(STEP, tcp.read_to_end(&mut buf)).await;
-    assert!(read.is_ok(), "the bridge closed the slow connection");
+    let half = raw_exchange(b.addr, b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await;
+    assert!(half.is_some(), "the bridge closed the slow connection");
 }
 
 #[tokio::test]
 async fn connections_over_the_global_cap_get_503() {
     let b = TestBridge::start(|c| c.max_connections = 1).await;
     let _held = Client::connect(&b.url()).await;
-    let mut tcp = tokio::net::TcpStream::connect(b.addr).await.unwrap();
-    tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let mut buf = Vec::new();
-    tokio::time::timeout(STEP, tcp.read_to_end(&mut buf))
-        .await
-        .unwrap()
-        .unwrap();
+    let buf = raw_exchange(b.addr, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let buf = buf.expect("the bridge closes it");
     let text = String::from_utf8_lossy(&buf);
     assert!(text.starts_with("HTTP/1.1 503"), "{text}");
 }
@@ -418,13 +406,8 @@ async fn behind_a_proxy_the_proxy_protocol_names_the_address_the_limits_count() 
         "another client behind the same proxy"
     );
     // The trusted proxy must send the header: plain HTTP from it gets no answer.
-    let mut tcp = tokio::net::TcpStream::connect(b.addr).await.unwrap();
-    tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let mut out = Vec::new();
-    let _ = tokio::time::timeout(STEP, tcp.read_to_end(&mut out)).await;
-    assert!(!out.starts_with(b"HTTP/1.1 200"));
+    let out = raw_exchange(b.addr, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert!(!out.unwrap_or_default().starts_with(b"HTTP/1.1 200"));
 }
 
 #[tokio::test]

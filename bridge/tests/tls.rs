@@ -12,7 +12,6 @@ use std::sync::Arc;
 use ferry_protocol::{Frame, Hello};
 use futures_util::{SinkExt, StreamExt};
 use support::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
@@ -98,14 +97,9 @@ async fn a_wss_session_works_plain_text_is_refused_and_a_reload_takes_a_new_cert
     assert_eq!(Received(reply).reply(), ("r".into(), b"over tls".to_vec()));
 
     // Plain HTTP to the TLS port gets no HTTP answer.
-    let mut tcp = tokio::net::TcpStream::connect(b.addr).await.unwrap();
-    tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let mut out = Vec::new();
-    let _ = tokio::time::timeout(STEP, tcp.read_to_end(&mut out)).await;
+    let out = raw_exchange(b.addr, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await;
     assert!(
-        !out.starts_with(b"HTTP/1.1 200"),
+        !out.unwrap_or_default().starts_with(b"HTTP/1.1 200"),
         "no plain-text service on a TLS port"
     );
 

@@ -422,6 +422,31 @@ pub fn headers(pairs: &[(&str, &str)]) -> FieldTable {
     t
 }
 
+/// Writes `bytes` on a new TCP connection and reads until the bridge closes it: what arrived,
+/// or `None` if it was still open after [`STEP`].
+pub async fn raw_exchange(addr: std::net::SocketAddr, bytes: &[u8]) -> Option<Vec<u8>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(bytes).await.unwrap();
+    let mut out = Vec::new();
+    let read = tokio::time::timeout(STEP, tcp.read_to_end(&mut out)).await;
+    read.ok().map(|_| out)
+}
+
+/// Sends HELLO with `token` on a new socket and expects an ERROR, then the close:
+/// `(code, message, close frame)`.
+pub async fn hello_refused(url: &str, token: Option<&str>) -> (String, String, Option<CloseFrame>) {
+    let mut ws = raw_socket(url, &["ferry.v1"]).await;
+    let hello = Hello {
+        token,
+        ..Hello::default()
+    };
+    ws.send(Message::Binary(Frame::Hello(hello).encode().into()))
+        .await
+        .unwrap();
+    closed_after_error(&mut ws).await
+}
+
 /// A plain HTTP/1.1 GET; returns the whole response as text.
 pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
