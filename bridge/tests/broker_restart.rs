@@ -17,7 +17,7 @@ use futures_util::StreamExt;
 use lapin::options::{BasicConsumeOptions, BasicPublishOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
-use support::restart::{broker_reachable, restart_broker, resumable};
+use support::restart::{assert_broker_reachable, restart_broker, resumable};
 use support::{AMQP_URL, Client, Received, TestBridge, http_get, unique};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
@@ -153,9 +153,7 @@ async fn until(counts: &Mutex<Counts>, limit: Duration, what: &str, f: impl Fn(&
 #[tokio::test]
 #[ignore = "stops the shared RabbitMQ: run alone (scripts/test.sh does, with --ignored)"]
 async fn broker_restart_under_load_hangs_nothing_and_service_resumes() {
-    if !broker_reachable() {
-        return;
-    }
+    assert_broker_reachable();
     if let Ok(filter) = std::env::var("FERRY_TEST_LOG") {
         let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
     }

@@ -1,8 +1,8 @@
 //! Interop: the worker is a plain AMQP RPC server written without any Ferry code.
 //!
 //! `pika_rpc_server_works_unchanged` runs the RabbitMQ-tutorial style server in
-//! `fixtures/pika_rpc_server.py` (needs `python3` with `pika`; set `FERRY_SKIP_PIKA=1` to
-//! skip on a machine without it). The lapin variant below uses only literal header names.
+//! `fixtures/pika_rpc_server.py` (needs `python3` with `pika`, which
+//! `scripts/setup.sh` installs; without it the test fails). The lapin variant below uses only literal header names.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -18,10 +18,6 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 #[tokio::test]
 async fn pika_rpc_server_works_unchanged() {
-    if std::env::var_os("FERRY_SKIP_PIKA").is_some() {
-        eprintln!("FERRY_SKIP_PIKA set: skipping the pika interop test");
-        return;
-    }
     let bridge = TestBridge::start(|_| {}).await;
     let queue = unique("pika");
     let script = concat!(

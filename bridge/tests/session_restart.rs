@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use ferry_protocol::{Attach, Hello};
 use support::restart::{
-    broker_reachable, error_after_restart, rabbitmqctl_out, restart_broker, resumable,
+    assert_broker_reachable, error_after_restart, rabbitmqctl_out, restart_broker, resumable,
 };
 use support::{Client, TestBridge, Worker, http_get, unique};
 
@@ -27,9 +27,7 @@ const TIMEOUT_MS: u32 = 120_000;
 #[tokio::test]
 #[ignore = "stops the shared RabbitMQ: run alone (scripts/test.sh does, with --ignored)"]
 async fn a_resumable_request_across_a_restart_fails_once_the_broker_is_back() {
-    if !broker_reachable() {
-        return;
-    }
+    assert_broker_reachable();
     let bridge = TestBridge::start(|_| {}).await;
     let queue = unique("across");
     let mut worker = Worker::start(&queue).await;
@@ -87,9 +85,7 @@ async fn a_resumable_request_across_a_restart_fails_once_the_broker_is_back() {
 #[tokio::test]
 #[ignore = "stops the shared RabbitMQ: run alone (scripts/test.sh does, with --ignored)"]
 async fn a_detached_sessions_requests_fail_on_resume_after_a_restart() {
-    if !broker_reachable() {
-        return;
-    }
+    assert_broker_reachable();
     let bridge = TestBridge::start(|_| {}).await;
     let queue = unique("detached");
     let mut worker = Worker::start(&queue).await;

@@ -25,13 +25,13 @@ pub fn rabbitmqctl_out(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// False (and says so) when `rabbitmqctl` cannot reach the node: the test is skipped.
-pub fn broker_reachable() -> bool {
-    let up = rabbitmqctl(&["status"]);
-    if !up {
-        eprintln!("SKIPPED: rabbitmqctl cannot reach the node; broker-restart test not run");
-    }
-    up
+/// Fails the test when `rabbitmqctl` (a prerequisite of the restart tests) cannot reach the
+/// node: a missing prerequisite is a failure, never a skip.
+pub fn assert_broker_reachable() {
+    assert!(
+        rabbitmqctl(&["status"]),
+        "rabbitmqctl cannot reach the RabbitMQ node: the broker-restart tests need it"
+    );
 }
 
 /// HELLO for a resumable session.
