@@ -8,6 +8,15 @@ use clap::Parser;
 
 use crate::allow::Allowlist;
 
+/// The queue type of resumable sessions' reply queues and leases (`--reply-queue-type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReplyQueueType {
+    /// A classic durable queue on the node the bridge is connected to.
+    Classic,
+    /// A quorum queue, replicated over the cluster's nodes.
+    Quorum,
+}
+
 /// `ferry-bridge` options. Durations use humantime (`30s`, `1h`, `250ms`).
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -26,14 +35,29 @@ pub struct Config {
     #[arg(long, env = "FERRY_ADMIN_LISTEN", default_value = "127.0.0.1:9090")]
     pub admin_listen: SocketAddr,
 
-    /// AMQP URI of the broker (`?heartbeat=10` is honoured).
+    /// AMQP URI of the broker (`?heartbeat=10` is honoured); on a RabbitMQ cluster, one per
+    /// node (repeatable and/or comma-separated): the bridge connects to one, chosen at random,
+    /// and moves on to the next when it fails.
     #[arg(
         long,
         env = "FERRY_AMQP_URL",
+        value_delimiter = ',',
         default_value = "amqp://guest:guest@127.0.0.1:5672/%2f",
         hide_env_values = true
     )]
-    pub amqp_url: String,
+    pub amqp_url: Vec<String>,
+
+    /// Queue type of resumable sessions' reply queues and leases: `classic` (cheap; on a
+    /// cluster, a session whose queue lived on a node that fails ends) or `quorum`
+    /// (replicated: sessions survive a node's loss, at several times the broker's cost per
+    /// session; docs/scaling.md has the numbers).
+    #[arg(
+        long,
+        env = "FERRY_REPLY_QUEUE_TYPE",
+        value_enum,
+        default_value_t = ReplyQueueType::Classic
+    )]
+    pub reply_queue_type: ReplyQueueType,
 
     /// A PEM file of certificate authorities to trust for an `amqps://` `--amqp-url`, besides
     /// the system's (a broker with a certificate of a private CA).
@@ -272,6 +296,18 @@ impl Config {
 
     /// Refuses settings the bridge cannot work with.
     pub fn validate(&self) -> Result<(), String> {
+        if self.amqp_url.is_empty() {
+            return Err("--amqp-url needs at least one amqp:// or amqps:// URL".into());
+        }
+        for url in &self.amqp_url {
+            let url = url.trim();
+            if !(url.starts_with("amqp://") || url.starts_with("amqps://")) {
+                return Err(format!(
+                    "--amqp-url {} is not an amqp:// or amqps:// URL",
+                    crate::broker::node_name(url)
+                ));
+            }
+        }
         if self.max_frame_bytes < 1024 {
             return Err("--max-frame-bytes must be at least 1024".into());
         }
@@ -328,14 +364,21 @@ impl Config {
         Ok(())
     }
 
-    /// `--amqp-url` with `--amqp-heartbeat` added, unless the URL names a heartbeat itself.
-    pub fn broker_url(&self) -> String {
-        let url = &self.amqp_url;
-        if url.contains("heartbeat=") {
-            return url.clone();
-        }
-        let sep = if url.contains('?') { '&' } else { '?' };
-        format!("{url}{sep}heartbeat={}", self.amqp_heartbeat.as_secs())
+    /// Each `--amqp-url` with `--amqp-heartbeat` added, unless the URL names a heartbeat
+    /// itself.
+    pub fn broker_urls(&self) -> Vec<String> {
+        let beat = self.amqp_heartbeat.as_secs();
+        self.amqp_url
+            .iter()
+            .map(|url| {
+                let url = url.trim();
+                if url.contains("heartbeat=") {
+                    return url.to_owned();
+                }
+                let sep = if url.contains('?') { '&' } else { '?' };
+                format!("{url}{sep}heartbeat={beat}")
+            })
+            .collect()
     }
 
     /// Milliseconds of a duration, saturating at `u32::MAX` (the wire type).
@@ -354,17 +397,35 @@ mod tests {
             "127.0.0.1:0".parse().unwrap_or(([127, 0, 0, 1], 0).into()),
             &[],
         );
-        c.amqp_url = "amqp://h:5672/%2f".into();
-        assert_eq!(c.broker_url(), "amqp://h:5672/%2f?heartbeat=10");
-        c.amqp_url = "amqp://h:5672/%2f?frame_max=8192".into();
+        c.amqp_url = vec!["amqp://h:5672/%2f".into()];
+        assert_eq!(c.broker_urls(), ["amqp://h:5672/%2f?heartbeat=10"]);
+        c.amqp_url = vec!["amqp://h:5672/%2f?frame_max=8192".into()];
         assert_eq!(
-            c.broker_url(),
-            "amqp://h:5672/%2f?frame_max=8192&heartbeat=10"
+            c.broker_urls(),
+            ["amqp://h:5672/%2f?frame_max=8192&heartbeat=10"]
         );
-        c.amqp_url = "amqp://h:5672/%2f?heartbeat=3".into();
-        assert_eq!(c.broker_url(), "amqp://h:5672/%2f?heartbeat=3");
+        c.amqp_url = vec!["amqp://h:5672/%2f?heartbeat=3".into()];
+        assert_eq!(c.broker_urls(), ["amqp://h:5672/%2f?heartbeat=3"]);
         c.amqp_heartbeat = Duration::ZERO;
-        c.amqp_url = "amqp://h/%2f".into();
-        assert_eq!(c.broker_url(), "amqp://h/%2f?heartbeat=0");
+        c.amqp_url = vec!["amqp://h/%2f".into()];
+        assert_eq!(c.broker_urls(), ["amqp://h/%2f?heartbeat=0"]);
+    }
+
+    #[test]
+    fn several_urls_are_repeated_or_comma_separated_and_checked() {
+        let c = Config::parse_from([
+            "ferry-bridge",
+            "--amqp-url",
+            "amqp://a:5681/%2f,amqp://b:5682/%2f",
+            "--amqp-url",
+            "amqps://c:5683/%2f",
+        ]);
+        assert_eq!(c.amqp_url.len(), 3);
+        assert_eq!(c.broker_urls()[2], "amqps://c:5683/%2f?heartbeat=10");
+        assert!(c.validate().is_ok());
+        let c = Config::parse_from(["ferry-bridge", "--amqp-url", "http://u:secret@h:80/"]);
+        let e = c.validate().err().unwrap_or_default();
+        assert!(e.contains("not an amqp://"), "{e}");
+        assert!(!e.contains("secret"), "the password stays out of messages: {e}");
     }
 }

@@ -119,8 +119,8 @@ pub async fn too_many(mut tcp: TcpStream) {
     .await;
 }
 
-fn text(status: StatusCode, body: &'static str) -> Response<Body> {
-    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
+    let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -156,8 +156,8 @@ fn health(shared: &Shared, path: &str) -> Response<Body> {
         text(StatusCode::OK, "ok\n")
     } else if shared.shutdown.is_cancelled() {
         text(StatusCode::SERVICE_UNAVAILABLE, "draining\n")
-    } else if shared.broker.ready() {
-        text(StatusCode::OK, "ready\n")
+    } else if let Some(links) = shared.broker.current() {
+        text(StatusCode::OK, format!("ready: broker node {}\n", links.node))
     } else {
         text(StatusCode::SERVICE_UNAVAILABLE, "broker not connected\n")
     }

@@ -181,13 +181,14 @@ impl Bridge {
             })?),
             None => None,
         };
-        let (broker, broker_task) = Broker::start(
-            config.broker_url(),
+        let settings = broker::Settings {
+            urls: config.broker_urls(),
             ca,
-            instance.clone(),
-            config.cancel_exchange.clone(),
-            broker_stop.clone(),
-        );
+            instance: instance.clone(),
+            cancel_exchange: config.cancel_exchange.clone(),
+            reply_queue_type: config.reply_queue_type,
+        };
+        let (broker, broker_task) = Broker::start(settings, broker_stop.clone());
         let config_limits = (
             config.max_connections_per_ip,
             config.session_rate,

@@ -6,14 +6,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use ferry_protocol::ErrorCode;
 
 /// The broker manager's part of `/metrics`.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct BrokerHealth {
     /// Both connections are up.
     pub connected: bool,
+    /// The node connected to (`host:port`), if any.
+    pub node: Option<std::sync::Arc<str>>,
     /// Connections made (the first and every reconnect).
     pub connects: u64,
     /// Restarts seen on reconnecting.
     pub restarts: u64,
+    /// Connections made to another node than the one before.
+    pub failovers: u64,
 }
 
 /// Live counters shared by every session. Cheap to update; read with [`Stats::snapshot`].
@@ -187,6 +191,19 @@ impl Stats {
             "Broker restarts seen on reconnecting (the restart marker was gone).",
             broker.restarts,
         );
+        metric(
+            "ferry_broker_failovers_total",
+            "counter",
+            "Broker connections made to another node than the one before.",
+            broker.failovers,
+        );
+        if let Some(node) = &broker.node {
+            let node = node.replace('\\', "\\\\").replace('"', "\\\"");
+            let _ = writeln!(
+                out,
+                "# HELP ferry_broker_node The broker node connected to.\n# TYPE ferry_broker_node gauge\nferry_broker_node{{node=\"{node}\"}} 1"
+            );
+        }
         let _ = writeln!(
             out,
             "# HELP ferry_errors_total ERROR frames sent, by code.\n# TYPE ferry_errors_total counter"
@@ -222,8 +239,10 @@ mod tests {
         Stats::inc(&stats.sessions);
         let broker = BrokerHealth {
             connected: true,
+            node: Some("127.0.0.1:5682".into()),
             connects: 2,
             restarts: 1,
+            failovers: 1,
         };
         let text = stats.prometheus(broker);
         assert!(text.contains("ferry_sessions 1\n"));
@@ -231,5 +250,7 @@ mod tests {
         assert!(text.contains("ferry_broker_connected 1\n"));
         assert!(text.contains("ferry_broker_connects_total 2\n"));
         assert!(text.contains("ferry_broker_restarts_total 1\n"));
+        assert!(text.contains("ferry_broker_failovers_total 1\n"));
+        assert!(text.contains("ferry_broker_node{node=\"127.0.0.1:5682\"} 1\n"));
     }
 }

@@ -140,7 +140,7 @@ async fn the_bridge_speaks_amqps_to_a_broker_with_a_private_ca() {
     let url = node.url();
     let ca = node.ca.clone();
     let b = TestBridge::start(|c| {
-        c.amqp_url = url;
+        c.amqp_url = vec![url];
         c.amqp_ca_file = Some(ca);
     })
     .await;
@@ -150,7 +150,7 @@ async fn the_bridge_speaks_amqps_to_a_broker_with_a_private_ca() {
 
     // Without the CA, the broker's certificate is not trusted: no link comes up.
     let mut cfg = ferry_bridge::Config::with_defaults("127.0.0.1:0".parse().unwrap(), &["test.*"]);
-    cfg.amqp_url = node.url();
+    cfg.amqp_url = vec![node.url()];
     let untrusting = ferry_bridge::Bridge::bind(cfg).await.unwrap();
     let waited =
         tokio::time::timeout(Duration::from_secs(3), untrusting.broker().wait_ready()).await;

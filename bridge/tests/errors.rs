@@ -243,7 +243,7 @@ async fn headers_reach_the_worker_with_the_deadline_and_session() {
 async fn broker_down_means_broker_unavailable_at_once() {
     // Nothing listens on port 1: the bridge keeps retrying, and requests fail fast.
     let mut cfg = ferry_bridge::Config::with_defaults("127.0.0.1:0".parse().unwrap(), &["test.*"]);
-    cfg.amqp_url = "amqp://guest:guest@127.0.0.1:1/%2f".into();
+    cfg.amqp_url = vec!["amqp://guest:guest@127.0.0.1:1/%2f".into()];
     let bridge = ferry_bridge::Bridge::bind(cfg).await.unwrap();
     let addr = bridge.local_addr();
     let shutdown = tokio_util::sync::CancellationToken::new();

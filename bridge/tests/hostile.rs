@@ -293,7 +293,7 @@ async fn the_bridge_works_with_a_broker_user_holding_only_the_documented_permiss
     let queue = unique("hostile.perms");
     let (_w, _task) = echo_worker(&queue).await;
     let url = format!("amqp://{user}:pw@127.0.0.1:5672/%2f");
-    let b = TestBridge::start(|c| c.amqp_url = url).await;
+    let b = TestBridge::start(|c| c.amqp_url = vec![url]).await;
     // A request, a cancel notice, and a resumable session that resumes.
     let hello = ferry_protocol::Hello {
         acks: true,

@@ -15,6 +15,7 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Consumer};
 
 use super::Links;
+use crate::config::ReplyQueueType;
 use crate::error::BridgeError;
 
 /// Prefix of every lease queue.
@@ -28,15 +29,18 @@ pub struct Lease {
 }
 
 impl Lease {
-    /// Declares the lease `name` (durable, `x-expires` = `grace`) and consumes it on `channel`.
+    /// Declares the lease `name` (durable, of the reply queues' type `kind`, `x-expires` =
+    /// `grace`) and consumes it on `channel`.
     pub async fn hold(
         channel: &Channel,
         name: &str,
         grace: Duration,
+        kind: ReplyQueueType,
     ) -> Result<Self, lapin::Error> {
         let mut args = FieldTable::default();
         let expires = i32::try_from(grace.as_millis()).unwrap_or(i32::MAX).max(1);
         args.insert("x-expires".into(), AMQPValue::LongInt(expires));
+        super::replies::queue_type(&mut args, kind);
         let opts = QueueDeclareOptions {
             durable: true,
             ..QueueDeclareOptions::default()

@@ -1,8 +1,10 @@
-//! The broker connection manager: separate publish and consume connections, (re)connected
-//! with exponential backoff and jitter, published to sessions through a `watch` channel.
+//! The broker as sessions see it: the live links (separate publish and consume connections
+//! to one node, and their channels), published by the manager ([`connect`]) through a `watch`
+//! channel.
 //!
 //! `None` in the watch means "no broker": new requests fail with `broker_unavailable` at once.
 
+mod connect;
 pub mod epoch;
 pub mod lease;
 pub mod probe;
@@ -13,29 +15,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use lapin::options::{BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
-use lapin::types::FieldTable;
-use lapin::{Channel, Connection, ConnectionProperties, Event, ExchangeKind};
+use lapin::{Channel, Connection};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
-use crate::error::BridgeError;
+pub use connect::node_name;
+use connect::{consume_channel, publish_channel};
 use probe::Probe;
 
-/// How many channels share the consumers of the per-session reply queues.
-const CONSUME_CHANNELS: usize = 4;
-/// Unacknowledged replies per session before the broker holds further ones back.
-const REPLY_PREFETCH: u16 = 128;
-/// First retry delay after a failed connect; doubles up to [`MAX_BACKOFF`].
-const MIN_BACKOFF: Duration = Duration::from_millis(200);
-/// Longest retry delay.
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
+use crate::config::ReplyQueueType;
+
 /// Longest closing a connection may take.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
-/// Longest one connection attempt (both connections, their channels, the declares) may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One live pair of broker connections and their channels.
 pub struct Links {
@@ -59,6 +51,10 @@ pub struct Links {
     pub restarts: u64,
     /// The restart marker this bridge consumes while connected.
     marker: Option<epoch::Marker>,
+    /// The node these links are connected to (`host:port`, no credentials).
+    pub(crate) node: Arc<str>,
+    /// The queue type of resumable sessions' reply queues and leases.
+    pub(crate) reply_queue_type: ReplyQueueType,
 }
 
 impl Links {
@@ -151,39 +147,46 @@ pub struct Broker {
 struct Counts {
     connects: AtomicU64,
     restarts: AtomicU64,
+    /// Connections made to another node than the one before.
+    failovers: AtomicU64,
+}
+
+/// What the manager connects to and declares.
+pub struct Settings {
+    /// One AMQP URL per node, tried in turn from a random one.
+    pub urls: Vec<String>,
+    /// PEM authorities trusted for `amqps://` URLs besides the system's roots.
+    pub ca: Option<String>,
+    /// Ends the AMQP connection names (`ferry-bridge publish <instance>`), so an operator can
+    /// tell bridges apart in the broker's connection list.
+    pub instance: String,
+    /// Declared on every connect for cancel notices (empty: none).
+    pub cancel_exchange: String,
+    /// The queue type of resumable sessions' reply queues and leases.
+    pub reply_queue_type: ReplyQueueType,
 }
 
 impl Broker {
     /// Starts the manager task; it runs until `stop` is cancelled (then closes the links).
-    /// `instance` ends the AMQP connection names (`ferry-bridge publish <instance>`), so an
-    /// operator can tell bridges apart in the broker's connection list.
-    /// `cancel_exchange` (empty: none) is declared on every connect for cancel notices.
-    /// `ca` (PEM) is trusted for an `amqps://` URL besides the system's roots.
     pub fn start(
-        url: String,
-        ca: Option<String>,
-        instance: String,
-        cancel_exchange: String,
+        settings: Settings,
         stop: CancellationToken,
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = watch::channel(None);
-        let names = Names {
-            url,
-            ca,
-            instance,
-            cancel_exchange,
-        };
         let counts = Arc::new(Counts::default());
-        let task = tokio::spawn(manage(names, tx, counts.clone(), stop));
+        let task = tokio::spawn(connect::manage(settings, tx, counts.clone(), stop));
         (Self { rx, counts }, task)
     }
 
     /// The broker's state for `/metrics`.
     pub fn health(&self) -> crate::stats::BrokerHealth {
+        let current = self.current();
         crate::stats::BrokerHealth {
-            connected: self.ready(),
+            connected: current.is_some(),
+            node: current.map(|l| l.node.clone()),
             connects: self.counts.connects.load(Ordering::Relaxed),
             restarts: self.counts.restarts.load(Ordering::Relaxed),
+            failovers: self.counts.failovers.load(Ordering::Relaxed),
         }
     }
 
@@ -243,210 +246,3 @@ fn live(published: &Option<Arc<Links>>) -> Option<Arc<Links>> {
         .cloned()
 }
 
-/// What the manager connects to and declares.
-struct Names {
-    url: String,
-    ca: Option<String>,
-    instance: String,
-    cancel_exchange: String,
-}
-
-async fn manage(
-    names: Names,
-    tx: watch::Sender<Option<Arc<Links>>>,
-    counts: Arc<Counts>,
-    stop: CancellationToken,
-) {
-    let mut backoff = MIN_BACKOFF;
-    let (mut restarts, mut connected_before) = (0, false);
-    loop {
-        // A broker that accepts TCP but never finishes the AMQP handshake (one still booting,
-        // or overloaded) must not stall the manager: bound the attempt, then back off.
-        let attempt = tokio::time::timeout(CONNECT_TIMEOUT, connect(&names));
-        let links = tokio::select! {
-            _ = stop.cancelled() => return,
-            r = attempt => r.unwrap_or_else(|_| {
-                Err(BridgeError::BrokerUnavailable("connecting to the broker timed out".into()))
-            }),
-        };
-        let (mut links, mut events) = match links {
-            Ok(l) => l,
-            Err(e) => {
-                let delay = jitter(backoff);
-                warn!(error = %e, retry_in = ?delay, "cannot connect to the broker; retrying");
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(delay) => {}
-                }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-                continue;
-            }
-        };
-        backoff = MIN_BACKOFF;
-        let hold = epoch::Marker::hold(&links.publish_conn, &names.instance);
-        let kept = match tokio::time::timeout(CLOSE_TIMEOUT, hold).await {
-            Ok(Ok((marker, kept))) => {
-                links.marker = Some(marker);
-                kept
-            }
-            Ok(Err(e)) => {
-                warn!(error = %e, "cannot check the broker's restart marker; assuming a restart");
-                false
-            }
-            Err(_) => {
-                warn!("checking the broker's restart marker timed out; assuming a restart");
-                false
-            }
-        };
-        if connected_before && !kept {
-            restarts += 1;
-            counts.restarts.store(restarts, Ordering::Relaxed);
-            warn!("the broker restarted: replies it held in reply queues are gone");
-        }
-        counts.connects.fetch_add(1, Ordering::Relaxed);
-        connected_before = true;
-        links.restarts = restarts;
-        info!("connected to the broker");
-        let links = Arc::new(links);
-        tx.send_replace(Some(links.clone()));
-        loop {
-            tokio::select! {
-                _ = stop.cancelled() => {
-                    tx.send_replace(None);
-                    if let Some(marker) = &links.marker {
-                        let _ = tokio::time::timeout(CLOSE_TIMEOUT, marker.remove()).await;
-                    }
-                    links.close().await;
-                    return;
-                }
-                _ = links.lost.cancelled() => break,
-                ev = events.next() => match ev {
-                    // Channel errors (e.g. a probe's 404) arrive here too; only a
-                    // connection that is no longer connected means the links are gone.
-                    Some(Event::Error(e)) if links.connected() => {
-                        debug!(error = %e, "broker channel error");
-                    }
-                    Some(Event::Error(e)) => {
-                        links.mark_lost(&e.to_string());
-                        break;
-                    }
-                    Some(Event::ConnectionBlocked(why)) => warn!(reason = why, "broker blocked publishing"),
-                    Some(Event::ConnectionUnblocked) => info!("broker unblocked publishing"),
-                    Some(_) => {}
-                    None => {
-                        links.mark_lost("event stream ended");
-                        break;
-                    }
-                }
-            }
-        }
-        tx.send_replace(None);
-        links.close().await;
-        warn!("broker connection lost; reconnecting");
-    }
-}
-
-type EventStream = futures_util::stream::BoxStream<'static, Event>;
-
-async fn connect(names: &Names) -> Result<(Links, EventStream), BridgeError> {
-    let (url, instance) = (names.url.as_str(), names.instance.as_str());
-    let props = |role: &str| {
-        ConnectionProperties::default()
-            .with_connection_name(format!("ferry-bridge {role} {instance}").into())
-    };
-    let open = |role| {
-        let tls = lapin::tcp::OwnedTLSConfig {
-            identity: None,
-            cert_chain: names.ca.clone(),
-        };
-        async move {
-            let runtime = lapin::runtime::default_runtime()?;
-            Connection::connect_with_config(url, props(role), tls, runtime).await
-        }
-    };
-    let publish_conn = open("publish").await?;
-    let consume_conn = open("consume").await?;
-    let publish = publish_channel(&publish_conn).await?;
-    let mut consume = Vec::with_capacity(CONSUME_CHANNELS);
-    for _ in 0..CONSUME_CHANNELS {
-        consume.push(tokio::sync::Mutex::new(
-            consume_channel(&consume_conn).await?,
-        ));
-    }
-    let cancel_exchange = declare_cancel_exchange(&publish_conn, &names.cancel_exchange).await;
-    let events = futures_util::stream::select(
-        publish_conn.events_listener(),
-        consume_conn.events_listener(),
-    )
-    .boxed();
-    Ok((
-        Links {
-            publish_conn,
-            consume_conn,
-            publish: std::sync::RwLock::new(Arc::new(publish)),
-            publish_reopen: tokio::sync::Mutex::new(()),
-            consume,
-            probe: Probe::default(),
-            cancel_exchange,
-            lost: CancellationToken::new(),
-            restarts: 0,
-            marker: None,
-        },
-        events,
-    ))
-}
-
-/// A channel in confirm mode, for publishing.
-async fn publish_channel(conn: &Connection) -> Result<Channel, lapin::Error> {
-    let ch = conn.create_channel().await?;
-    ch.confirm_select(ConfirmSelectOptions::default()).await?;
-    Ok(ch)
-}
-
-/// A consume channel with the per-consumer prefetch.
-async fn consume_channel(conn: &Connection) -> Result<Channel, lapin::Error> {
-    let ch = conn.create_channel().await?;
-    // RabbitMQ applies a non-global prefetch per consumer: each session's reply queue may
-    // have this many replies in flight to the bridge; the rest wait in the broker until the
-    // session has written earlier ones to its socket.
-    ch.basic_qos(REPLY_PREFETCH, BasicQosOptions { global: false })
-        .await?;
-    Ok(ch)
-}
-
-/// Declares the cancel-notice exchange (topic, durable; what `docs/protocol.md` tells
-/// workers to declare too) on a channel of its own, so a conflicting existing exchange only
-/// turns notices off (logged) instead of breaking the publish channel.
-async fn declare_cancel_exchange(conn: &Connection, name: &str) -> Option<Arc<str>> {
-    if name.is_empty() {
-        return None;
-    }
-    let declared = async {
-        let ch = conn.create_channel().await?;
-        let opts = ExchangeDeclareOptions {
-            durable: true,
-            ..ExchangeDeclareOptions::default()
-        };
-        ch.exchange_declare(
-            name.into(),
-            ExchangeKind::Topic,
-            opts,
-            FieldTable::default(),
-        )
-        .await?;
-        let _ = ch.close(200, "declared".into()).await;
-        Ok::<_, lapin::Error>(())
-    };
-    match declared.await {
-        Ok(()) => Some(name.into()),
-        Err(e) => {
-            warn!(exchange = name, error = %e, "cannot declare the cancel exchange; cancel notices are off");
-            None
-        }
-    }
-}
-
-/// `d` scaled by a random factor in 0.75..1.25.
-fn jitter(d: Duration) -> Duration {
-    d.mul_f64(rand::random_range(0.75..1.25))
-}

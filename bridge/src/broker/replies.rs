@@ -24,6 +24,7 @@ use lapin::{Channel, Consumer};
 
 use super::Links;
 use super::lease::Lease;
+use crate::config::ReplyQueueType;
 use crate::error::BridgeError;
 
 /// Prefix of every reply queue name.
@@ -35,8 +36,8 @@ const REPLY_QUEUE_EXPIRES_MS: i32 = 60_000;
 const OP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How a session's reply queue is declared: `grace` zero (not resumable) makes it exclusive
-/// to the consume connection, otherwise durable; `x-expires` is the grace period.
-fn declaration(grace: Duration) -> (QueueDeclareOptions, FieldTable) {
+/// to the consume connection, otherwise durable and of `kind`; `x-expires` is the grace period.
+fn declaration(grace: Duration, kind: ReplyQueueType) -> (QueueDeclareOptions, FieldTable) {
     let expires = if grace.is_zero() {
         REPLY_QUEUE_EXPIRES_MS
     } else {
@@ -44,12 +45,25 @@ fn declaration(grace: Duration) -> (QueueDeclareOptions, FieldTable) {
     };
     let mut args = FieldTable::default();
     args.insert("x-expires".into(), AMQPValue::LongInt(expires));
+    if !grace.is_zero() {
+        queue_type(&mut args, kind);
+    }
     let opts = QueueDeclareOptions {
         durable: !grace.is_zero(),
         exclusive: grace.is_zero(),
         ..QueueDeclareOptions::default()
     };
     (opts, args)
+}
+
+/// Names the queue type in a declaration's arguments: always, so a vhost's default queue
+/// type never decides it.
+pub(super) fn queue_type(args: &mut FieldTable, kind: ReplyQueueType) {
+    let name = match kind {
+        ReplyQueueType::Classic => "classic",
+        ReplyQueueType::Quorum => "quorum",
+    };
+    args.insert("x-queue-type".into(), AMQPValue::LongString(name.into()));
 }
 
 /// A session's live reply queue and its consumer, and a resumable session's lease.
@@ -82,7 +96,8 @@ impl ReplySub {
         lease: Option<&str>,
     ) -> Result<Self, BridgeError> {
         let queue = format!("{REPLY_QUEUE_PREFIX}{session}");
-        Self::consume(links, session, queue, declaration(grace), lease, grace).await
+        let declare = declaration(grace, links.reply_queue_type);
+        Self::consume(links, session, queue, declare, lease, grace).await
     }
 
     /// Takes over a resumable session: `old` must be the lease of the token presented, and
@@ -110,7 +125,7 @@ impl ReplySub {
             links.clone(),
             session,
             queue,
-            declaration(grace),
+            declaration(grace, links.reply_queue_type),
             Some(next),
             grace,
         )
@@ -143,7 +158,8 @@ impl ReplySub {
         {
             return Ok(None);
         }
-        Self::consume(links, session, queue, declaration(grace), lease, grace)
+        let declare = declaration(grace, links.reply_queue_type);
+        Self::consume(links, session, queue, declare, lease, grace)
             .await
             .map(Some)
     }
@@ -181,7 +197,10 @@ impl ReplySub {
                 )
                 .await?;
             let lease = match lease {
-                Some(name) => Some(Lease::hold(&channel, name, grace).await?),
+                Some(name) => {
+                    let kind = links.reply_queue_type;
+                    Some(Lease::hold(&channel, name, grace, kind).await?)
+                }
                 None => None,
             };
             Ok::<_, lapin::Error>((consumer, lease))

@@ -53,7 +53,7 @@ impl TestBridge {
     /// Starts a bridge allowing `test.*` with `tweak` applied, and waits for the broker.
     pub async fn start(tweak: impl FnOnce(&mut Config)) -> Self {
         let mut cfg = Config::with_defaults("127.0.0.1:0".parse().unwrap(), &["test.*"]);
-        cfg.amqp_url = AMQP_URL.into();
+        cfg.amqp_url = vec![AMQP_URL.into()];
         tweak(&mut cfg);
         let bridge = Bridge::bind(cfg).await.unwrap();
         let addr = bridge.local_addr();

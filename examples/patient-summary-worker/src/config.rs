@@ -4,6 +4,15 @@ use std::time::Duration;
 
 use clap::Parser;
 
+/// The type of the work queue (`--queue-type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum QueueType {
+    /// A classic queue, on one node.
+    Classic,
+    /// A quorum queue, replicated.
+    Quorum,
+}
+
 /// An example Ferry worker: an ordinary AMQP RPC server that builds patient summaries.
 ///
 /// It consumes requests like `{"patientId": 3}` from a queue and replies to each request's
@@ -11,13 +20,20 @@ use clap::Parser;
 #[derive(Debug, Clone, Parser)]
 #[command(name = "patient-summary-worker", version)]
 pub struct Config {
-    /// AMQP URL of the broker.
+    /// AMQP URL of the broker; on a cluster, one per node (repeatable or comma-separated):
+    /// the worker connects to the first and moves on to the next whenever it loses one.
     #[arg(
         long,
         env = "FERRY_AMQP_URL",
+        value_delimiter = ',',
         default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
     )]
-    pub amqp_url: String,
+    pub amqp_url: Vec<String>,
+
+    /// Type of the queue it declares: `classic`, or `quorum` (replicated over a cluster's
+    /// nodes; always durable, so not with `--auto-delete`).
+    #[arg(long, env = "WORKER_QUEUE_TYPE", value_enum, default_value_t = QueueType::Classic)]
+    pub queue_type: QueueType,
 
     /// Queue to declare and consume.
     #[arg(long, env = "WORKER_QUEUE", default_value = "patient_summary_request")]
@@ -60,6 +76,17 @@ impl Config {
         Duration::from_millis(self.work_ms)
     }
 
+    /// Refuses settings that cannot work together.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.amqp_url.is_empty() {
+            return Err("--amqp-url needs at least one URL".into());
+        }
+        if self.queue_type == QueueType::Quorum && self.auto_delete {
+            return Err("--queue-type quorum cannot be --auto-delete (quorum queues are durable and stay)".into());
+        }
+        Ok(())
+    }
+
     /// The worker's display name.
     pub fn display_name(&self) -> String {
         self.name
@@ -70,7 +97,8 @@ impl Config {
     /// A configuration for tests and embedding: defaults, given queue and work time.
     pub fn for_queue(amqp_url: &str, queue: &str, work_ms: u64) -> Self {
         Self {
-            amqp_url: amqp_url.to_owned(),
+            amqp_url: vec![amqp_url.to_owned()],
+            queue_type: QueueType::Classic,
             queue: queue.to_owned(),
             prefetch: 2,
             work_ms,

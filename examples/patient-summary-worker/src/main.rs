@@ -15,6 +15,10 @@ async fn main() -> std::process::ExitCode {
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
     let config = Config::parse();
+    if let Err(e) = config.validate() {
+        eprintln!("patient-summary-worker: {e}");
+        return std::process::ExitCode::from(2);
+    }
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
 

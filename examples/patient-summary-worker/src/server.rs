@@ -9,17 +9,19 @@ use futures_util::StreamExt;
 use lapin::options::{
     BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions,
 };
-use lapin::types::FieldTable;
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Connection, ConnectionProperties, Queue};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::Config;
+use crate::config::{Config, QueueType};
 use crate::error::WorkerError;
 use crate::{cancel, job, presence};
 
 const BACKOFF_START: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Longest one connection attempt may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs the worker until `shutdown` fires. Reconnects (with backoff) whenever the broker
 /// connection is lost; calls `ready` each time it starts consuming.
@@ -33,8 +35,9 @@ pub async fn run(
 ) -> Result<(), WorkerError> {
     let config = Arc::new(config);
     let worker: Arc<str> = config.display_name().into();
+    let mut node = 0;
     loop {
-        let Some(conn) = connect(&config, &shutdown).await else {
+        let Some(conn) = connect(&config, &mut node, &shutdown).await else {
             return Ok(());
         };
         let result = serve(&conn, &config, &worker, &shutdown, &ready).await;
@@ -43,6 +46,7 @@ pub async fn run(
             Ok(()) => return Ok(()),
             Err(err) => {
                 tracing::warn!(code = err.code(), "lost the broker: {err}; reconnecting");
+                node += 1; // that node may be gone: try the next first
             }
         }
     }
@@ -57,37 +61,55 @@ pub async fn declare_queue(channel: &Channel, config: &Config) -> lapin::Result<
         auto_delete: config.auto_delete,
         ..QueueDeclareOptions::default()
     };
+    let mut args = FieldTable::default();
+    if config.queue_type == QueueType::Quorum {
+        args.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+    }
     channel
-        .queue_declare(config.queue.as_str().into(), options, FieldTable::default())
+        .queue_declare(config.queue.as_str().into(), options, args)
         .await
 }
 
-/// Connects, retrying with exponential backoff; `None` if shutdown fired first.
-async fn connect(config: &Config, shutdown: &CancellationToken) -> Option<Connection> {
+/// Connects to `config.amqp_url[node]`, moving to the next URL after each failure and
+/// backing off exponentially once every URL has failed in a row; `None` if shutdown fired
+/// first. A node that accepts TCP but never answers (stalled) counts as failed after
+/// [`CONNECT_TIMEOUT`].
+async fn connect(
+    config: &Config,
+    node: &mut usize,
+    shutdown: &CancellationToken,
+) -> Option<Connection> {
     let mut delay = BACKOFF_START;
-    let mut attempt = 1u32;
+    let mut attempt = 1usize;
+    let nodes = config.amqp_url.len().max(1);
     loop {
+        let url = config.amqp_url.get(*node % nodes).map_or("", String::as_str);
         let props =
             ConnectionProperties::default().with_connection_name("patient-summary-worker".into());
+        let connecting = tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect(url, props));
         tokio::select! {
             () = shutdown.cancelled() => return None,
-            result = Connection::connect(&config.amqp_url, props) => match result {
-                Ok(conn) => {
+            result = connecting => match result {
+                Ok(Ok(conn)) => {
                     if attempt > 1 {
                         tracing::info!(attempt, "connected to the broker");
                     }
                     return Some(conn);
                 }
-                Err(err) => {
+                Ok(Err(err)) => {
                     tracing::warn!(attempt, retry_in_ms = delay.as_millis(), "cannot reach the broker: {err}");
                 }
+                Err(_) => tracing::warn!(attempt, "the broker did not answer in time"),
             }
         }
-        tokio::select! {
-            () = shutdown.cancelled() => return None,
-            () = tokio::time::sleep(delay) => {}
+        *node += 1;
+        if attempt.is_multiple_of(nodes) {
+            tokio::select! {
+                () = shutdown.cancelled() => return None,
+                () = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 2).min(BACKOFF_MAX);
         }
-        delay = (delay * 2).min(BACKOFF_MAX);
         attempt += 1;
     }
 }
