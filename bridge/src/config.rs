@@ -426,6 +426,9 @@ mod tests {
         let c = Config::parse_from(["ferry-bridge", "--amqp-url", "http://u:secret@h:80/"]);
         let e = c.validate().err().unwrap_or_default();
         assert!(e.contains("not an amqp://"), "{e}");
-        assert!(!e.contains("secret"), "the password stays out of messages: {e}");
+        assert!(
+            !e.contains("secret"),
+            "the password stays out of messages: {e}"
+        );
     }
 }

@@ -157,7 +157,10 @@ fn health(shared: &Shared, path: &str) -> Response<Body> {
     } else if shared.shutdown.is_cancelled() {
         text(StatusCode::SERVICE_UNAVAILABLE, "draining\n")
     } else if let Some(links) = shared.broker.current() {
-        text(StatusCode::OK, format!("ready: broker node {}\n", links.node))
+        text(
+            StatusCode::OK,
+            format!("ready: broker node {}\n", links.node),
+        )
     } else {
         text(StatusCode::SERVICE_UNAVAILABLE, "broker not connected\n")
     }

@@ -182,6 +182,7 @@ impl Session {
                     // the session on another bridge (or on this one, restarted).
                     self.end = End::Draining;
                     self.out.close(CloseCode::Restart, "bridge restarting; resume the session").await;
+                    self.linger(stream).await;
                     Flow::Stop
                 }
                 _ = shutdown.cancelled(), if !self.draining && !self.resumable => {

@@ -245,4 +245,3 @@ fn live(published: &Option<Arc<Links>>) -> Option<Arc<Links>> {
         .filter(|l| !l.lost.is_cancelled())
         .cloned()
 }
-

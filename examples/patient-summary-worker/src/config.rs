@@ -82,7 +82,10 @@ impl Config {
             return Err("--amqp-url needs at least one URL".into());
         }
         if self.queue_type == QueueType::Quorum && self.auto_delete {
-            return Err("--queue-type quorum cannot be --auto-delete (quorum queues are durable and stay)".into());
+            return Err(
+                "--queue-type quorum cannot be --auto-delete (quorum queues are durable and stay)"
+                    .into(),
+            );
         }
         Ok(())
     }

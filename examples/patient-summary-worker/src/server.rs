@@ -63,7 +63,10 @@ pub async fn declare_queue(channel: &Channel, config: &Config) -> lapin::Result<
     };
     let mut args = FieldTable::default();
     if config.queue_type == QueueType::Quorum {
-        args.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+        args.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString("quorum".into()),
+        );
     }
     channel
         .queue_declare(config.queue.as_str().into(), options, args)
@@ -83,7 +86,10 @@ async fn connect(
     let mut attempt = 1usize;
     let nodes = config.amqp_url.len().max(1);
     loop {
-        let url = config.amqp_url.get(*node % nodes).map_or("", String::as_str);
+        let url = config
+            .amqp_url
+            .get(*node % nodes)
+            .map_or("", String::as_str);
         let props =
             ConnectionProperties::default().with_connection_name("patient-summary-worker".into());
         let connecting = tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect(url, props));
