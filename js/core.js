@@ -361,9 +361,10 @@ export function makeConnect(load) {
         "this runtime has no WebSocket: pass one as options.WebSocket (e.g. the \"ws\" package on Node 20)",
       );
     }
-    const href = wsUrl(url);
+    const hrefs = Array.isArray(url) ? url.map(wsUrl) : [wsUrl(url)];
+    if (hrefs.length === 0) throw new FerryError("bad_request", "connect needs at least one bridge URL");
     const policy = reconnectPolicy(options);
-    const store = persistence(href, options?.persist);
+    const store = persistence(hrefs.join(" "), options?.persist);
     const tokens = tokenSource(options?.token, (code, message) => new FerryError(code, message));
     await tokens.refresh();
     const onStateChange = options?.onStateChange;
@@ -422,7 +423,7 @@ export function makeConnect(load) {
         }
       },
     };
-    w = new WasmClient(href, Ctor, num(options?.connectTimeoutMs), num(options?.timeoutMs), hooks, policy, !!store, restored(store));
+    w = new WasmClient(hrefs, Ctor, num(options?.connectTimeoutMs), num(options?.timeoutMs), hooks, policy, !!store, restored(store));
     client = new FerryClient(w, closed, forget);
     live.add(client);
     try {

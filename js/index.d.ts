@@ -203,5 +203,12 @@ export declare class FerryClient extends EventTarget {
   close(): Promise<void>;
 }
 
-/** Connects to a Ferry bridge (`ws://host:port/ws`); resolves once the handshake is done. */
-export declare function connect(url: string | URL, options?: ConnectOptions): Promise<FerryClient>;
+/**
+ * Connects to a Ferry bridge (`ws://host:port/ws`); resolves once the handshake is done. Given
+ * several bridges' URLs, it opens one at random and each reconnect tries the next, so a session
+ * resumes on whichever bridge answers.
+ */
+export declare function connect(
+  url: string | URL | ReadonlyArray<string | URL>,
+  options?: ConnectOptions,
+): Promise<FerryClient>;

@@ -1,7 +1,6 @@
 //! The exported `WasmClient`: connect, send (a request or a gather), close, and the getters
 //! `js/core.js` uses; [`call`] sends one request or gather.
 
-use alloc::borrow::ToOwned;
 use alloc::rc::Rc;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -40,13 +39,14 @@ pub struct WasmClient {
 
 #[wasm_bindgen(js_class = WasmClient)]
 impl WasmClient {
-    /// Opens the socket (`new WebSocketCtor(url, "ferry.v1")`). `ready` settles after WELCOME.
+    /// Opens the socket (`new WebSocketCtor(url, "ferry.v1")`) to one of `urls` (shuffled;
+    /// each reconnect goes to the next). `ready` settles after WELCOME.
     /// `reconnect` is `[initialMs, maxMs, attempts, maxQueued]` (empty: no reconnecting);
     /// `restore` is what [`WasmClient::snapshot`] returned before a page reload.
     #[wasm_bindgen(constructor)]
     #[allow(clippy::too_many_arguments)] // mirrors the JS call in js/core.js
     pub fn new(
-        url: &str,
+        mut urls: Vec<String>,
         ws_ctor: &Function,
         connect_timeout_ms: Option<f64>,
         default_timeout_ms: Option<f64>,
@@ -61,7 +61,17 @@ impl WasmClient {
         let connect_timeout = millis(connect_timeout_ms)
             .map_err(|_| bad("connectTimeoutMs must be a positive number"))?
             .map_or(CONNECT_TIMEOUT_MS, u64::from);
-        let args = js_sys::Array::of2(&url.into(), &ferry_protocol::SUBPROTOCOL.into());
+        if urls.is_empty() {
+            return Err(bad("connect needs at least one bridge URL"));
+        }
+        for i in (1..urls.len()).rev() {
+            let j = ((js::random_unit() * (i + 1) as f64) as usize).min(i);
+            urls.swap(i, j);
+        }
+        let args = js_sys::Array::of2(
+            &urls[0].as_str().into(),
+            &ferry_protocol::SUBPROTOCOL.into(),
+        );
         let ws: WebSocket = match js_sys::Reflect::construct(ws_ctor, &args) {
             Ok(ws) => ws.unchecked_into(),
             Err(e) => {
@@ -84,7 +94,8 @@ impl WasmClient {
         };
         let inner = Rc::new(RefCell::new(Inner {
             ws,
-            url: url.to_owned(),
+            urls,
+            url_at: 0,
             ws_ctor: ws_ctor.clone(),
             policy,
             attempt: 0,

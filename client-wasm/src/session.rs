@@ -170,10 +170,10 @@ pub(crate) fn on_retry(shared: &Shared) {
         if inner.state != State::Reconnecting {
             return;
         }
-        let args = Array::of2(
-            &inner.url.as_str().into(),
-            &ferry_protocol::SUBPROTOCOL.into(),
-        );
+        // The next bridge: the one just lost may be draining or gone.
+        inner.url_at = inner.url_at.wrapping_add(1);
+        let url = inner.urls[inner.url_at % inner.urls.len()].as_str();
+        let args = Array::of2(&url.into(), &ferry_protocol::SUBPROTOCOL.into());
         match Reflect::construct(&inner.ws_ctor, &args) {
             Ok(ws) => {
                 inner.ws = ws.unchecked_into::<WebSocket>();

@@ -158,7 +158,10 @@ pub(crate) struct Handlers {
 
 pub(crate) struct Inner {
     pub(crate) ws: WebSocket,
-    pub(crate) url: String,
+    /// The bridges' URLs, shuffled once; each reconnect attempt takes the next.
+    pub(crate) urls: Vec<String>,
+    /// Index (modulo `urls.len()`) of the URL the current socket was opened to.
+    pub(crate) url_at: usize,
     pub(crate) ws_ctor: Function,
     pub(crate) policy: Policy,
     /// Reconnect attempts since the socket was last open.

@@ -9,7 +9,7 @@ use alloc::vec::Vec;
 use ferry_protocol::{ErrorCode, Frame, Gather, Request, validate};
 use js_sys::{Function, Promise};
 use wasm_bindgen::prelude::*;
-use web_sys::AbortSignal;
+use web_sys::{AbortSignal, WebSocket};
 
 use super::{WasmClient, rejected};
 use crate::error::{Failure, check_destination, invalid, push_u32};
@@ -71,7 +71,10 @@ impl WasmClient {
         let (limits, default_timeout, queue) = {
             let inner = self.inner.borrow();
             let queue = match inner.state {
-                State::Open => false,
+                // The bridge has closed the socket (a drain's 1012) and the close event is
+                // yet to come: a send now would be dropped silently, so the request waits
+                // for the resumed session like one made while reconnecting.
+                State::Open => inner.ws.ready_state() != WebSocket::OPEN,
                 State::Reconnecting => {
                     let queued = inner
                         .pending
