@@ -6,7 +6,7 @@
 #
 #   - Rust target wasm32-unknown-unknown
 #   - wasm-bindgen-cli, the exact version of the `wasm-bindgen` crate in Cargo.lock
-#   - chromium, chromium-driver, binaryen (wasm-opt), openssl from Debian's packages
+#   - chromium, chromium-driver, binaryen (wasm-opt), openssl, haproxy from Debian's packages
 #   - the Python package pika (pip, else Debian's python3-pika) for the interop test
 #   - node_modules (npm ci), when missing or older than package-lock.json
 #   - a RabbitMQ answering at FERRY_AMQP_URL (default amqp://guest:guest@127.0.0.1:5672/%2f);
@@ -78,15 +78,17 @@ step_wasm_bindgen() {
     cargo install -q wasm-bindgen-cli --version "$want" --force
 }
 
-# --- Debian packages: chromium, chromium-driver, binaryen, openssl (test certificates) ---------
+# --- Debian packages: chromium, chromium-driver, binaryen, openssl (test certificates), haproxy
+# (the load-balancer drain test) ------------------------------------------------------------------
 step_debian_packages() {
     local missing=()
     command -v chromium >/dev/null 2>&1 || missing+=(chromium)
     command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
     command -v wasm-opt >/dev/null 2>&1 || missing+=(binaryen)
     command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+    command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
     if [ "${#missing[@]}" -eq 0 ]; then
-        say "chromium, chromedriver, wasm-opt, openssl: present"
+        say "chromium, chromedriver, wasm-opt, openssl, haproxy: present"
         return
     fi
     say "installing Debian packages: ${missing[*]}"

@@ -31,12 +31,21 @@ const ADMIN = /^ferry-bridge admin on (http:\/\/\S+) /;
 const READY = /^ferry-bridge listening on (https?:\/\/\S+) \(socket (wss?:\/\/\S+)\)/;
 
 /**
- * Starts a bridge. `allow`: patterns for `--allow`; `args`: extra flags.
+ * Starts a bridge. `allow`: patterns for `--allow`; `args`: extra flags; `amqpUrl`: the
+ * broker (comma-separated URLs for a cluster; default $FERRY_AMQP_URL or the local broker).
  * Resolves to { url (http), wsUrl, process, stderr(), stop(), kill() } once it listens and
  * (unless `waitReady: false`) its `/readyz` says the broker links are up.
  */
-export async function startBridge({ allow = [], args = [], timeoutMs = 30_000, env = {}, waitReady = true } = {}) {
-  const argv = ["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--amqp-url", AMQP_URL];
+export async function startBridge({
+  allow = [],
+  args = [],
+  timeoutMs = 30_000,
+  env = {},
+  waitReady = true,
+  amqpUrl = AMQP_URL,
+  listen = "127.0.0.1:0",
+} = {}) {
+  const argv = ["--listen", listen, "--admin-listen", "127.0.0.1:0", "--amqp-url", amqpUrl];
   for (const a of allow) argv.push("--allow", a);
   argv.push(...args);
   const child = spawn(bridgeBinary(), argv, {
