@@ -36,6 +36,7 @@ use crate::pending::{Kind, Pending};
 use crate::resume::Claim;
 use crate::stats::Stats;
 
+mod accepted;
 mod auth;
 mod detach;
 mod gather;
@@ -88,6 +89,7 @@ where
         requests,
         peer,
         lease: opened.lease,
+        accepted: Vec::new(),
     };
     session.attach(opened.attach);
     session.run(&mut stream).await;
@@ -115,6 +117,8 @@ pub(crate) enum Flow {
 
 struct Session {
     shared: Arc<Shared>,
+    /// Confirmed requests to report in the next ACCEPTED frame ([`accepted`]).
+    accepted: Vec<Box<str>>,
     id: String,
     out: Outbound,
     pending: Pending,
@@ -163,6 +167,8 @@ impl Session {
         tokio::pin!(drain);
         let expiry = tokio::time::sleep(self.token_lifetime());
         tokio::pin!(expiry);
+        let accept_tick = tokio::time::sleep(Duration::MAX / 4);
+        tokio::pin!(accept_tick);
         loop {
             if self.draining && self.pending.is_empty() {
                 self.out
@@ -181,8 +187,11 @@ impl Session {
                     // Nothing is lost: the replies wait in RabbitMQ for the client to resume
                     // the session on another bridge (or on this one, restarted).
                     self.end = End::Draining;
+                    // What the broker took is reported now, so the resume sends again only
+                    // what it may not have.
+                    self.settle_publishes().await;
+                    self.flush_accepted().await;
                     self.out.close(CloseCode::Restart, "bridge restarting; resume the session").await;
-                    self.linger(stream).await;
                     Flow::Stop
                 }
                 _ = shutdown.cancelled(), if !self.draining && !self.resumable => {
@@ -226,15 +235,14 @@ impl Session {
                     Flow::Continue
                 }
                 Some(()) = self.notices.next() => Flow::Continue,
+                _ = &mut accept_tick, if !self.accepted.is_empty() => {
+                    self.flush_accepted().await;
+                    Flow::Continue
+                }
                 Some((id, seq, result)) = self.publishes.next() => {
-                    match result {
-                        Ok(()) => self.pending.published(&id, seq),
-                        Err(e) => {
-                            if self.pending.remove_seq(&id, seq).is_some() {
-                                debug!(session = %self.id, id = %id, error = %e, "request failed");
-                                self.send_error(Some(&id), &e).await;
-                            }
-                        }
+                    if self.on_published(id, seq, result).await {
+                        let at = tokio::time::Instant::now() + accepted::ACCEPT_DELAY;
+                        accept_tick.as_mut().reset(at);
                     }
                     Flow::Continue
                 }

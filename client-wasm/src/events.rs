@@ -119,8 +119,11 @@ pub(crate) fn dispatch(shared: &Shared, raw: &[u8]) {
         Frame::Progress(p) => {
             let (cb, hooks) = {
                 let mut inner = shared.borrow_mut();
-                let (cb, idle) = match inner.pending.get(p.id) {
-                    Some(Slot::Request(s)) => (s.on_progress.clone(), s.idle_ms),
+                let (cb, idle) = match inner.pending.get_mut(p.id) {
+                    Some(Slot::Request(s)) => {
+                        s.sent = None; // a worker has it
+                        (s.on_progress.clone(), s.idle_ms)
+                    }
                     Some(Slot::Parked(s)) => (None, s.idle_ms),
                     _ => (None, None),
                 };
@@ -217,6 +220,14 @@ pub(crate) fn dispatch(shared: &Shared, raw: &[u8]) {
                 let _ = s
                     .resolve
                     .call1(&JsValue::UNDEFINED, &JsValue::from(d.count));
+            }
+        }
+        Frame::Accepted(a) => {
+            let mut inner = shared.borrow_mut();
+            for id in a.ids {
+                if let Some(Slot::Request(s)) = inner.pending.get_mut(id) {
+                    s.sent = None;
+                }
             }
         }
         // Client-to-bridge kinds never come from a bridge. Ignore them.

@@ -27,6 +27,9 @@ pub(crate) fn on_open(shared: &Shared) {
         .pending
         .iter()
         .filter_map(|(id, deadline, slot)| {
+            if matches!(slot, Slot::Request(r) if r.sent.is_some()) {
+                return None; // not known to be published: sent again after WELCOME
+            }
             let r = slot.resumable()?;
             let left = deadline
                 .saturating_sub(now + GRACE_MS)
@@ -77,10 +80,21 @@ pub(crate) fn on_welcome(shared: &Shared, w: &Welcome<'_>) {
                 .take_slots(|s| matches!(s, Slot::Request(r) if r.unsent.is_none()));
         }
         let mut queued = Vec::new();
+        let keep = inner.resume.is_some();
         for (_, slot) in inner.pending.iter_mut() {
             match slot {
                 Slot::Parked(p) if !w.resumed => p.expired = true,
-                Slot::Request(r) => queued.extend(r.unsent.take()),
+                Slot::Request(r) => {
+                    // Sent before the drop but not known to be published: again (a copy
+                    // the broker did take is answered once; the client ignores the other).
+                    queued.extend(r.sent.clone());
+                    if let Some(bytes) = r.unsent.take() {
+                        if keep && !r.gather {
+                            r.sent = Some(bytes.clone());
+                        }
+                        queued.push(bytes);
+                    }
+                }
                 _ => {}
             }
         }

@@ -61,6 +61,10 @@ pub(crate) struct RequestSlot {
     pub(crate) destination: String,
     /// The encoded frame while it waits for a socket (made while reconnecting).
     pub(crate) unsent: Option<Vec<u8>>,
+    /// On a resumable session, the encoded frame as sent, until the bridge says the broker
+    /// took it (ACCEPTED, or a PROGRESS): a resume sends it again instead of attaching it,
+    /// since the bridge it went to may have died before publishing it.
+    pub(crate) sent: Option<Vec<u8>>,
     /// The caller's `meta`, kept with the request in the page's storage.
     pub(crate) meta: JsValue,
     pub(crate) on_progress: Option<Function>,

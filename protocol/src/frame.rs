@@ -39,6 +39,10 @@ pub enum Frame<'a> {
     /// `0x87`, bridge → client: the bridge is alive (every `heartbeat_ms`), so a client can
     /// tell a half-open socket from a quiet one.
     Heartbeat,
+    /// `0x88`, bridge → client (resumable sessions): these requests are published (the broker
+    /// confirmed them) and still await their replies, so a resume attaches them; a request
+    /// not yet accepted when the socket dropped is sent again instead.
+    Accepted(Ack<'a>),
 }
 
 impl Frame<'_> {
@@ -58,6 +62,7 @@ impl Frame<'_> {
             Self::Part(_) => kind::PART,
             Self::Done(_) => kind::DONE,
             Self::Heartbeat => kind::HEARTBEAT,
+            Self::Accepted(_) => kind::ACCEPTED,
         }
     }
 
@@ -95,6 +100,8 @@ pub mod kind {
     pub const DONE: u8 = 0x86;
     /// HEARTBEAT, bridge → client.
     pub const HEARTBEAT: u8 = 0x87;
+    /// ACCEPTED, bridge → client.
+    pub const ACCEPTED: u8 = 0x88;
 
     /// The name of a kind byte (`"unknown"` for one this version does not define).
     pub const fn name(kind: u8) -> &'static str {
@@ -112,6 +119,7 @@ pub mod kind {
             PART => "part",
             DONE => "done",
             HEARTBEAT => "heartbeat",
+            ACCEPTED => "accepted",
             _ => "unknown",
         }
     }
@@ -232,10 +240,11 @@ pub struct Gather<'a> {
     pub body: &'a [u8],
 }
 
-/// The client received these final replies (sent only when HELLO asked for `acks`).
+/// A list of correlation ids: in ACK, the final replies the client received (sent only when
+/// HELLO asked for `acks`); in ACCEPTED, the requests the broker took.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Ack<'a> {
-    /// Correlation ids whose REPLY or ERROR arrived.
+    /// The correlation ids.
     pub ids: Vec<&'a str>,
 }
 

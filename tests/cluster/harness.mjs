@@ -119,7 +119,7 @@ export function startWorkers(queue, { delayMs = 20, prefetch = 64 } = {}) {
  * code, wrong (a reply that was not its request's), and records each resolution's time.
  */
 export async function startLoad(lib, urls, WebSocket, { queue, clients = 6, inFlight = 4, timeoutMs = 120_000 } = {}) {
-  const out = { sent: 0, resolved: 0, wrong: 0, failed: {}, done: [], latencies: [] };
+  const out = { sent: 0, resolved: 0, wrong: 0, failed: {}, failedTotal: 0, done: [], latencies: [] };
   const outstanding = new Set();
   let running = true;
   const sessions = [];
@@ -141,11 +141,16 @@ export async function startLoad(lib, urls, WebSocket, { queue, clients = 6, inFl
         },
         (e) => {
           out.failed[e.code ?? "unknown"] = (out.failed[e.code ?? "unknown"] ?? 0) + 1;
+          out.failedTotal++;
         },
       );
       const tracked = p.finally(() => outstanding.delete(tracked));
       outstanding.add(tracked);
+      const failedBefore = out.failedTotal;
       await p;
+      // A failed request is retried after 100 ms, as an app would: the counts are of
+      // requests, not of a retry storm.
+      if (out.failedTotal !== failedBefore) await pause(100);
     }
   };
   const loops = [];

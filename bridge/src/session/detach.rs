@@ -3,19 +3,17 @@
 //! reply queue, the consumer is cancelled, and the session waits in RabbitMQ for its grace
 //! period. Cancel notices for what was pending are published only if nobody resumed it; if
 //! the broker restarts meanwhile, a note for each goes into the queue, so the client that
-//! resumes learns the replies may be lost instead of waiting out their timeouts. A session
-//! closed by a drain still reads what the client sent before it saw the close.
+//! resumes learns the replies may be lost instead of waiting out their timeouts.
 
 use std::time::Duration;
 
 use ferry_protocol::headers::CancelReason;
-use futures_util::{Stream, StreamExt};
+use futures_util::StreamExt;
 use lapin::message::Delivery;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tracing::{debug, info};
 
 use super::notices::counted;
-use super::{End, Flow, Session};
+use super::{End, Session};
 use crate::broker::publish::{self, CancelNotice};
 use crate::broker::replies::ReplySub;
 use crate::hello::Attached;
@@ -26,35 +24,7 @@ use crate::stats::Stats;
 /// broker deletes expired queues on a timer of its own).
 const EXPIRY_MARGIN: Duration = Duration::from_secs(5);
 
-/// Longest a drained session keeps reading after its close (1012), for the frames the
-/// client sent before it saw it.
-const LINGER: Duration = Duration::from_secs(2);
-
 impl Session {
-    /// After this side's close 1012 (a drain): the client may have sent requests before it saw
-    /// the close, and it will attach them when it resumes elsewhere; they are read and
-    /// published here (and ACKs applied) until the client's close or [`LINGER`], so none is
-    /// lost. Frames sent now cannot be answered on this socket; the resumed session answers.
-    pub(super) async fn linger<St>(&mut self, stream: &mut St)
-    where
-        St: Stream<Item = Result<Message, WsError>> + Unpin,
-    {
-        let read = async {
-            while let Some(msg) = stream.next().await {
-                match msg {
-                    Ok(Message::Binary(bytes)) => {
-                        if let Flow::Stop = self.on_frame(bytes).await {
-                            return;
-                        }
-                    }
-                    Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => {}
-                    _ => return, // the client's close, or an error
-                }
-            }
-        };
-        let _ = tokio::time::timeout(LINGER, read).await;
-    }
-
     /// Re-creates the pending entries of a resumed session from HELLO's `attach`.
     pub(super) fn attach(&mut self, requests: Vec<Attached>) {
         let max = self.shared.config.max_timeout;

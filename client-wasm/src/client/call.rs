@@ -179,12 +179,14 @@ impl WasmClient {
             )
             .with_id(id));
         }
-        let unsent = if queue {
-            Some(bytes)
+        let (unsent, sent) = if queue {
+            (Some(bytes), None)
         } else if inner.send_bytes(&bytes).is_err() {
             return Err(ended_failure(ErrorCode::Disconnected).with_id(id));
+        } else if inner.resume.is_some() && gather.is_none() {
+            (None, Some(bytes))
         } else {
-            None
+            (None, None)
         };
         let abort = signal.map(|signal| {
             let weak = Rc::downgrade(&self.inner);
@@ -199,9 +201,9 @@ impl WasmClient {
             AbortHook { signal, listener }
         });
         let deadline = js::now_ms() + u64::from(timeout) + GRACE_MS;
-        let mut slot = Some((abort, unsent));
+        let mut slot = Some((abort, unsent, sent));
         let promise = Promise::new(&mut |resolve, reject| {
-            if let Some((abort, unsent)) = slot.take() {
+            if let Some((abort, unsent, sent)) = slot.take() {
                 let _ = inner.pending.insert(
                     id.clone(),
                     deadline,
@@ -210,6 +212,7 @@ impl WasmClient {
                         reject,
                         destination: destination.to_owned(),
                         unsent,
+                        sent,
                         meta: meta.clone(),
                         on_progress: callback.clone(),
                         idle_ms,

@@ -143,6 +143,7 @@ impl WasmClient {
                         reject,
                         destination: p.destination,
                         unsent: None,
+                        sent: None,
                         meta: p.meta,
                         on_progress: on_progress.clone(),
                         idle_ms: p.idle_ms,

@@ -273,6 +273,7 @@ fn decode_in<const DIRS: u8>(buf: &[u8]) -> Result<Frame<'_>, DecodeError> {
             body,
         }),
         kind::HEARTBEAT if bridge => Frame::Heartbeat,
+        kind::ACCEPTED if bridge => Frame::Accepted(Ack { ids: f.ids }),
         kind::DONE if bridge => Frame::Done(Done {
             id: required(f.id, name, "id")?,
             count: f.count.unwrap_or(0),

@@ -71,7 +71,7 @@ impl Frame<'_> {
                 w.headers(&g.headers);
                 g.body
             }
-            Frame::Ack(a) => {
+            Frame::Ack(a) | Frame::Accepted(a) => {
                 for id in &a.ids {
                     w.str(tag::ID, id);
                 }

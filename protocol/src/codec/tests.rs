@@ -74,6 +74,9 @@ fn every_kind_round_trips() {
     }));
     round_trip(Frame::Done(Done { id: "g1", count: 3 }));
     round_trip(Frame::Heartbeat);
+    round_trip(Frame::Accepted(Ack {
+        ids: vec!["a", "b"],
+    }));
     round_trip(Frame::Welcome(Welcome {
         session: "s-1",
         resumed: true,
