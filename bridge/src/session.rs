@@ -90,6 +90,7 @@ where
         peer,
         lease: opened.lease,
         accepted: Vec::new(),
+        stranded: false,
     };
     session.attach(opened.attach);
     session.run(&mut stream).await;
@@ -119,6 +120,9 @@ struct Session {
     shared: Arc<Shared>,
     /// Confirmed requests to report in the next ACCEPTED frame ([`accepted`]).
     accepted: Vec<Box<str>>,
+    /// The reply queue is durable on a node that is down: the socket ends (1012) so the
+    /// client's resume opens a new session.
+    stranded: bool,
     id: String,
     out: Outbound,
     pending: Pending,
@@ -248,6 +252,14 @@ impl Session {
                 }
             };
             if let Flow::Stop = flow {
+                return;
+            }
+            if self.stranded {
+                // Its resume finds the queue unavailable and opens a new session (the
+                // requests of this one fail with `session_expired` at the client).
+                self.end = End::Draining;
+                let why = "the session's reply queue is on a broker node that is down; resume";
+                self.out.close(CloseCode::Restart, why).await;
                 return;
             }
         }

@@ -34,7 +34,18 @@ impl Session {
             Duration::ZERO
         };
         let lease = self.lease.as_deref().filter(|_| self.resumable);
-        let sub = ReplySub::open(links.clone(), &self.id, grace, lease).await?;
+        let sub = match ReplySub::open(links.clone(), &self.id, grace, lease).await {
+            Ok(sub) => sub,
+            Err(e) => {
+                // A durable queue whose node is down (a cluster node lost) cannot be declared
+                // again until that node is back: the session moves to a new one instead.
+                if self.resumable && e.to_string().contains("NOT_FOUND") {
+                    warn!(session = %self.id, "the session's reply queue is on a node that is down; ending the socket so the client starts a new session");
+                    self.stranded = true;
+                }
+                return Err(e);
+            }
+        };
         let name = sub.queue().to_owned();
         self.reply = Some(sub);
         Ok(name)
