@@ -7,11 +7,13 @@
 # WebSocket. Prints the URL to open. Ctrl-C stops everything it started.
 #
 #   scripts/demo.sh                  # the whole demo
+#   DEMO_CLUSTER=1 scripts/demo.sh   # the same on a 3-node RabbitMQ cluster (scripts/cluster.sh)
 #   scripts/demo.sh --prepare-only   # only pack the built package and install it into www/
 #
 # Environment: FERRY_AMQP_URL (default amqp://guest:guest@127.0.0.1:5672/%2f),
 # DEMO_LISTEN (default 127.0.0.1:8080), DEMO_WORKERS (2), DEMO_WORK_MS (3000),
-# DEMO_PREFETCH (2).
+# DEMO_PREFETCH (2), DEMO_CLUSTER (0; 1: start the local cluster, a quorum request queue,
+# each worker on its own node first, the bridge knowing all three nodes).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -23,6 +25,7 @@ LISTEN=${DEMO_LISTEN:-127.0.0.1:8080}
 WORKERS=${DEMO_WORKERS:-2}
 WORK_MS=${DEMO_WORK_MS:-3000}
 PREFETCH=${DEMO_PREFETCH:-2}
+CLUSTER=${DEMO_CLUSTER:-0}
 QUEUE=patient_summary_request
 
 say() { printf 'demo: %s\n' "$*"; }
@@ -58,6 +61,22 @@ if ! npm run --silent build >"$STATE/build-client.log" 2>&1; then
 fi
 prepare_www
 
+# --- the broker: the default one, or the local 3-node cluster ----------------------------------
+QUEUE_TYPE=classic
+IFS=, read -r -a AMQP_URLS <<<"${FERRY_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
+if [ "$CLUSTER" = 1 ]; then
+    say "starting the 3-node RabbitMQ cluster (scripts/cluster.sh start; about 25 s from cold)"
+    IFS=, read -r -a AMQP_URLS <<<"$(bash scripts/cluster.sh start | tail -n 1)"
+    QUEUE_TYPE=quorum
+fi
+# The URLs from the N-th on, wrapped: each worker starts on its own node.
+urls_from() {
+    local n=$1 i out=() count=${#AMQP_URLS[@]}
+    for i in $(seq 0 $((count - 1))); do out+=("${AMQP_URLS[$(((n + i) % count))]}"); done
+    local IFS=,
+    echo "${out[*]}"
+}
+
 # --- run -------------------------------------------------------------------------------------
 LOGS=$STATE/logs
 mkdir -p "$LOGS"
@@ -92,6 +111,7 @@ wait_for_line() {
 for n in $(seq 1 "$WORKERS"); do
     "$TARGET_DIR/release/patient-summary-worker" --queue "$QUEUE" --name "worker-$n" \
         --work-ms "$WORK_MS" --prefetch "$PREFETCH" \
+        --amqp-url "$(urls_from "$((n - 1))")" --queue-type "$QUEUE_TYPE" \
         >"$LOGS/worker-$n.out" 2>"$LOGS/worker-$n.log" &
     PIDS+=($!)
     wait_for_line "$LOGS/worker-$n.out" "consuming" "$!" "worker-$n"
@@ -117,6 +137,7 @@ JSON
 say "minted sign-in tokens for dr.okafor and dr.lindqvist (www/demo-tokens.json)"
 
 "$BRIDGE" --listen "$LISTEN" --static-dir "$ROOT/www" --jwt-secret-file "$SECRET" \
+    --amqp-url "$(urls_from 0)" \
     --allow "$QUEUE" --allow-exchange patient_summary.presence --drain-timeout 3s \
     >"$LOGS/bridge.out" 2>"$LOGS/bridge.log" &
 PIDS+=($!)
@@ -135,6 +156,14 @@ cat <<EOF
   Press Ctrl-C to stop the bridge and the workers.
 
 EOF
+if [ "$CLUSTER" = 1 ]; then
+    cat <<EOF
+  RabbitMQ: the 3-node cluster on 127.0.0.1:5681-5683 (quorum queue $QUEUE). Try
+  'kill -9 \$(scripts/cluster.sh pid 1)' while a summary is running; 'scripts/cluster.sh start'
+  brings the node back, 'scripts/cluster.sh stop' removes the cluster.
+
+EOF
+fi
 
 # Runs until Ctrl-C or until one of the processes exits.
 wait -n "${PIDS[@]}" || true

@@ -4,8 +4,9 @@
 # Steps: setup, cargo fmt --check, clippy (native + wasm32 client), cargo test, build the
 # binaries, npm run build, type-check, npm pack + install into www/, bench smoke, node tests,
 # browser and runtime tests (tests/browser, tests/dashboard, tests/runtimes: a Vite build in
-# Chromium, Deno, workerd). Steps whose inputs do not exist yet are skipped. Every
-# step's output is kept in target/test-logs/. The last line is `N passed, M failed`
+# Chromium, Deno, workerd), the broker-restart tests, then the cluster suite (tests/cluster).
+# Steps whose inputs do not exist yet are skipped. Every step's output is kept in
+# target/test-logs/. The last line is `N passed, M failed`
 # (tests counted from cargo's and node's summaries; a failed non-test step counts as one).
 # Exits non-zero if anything failed.
 set -uo pipefail
@@ -145,5 +146,19 @@ else
 fi
 rabbitmqctl start_app >/dev/null 2>&1 || true
 bash scripts/setup.sh broker >/dev/null 2>&1 || true
+
+# The cluster suite, after everything else: a 3-node RabbitMQ cluster beside the default broker
+# (scripts/cluster.sh, ports 5681-5683; the default broker is untouched), HAProxy in front of
+# two bridges (a drain under load), and faults under load (a node and a bridge SIGKILLed, a
+# rolling restart, a node stalled). Stopped afterwards unless it was running before.
+if [ "$CLIENT_OK" -eq 1 ] && [ "$BINS_OK" -eq 1 ]; then
+    CLUSTER_WAS_UP=0
+    bash scripts/cluster.sh status >/dev/null 2>&1 && CLUSTER_WAS_UP=1
+    run_step cluster timeout 900 node --test --test-reporter=spec --test-concurrency=1 tests/cluster
+    [ "$CLUSTER_WAS_UP" -eq 1 ] || bash scripts/cluster.sh stop >/dev/null 2>&1 || true
+else
+    skip cluster "client package or binaries did not build"
+    FAILED=$((FAILED + 1))
+fi
 
 finish
