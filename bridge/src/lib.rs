@@ -9,10 +9,12 @@
 //!   [`static_files`]); [`handshake`]: upgrade checks, Origin, subprotocol negotiation.
 //! - [`hello`]: HELLO/WELCOME; [`resume`]: resume tokens and who holds a session;
 //!   [`session`]: one task per socket (requests, gathers, replies, deadlines, cancel
-//!   notices, drain, detaching a resumable session);
+//!   notices, ACCEPTED reports, drain, detaching a resumable session);
 //!   [`outbound`]: its writer task (bounded queue, pings); [`pending`]: its pending map.
-//! - [`broker`]: AMQP connection manager ([`broker::publish`], [`broker::probe`],
-//!   [`broker::replies`]); [`amqp_props`]: the worker contract (properties and headers).
+//! - [`broker`]: the live broker links and their manager (one node of a cluster at a time,
+//!   failing over to the next), [`broker::publish`], [`broker::probe`], [`broker::replies`]
+//!   (reply queues, classic or quorum); [`amqp_props`]: the worker contract (properties and
+//!   headers).
 //! - [`tls`]: `--tls-cert`/`--tls-key` (rustls), re-read on SIGHUP; [`proxy_protocol`]: the
 //!   PROXY header of a trusted load balancer.
 //! - [`error`]: `BridgeError` and its wire codes; [`stats`]: counters.
