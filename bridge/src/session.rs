@@ -83,6 +83,7 @@ where
         resumable: opened.resumable,
         claim: opened.claim,
         held: HashMap::new(),
+        resent: std::collections::HashSet::new(),
         end: End::Dropped,
         rebind: None,
         identity: opened.identity,
@@ -120,6 +121,8 @@ struct Session {
     shared: Arc<Shared>,
     /// Confirmed requests to report in the next ACCEPTED frame ([`accepted`]).
     accepted: Vec<Box<str>>,
+    /// Ids attached by the resume that a REQUEST may send again (once each).
+    resent: std::collections::HashSet<Box<str>>,
     /// The reply queue is durable on a node that is down: the socket ends (1012) so the
     /// client's resume opens a new session.
     stranded: bool,
@@ -400,6 +403,12 @@ impl Session {
         validate::request(req)?;
         if !self.allows(req.destination) {
             return Err(BridgeError::Forbidden(req.destination.to_owned()));
+        }
+        if self.resent.remove(req.id) {
+            // Attached by the resume but never reported ACCEPTED: the client sends it again
+            // (docs/protocol.md §3.5); this publish replaces the attachment, and whichever
+            // copy's reply comes first answers it.
+            self.pending.remove(req.id);
         }
         let (links, reply_to, timeout) = self.admit(req.id, req.timeout_ms).await?;
         let cfg = &self.shared.config;

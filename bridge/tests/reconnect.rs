@@ -100,6 +100,13 @@ async fn a_resumable_session_keeps_its_requests_through_a_broker_connection_loss
         .request("kept", &worker.queue, b"", Some(30_000))
         .await;
     let req = worker.next().await;
+    // The broker took it, and the reply is awaited: ACCEPTED ~200 ms after the confirm, so a
+    // resume would attach it rather than send it again.
+    assert!(client.nothing_within(Duration::from_millis(800)).await);
+    assert_eq!(
+        client.accepted, 1,
+        "the pending request was reported ACCEPTED"
+    );
 
     let instance = bridge.instance.clone();
     let n = tokio::task::spawn_blocking(move || close_bridge_connections(&instance))

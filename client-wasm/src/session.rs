@@ -27,9 +27,6 @@ pub(crate) fn on_open(shared: &Shared) {
         .pending
         .iter()
         .filter_map(|(id, deadline, slot)| {
-            if matches!(slot, Slot::Request(r) if r.sent.is_some()) {
-                return None; // not known to be published: sent again after WELCOME
-            }
             let r = slot.resumable()?;
             let left = deadline
                 .saturating_sub(now + GRACE_MS)
@@ -74,10 +71,11 @@ pub(crate) fn on_welcome(shared: &Shared, w: &Welcome<'_>) {
         inner.watch();
         let mut lost = Vec::new();
         if !w.resumed {
-            // What the old session published can no longer be answered.
-            lost = inner
-                .pending
-                .take_slots(|s| matches!(s, Slot::Request(r) if r.unsent.is_none()));
+            // What the old session published can no longer be answered; what it may never
+            // have published (not ACCEPTED) is sent again on the new one below.
+            lost = inner.pending.take_slots(
+                |s| matches!(s, Slot::Request(r) if r.unsent.is_none() && r.sent.is_none()),
+            );
         }
         let mut queued = Vec::new();
         let keep = inner.resume.is_some();

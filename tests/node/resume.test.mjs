@@ -2,7 +2,7 @@
 // and an amqplib worker that answers when the test says so: the socket cut mid-request, the
 // bridge killed and replaced, the grace period running out, requests made while reconnecting.
 
-import { after, before, describe, test } from "node:test";
+import { after, before, beforeEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import amqp from "amqplib";
@@ -31,6 +31,20 @@ async function heldWorker(name) {
     /** Resolves once `n` requests are held. */
     async holding(n) {
       while (held.length < n) await new Promise((r) => (waiter = r));
+    },
+    /** Drops what an earlier test left held (a request sent again on resume runs twice). */
+    forget() {
+      for (const msg of held.splice(0)) ch.ack(msg);
+    },
+    /** Sends a progress message for every held request (it shows the request reached a worker). */
+    progress() {
+      for (const msg of held) {
+        ch.sendToQueue(msg.properties.replyTo, Buffer.from("{}"), {
+          correlationId: msg.properties.correlationId,
+          contentType: "application/json",
+          headers: { "x-ferry-kind": "progress" },
+        });
+      }
     },
     /** Replies to every held request. */
     answer() {
@@ -86,6 +100,8 @@ after(async () => {
 });
 
 describe("reconnect and resume", () => {
+  beforeEach(() => worker.forget());
+
   test("socket cut mid-request: the reply sent while it was down arrives once", async () => {
     const bridge = await startBridge({ allow: [`${PREFIX}.*`] });
     const proxy = await startProxy(portOf(bridge.wsUrl));
@@ -163,6 +179,27 @@ describe("reconnect and resume", () => {
       worker.answer();
       assert.deepEqual(await p, { n: 5 });
       assert.equal(c.state, "open");
+      assert.equal(c.pending, 0);
+    } finally {
+      await c.close();
+      await proxy.close();
+      await bridge.stop();
+    }
+  });
+
+  test("a request sent into a socket that turns out dead is sent again on resume, not left to its timeout", async () => {
+    const bridge = await startBridge({ allow: [`${PREFIX}.*`], args: ["--ping-interval", "200ms"] });
+    const proxy = await startProxy(portOf(bridge.wsUrl));
+    const c = await lib.connect(proxy.url(), { WebSocket, reconnect: fast });
+    try {
+      const down = becomes(c, "reconnecting");
+      proxy.freeze(); // the request below never reaches the bridge
+      const p = c.request(queue, { n: 11 }, { timeoutMs: 20_000 });
+      await down;
+      // The bridge never reported it ACCEPTED: the resumed session publishes it.
+      await worker.holding(1);
+      worker.answer();
+      assert.deepEqual(await p, { n: 11 });
       assert.equal(c.pending, 0);
     } finally {
       await c.close();
@@ -249,8 +286,13 @@ describe("reconnect and resume", () => {
     const c = await lib.connect(proxy.url(), { WebSocket, reconnect: { initialDelayMs: 100, maxDelayMs: 300 } });
     try {
       const old = c.session;
-      const p = c.request(queue, { n: 1 }, { timeoutMs: 30_000 });
+      let progressed;
+      const reached = new Promise((r) => (progressed = r));
+      const p = c.request(queue, { n: 1 }, { timeoutMs: 30_000, onProgress: () => progressed() });
       await worker.holding(1);
+      // A worker has it (so a new session must not send it again: it fails instead).
+      worker.progress();
+      await reached;
       proxy.refuse(true);
       proxy.cut();
       await becomes(c, "reconnecting");

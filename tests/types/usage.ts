@@ -7,6 +7,8 @@ async function main(): Promise<void> {
   const client: FerryClient = await connect("ws://localhost:8080/ws", { timeoutMs: 30_000 });
   await connect(new URL("ws://localhost:8080/ws"), { WebSocket: NodeWs, connectTimeoutMs: 5_000 });
   await connect("ws://localhost:8080/ws", { WebSocket });
+  // Several bridges: one at random, each reconnect the next.
+  await connect(["wss://a.example/ws", new URL("wss://b.example/ws")], { WebSocket });
 
   const ac = new AbortController();
   const summary = await client.request<{ patientId: number; name: string }>(

@@ -39,6 +39,8 @@ impl Session {
                 .is_err()
             {
                 debug!(session = %self.id, id = %a.id, "attach of a duplicate id ignored");
+            } else {
+                self.resent.insert(a.id.as_str().into());
             }
         }
     }

@@ -30,6 +30,8 @@ pub mod restart;
 pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 /// Longest any single test step may wait for an event.
 pub const STEP: Duration = Duration::from_secs(10);
+/// The ACCEPTED frame's kind byte.
+const ACCEPTED: u8 = ferry_protocol::frame::kind::ACCEPTED;
 
 /// A unique queue name for this test run.
 pub fn unique(prefix: &str) -> String {
@@ -182,6 +184,8 @@ impl Received {
 pub struct Client {
     pub ws: Ws,
     pub session: String,
+    /// ACCEPTED frames seen (skipped by `recv`).
+    pub accepted: usize,
 }
 
 impl Client {
@@ -204,6 +208,7 @@ impl Client {
         let mut c = Self {
             ws,
             session: String::new(),
+            accepted: 0,
         };
         let welcome = c.recv().await;
         match welcome.frame() {
@@ -237,6 +242,10 @@ impl Client {
                 .expect("socket open")
                 .expect("socket ok");
             match msg {
+                // ACCEPTED only reports, like HEARTBEAT; a test asks for it with `accepted`.
+                Message::Binary(b) if b.first() == Some(&ACCEPTED) => {
+                    self.accepted += 1;
+                }
                 Message::Binary(b) => return Received(b),
                 Message::Close(c) => panic!("socket closed: {c:?}"),
                 _ => {}
@@ -252,6 +261,9 @@ impl Client {
             match tokio::time::timeout_at(deadline, self.ws.next()).await {
                 Err(_) => return true,
                 Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => {}
+                Ok(Some(Ok(Message::Binary(b)))) if b.first() == Some(&ACCEPTED) => {
+                    self.accepted += 1;
+                }
                 Ok(other) => panic!("unexpected {other:?}"),
             }
         }
