@@ -44,7 +44,7 @@ pub fn resumable() -> Hello<'static> {
     }
 }
 
-/// `(id, code)` of the next ERROR on `client` (heartbeats skipped), which must come within
+/// `(id, code)` of the next ERROR on `client` (HEARTBEAT and ACCEPTED skipped), which must come within
 /// 30 s: a quarter of the requests' timeout.
 pub async fn error_after_restart(client: &mut Client) -> (Option<String>, String) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -53,7 +53,7 @@ pub async fn error_after_restart(client: &mut Client) -> (Option<String>, String
             Err(_) => panic!("no answer 30 s after the restart (the timeout is 120 s)"),
             Ok(Some(Ok(Message::Binary(b)))) => {
                 let r = Received(b);
-                if matches!(r.frame(), Frame::Heartbeat) {
+                if matches!(r.frame(), Frame::Heartbeat | Frame::Accepted(_)) {
                     continue;
                 }
                 let (id, code, ..) = r.error();
