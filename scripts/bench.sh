@@ -44,5 +44,6 @@ exec "$TARGET_DIR/release/ferry-bench" run \
   --bridge "$TARGET_DIR/release/ferry-bridge" \
   --doc docs/benchmarks.md \
   --plot docs/bench-concurrency.svg \
+  --latency-plot docs/bench-latency.svg \
   --json "$TARGET_DIR/ferry-bench/results.json" \
   --command "scripts/bench.sh" "$@"

@@ -11,8 +11,9 @@
 #   - node_modules (npm ci), when missing or older than package-lock.json
 #   - a RabbitMQ answering at FERRY_AMQP_URL (default amqp://guest:guest@127.0.0.1:5672/%2f);
 #     started with `rabbitmq-server -detached` (installed first if local and missing)
+#   - on a local broker, the rabbitmq_web_stomp plugin (the benchmark's peer row)
 #
-# Environment: FERRY_AMQP_URL; FERRY_SKIP_BROKER=1 skips the broker step.
+# Environment: FERRY_AMQP_URL; FERRY_SKIP_BROKER=1 skips the broker steps.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -197,6 +198,34 @@ step_broker() {
     exit 1
 }
 
+# --- Web-STOMP: RabbitMQ's own WebSocket option, the peer in the benchmark table -------------
+# Enabled on the local broker only (the plugin listens on 127.0.0.1:15674, path /ws); the
+# benchmark shows its row as missing where it is not there.
+step_web_stomp() {
+    [ "${FERRY_SKIP_BROKER:-0}" = 1 ] && return
+    amqp_host_port
+    case "$AMQP_HOST:$AMQP_PORT" in
+        127.0.0.1:5672 | localhost:5672 | '[::1]:5672') ;;
+        *) say "web-stomp: the broker is not local; not enabled"; return ;;
+    esac
+    if (exec 3<>/dev/tcp/127.0.0.1/15674) 2>/dev/null; then
+        say "web-stomp on 127.0.0.1:15674: answering"
+        return
+    fi
+    say "web-stomp: enabling rabbitmq_web_stomp"
+    as_root rabbitmq-plugins enable rabbitmq_web_stomp >/dev/null ||
+        die "rabbitmq-plugins enable rabbitmq_web_stomp failed"
+    local i
+    for i in $(seq 1 30); do
+        if (exec 3<>/dev/tcp/127.0.0.1/15674) 2>/dev/null; then
+            say "web-stomp on 127.0.0.1:15674: answering after ${i}s"
+            return
+        fi
+        sleep 1
+    done
+    die "web-stomp enabled but 127.0.0.1:15674 does not answer"
+}
+
 case "${1:-all}" in
     all)
         step_wasm_target
@@ -205,7 +234,8 @@ case "${1:-all}" in
         step_python
         step_node_modules
         step_broker
+        step_web_stomp
         ;;
-    broker) step_broker ;;
+    broker) step_broker; step_web_stomp ;;
     *) die "usage: setup.sh [all|broker]" ;;
 esac

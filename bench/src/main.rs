@@ -30,7 +30,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// The full benchmark (or, with --smoke, a few-second check that the harness works).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// The echo worker alone (an ordinary AMQP RPC server).
     Echo {
         #[arg(long)]
@@ -46,6 +46,8 @@ enum Cmd {
         doc: Option<PathBuf>,
         #[arg(long)]
         plot: Option<PathBuf>,
+        #[arg(long)]
+        latency_plot: Option<PathBuf>,
     },
     /// One load point with one client, printed as JSON (for profiling a running bridge).
     Load {
@@ -99,6 +101,12 @@ struct RunArgs {
     node: PathBuf,
     #[arg(long, default_value = "bench/node/load.mjs")]
     node_script: PathBuf,
+    /// The Web-STOMP load generator (the peer's row).
+    #[arg(long, default_value = "bench/node/stomp.mjs")]
+    stomp_script: PathBuf,
+    /// RabbitMQ's Web-STOMP endpoint.
+    #[arg(long, default_value = "ws://127.0.0.1:15674/ws")]
+    stomp_url: String,
     /// The npm package's build output.
     #[arg(long, default_value = "dist")]
     dist: PathBuf,
@@ -108,6 +116,9 @@ struct RunArgs {
     /// SVG plot to write (linked from the doc by file name).
     #[arg(long)]
     plot: Option<PathBuf>,
+    /// SVG plot of latency percentiles at 128 in flight (linked from the doc by file name).
+    #[arg(long)]
+    latency_plot: Option<PathBuf>,
     #[arg(long, default_value = "target/ferry-bench/results.json")]
     json: PathBuf,
     #[arg(long, value_enum, default_value = "direct")]
@@ -171,11 +182,22 @@ async fn dispatch(cli: Cli, cancel: CancellationToken) -> ExitCode {
                 ExitCode::SUCCESS
             })
         }
-        Cmd::Run(args) => run(cli.amqp_url, args).await,
-        Cmd::Report { json, doc, plot } => std::fs::read_to_string(&json)
+        Cmd::Run(args) => run(cli.amqp_url, *args).await,
+        Cmd::Report {
+            json,
+            doc,
+            plot,
+            latency_plot,
+        } => std::fs::read_to_string(&json)
             .map_err(ferry_bench::BenchError::from)
             .and_then(|text| Ok(serde_json::from_str(&text)?))
-            .and_then(|results| publish(&results, doc.as_deref(), plot.as_deref()))
+            .and_then(|results| {
+                let plots = Plots {
+                    concurrency: plot.as_deref(),
+                    latency: latency_plot.as_deref(),
+                };
+                publish(&results, doc.as_deref(), &plots)
+            })
             .map(|()| ExitCode::SUCCESS),
     };
     outcome.unwrap_or_else(|e| {
@@ -207,6 +229,8 @@ async fn run(amqp_url: String, a: RunArgs) -> ferry_bench::Result<ExitCode> {
             node: a.node,
             script: a.node_script,
             client_js: a.dist.join("index.js"),
+            stomp_script: a.stomp_script,
+            stomp_url: a.stomp_url,
         },
         dist: a.dist,
         rounds,
@@ -225,7 +249,11 @@ async fn run(amqp_url: String, a: RunArgs) -> ferry_bench::Result<ExitCode> {
     };
     let results = runner::run(&cfg).await?;
     report::write_json(&results, &a.json)?;
-    publish(&results, a.doc.as_deref(), a.plot.as_deref())?;
+    let plots = Plots {
+        concurrency: a.plot.as_deref(),
+        latency: a.latency_plot.as_deref(),
+    };
+    publish(&results, a.doc.as_deref(), &plots)?;
     let failures = results.failures();
     for f in &failures {
         eprintln!("ferry-bench: FAILED {f}");
@@ -239,19 +267,33 @@ async fn run(amqp_url: String, a: RunArgs) -> ferry_bench::Result<ExitCode> {
     })
 }
 
-/// Writes the plot and the doc's generated section, and prints the markdown.
+/// Where the plots go.
+struct Plots<'a> {
+    concurrency: Option<&'a std::path::Path>,
+    latency: Option<&'a std::path::Path>,
+}
+
+/// Writes the plots and the doc's generated section, and prints the markdown.
 fn publish(
     results: &ferry_bench::results::Results,
     doc: Option<&std::path::Path>,
-    plot: Option<&std::path::Path>,
+    plots: &Plots<'_>,
 ) -> ferry_bench::Result<()> {
-    let plot_name = plot
-        .and_then(|p| p.file_name())
-        .map(|n| n.to_string_lossy().into_owned());
-    if let Some(p) = plot {
+    let name = |p: Option<&std::path::Path>| {
+        p.and_then(|p| p.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+    };
+    if let Some(p) = plots.concurrency {
         plot::draw(results, p)?;
     }
-    let md = report::markdown(results, plot_name.as_deref());
+    if let Some(p) = plots.latency {
+        plot::draw_percentiles(results, p)?;
+    }
+    let names = report::PlotNames {
+        concurrency: name(plots.concurrency),
+        latency: name(plots.latency),
+    };
+    let md = report::markdown(results, &names);
     if let Some(doc) = doc {
         report::splice_doc(doc, &md)?;
     }

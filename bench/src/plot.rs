@@ -1,5 +1,6 @@
-//! The plot: throughput and p99 latency against requests in flight (100-byte bodies), one line
-//! per client, drawn to SVG with plotters (no system fonts needed).
+//! The plots, drawn to SVG with plotters (no system fonts needed): throughput and p99 latency
+//! against requests in flight (100-byte bodies), and latency percentiles at 128 in flight; one
+//! line per client.
 
 use std::path::Path;
 
@@ -13,6 +14,7 @@ fn colour(c: ClientKind) -> RGBColor {
         ClientKind::Baseline => RGBColor(90, 90, 90),
         ClientKind::Native => RGBColor(31, 119, 180),
         ClientKind::Node => RGBColor(255, 127, 14),
+        ClientKind::Stomp => RGBColor(44, 160, 44),
     }
 }
 
@@ -110,6 +112,82 @@ fn panel(
     Ok(())
 }
 
+/// The percentiles of the latency plot, placed on the x axis by their "nines"
+/// (−log10(1 − q)): 50 → 0.3, 90 → 1, 99 → 2, 99.9 → 3.
+type Percentile = (f64, &'static str, fn(&crate::results::Summary) -> f64);
+const PERCENTILES: [Percentile; 4] = [
+    (0.301, "p50", |s| s.p50_us),
+    (1.0, "p90", |s| s.p90_us),
+    (2.0, "p99", |s| s.p99_us),
+    (3.0, "p99.9", |s| s.p999_us),
+];
+
+/// Draws latency against percentile at 128 in flight (100-byte bodies) into `path`.
+pub fn draw_percentiles(r: &Results, path: &Path) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let sc = SCENARIOS[2];
+    let all: Vec<(ClientKind, Vec<(f64, f64)>)> = CLIENTS
+        .iter()
+        .filter_map(|c| {
+            let s = r.summary(sc, *c)?;
+            let pts = PERCENTILES.iter().map(|(x, _, f)| (*x, f(&s).max(1.0)));
+            Some((*c, pts.collect()))
+        })
+        .collect();
+    let ys = || all.iter().flat_map(|(_, p)| p.iter().map(|p| p.1));
+    let max = ys().fold(1.0_f64, f64::max);
+    let min = ys().fold(max, f64::min).max(1.0);
+    let root = SVGBackend::new(path, (640, 400)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let title = format!(
+        "Latency percentiles, {} in flight (µs, log)",
+        sc.concurrency
+    );
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(64)
+        .build_cartesian_2d(0.0_f64..3.3, (min / 1.5..max * 1.5).log_scale())
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("percentile")
+        .x_labels(PERCENTILES.len())
+        .light_line_style(RGBColor(244, 244, 244))
+        .x_label_formatter(&|v| {
+            PERCENTILES
+                .iter()
+                .min_by(|a, b| (a.0 - v).abs().total_cmp(&(b.0 - v).abs()))
+                .map_or_else(String::new, |p| p.1.to_owned())
+        })
+        .y_label_formatter(&|v| format!("{v:.0}"))
+        .draw()
+        .map_err(err)?;
+    for (c, pts) in &all {
+        let col = colour(*c);
+        chart
+            .draw_series(LineSeries::new(pts.iter().copied(), col.stroke_width(2)))
+            .map_err(err)?
+            .label(c.label())
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], col.stroke_width(2)));
+        chart
+            .draw_series(pts.iter().map(|p| Circle::new(*p, 4, col.filled())))
+            .map_err(err)?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .draw()
+        .map_err(err)?;
+    root.present().map_err(err)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,6 +202,18 @@ mod tests {
         assert!(svg.contains("Throughput"));
         assert!(svg.contains("p99 latency"));
         assert!(svg.contains("Ferry, native Rust client"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn draws_the_percentiles_of_every_client() {
+        let dir = std::env::temp_dir().join(format!("ferry-bench-pct-{}", std::process::id()));
+        let path = dir.join("latency.svg");
+        draw_percentiles(&crate::results::fake(), &path).unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        assert!(svg.contains("Latency percentiles"));
+        assert!(svg.contains("p99.9"));
+        assert!(svg.contains("Web-STOMP"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

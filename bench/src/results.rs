@@ -20,10 +20,17 @@ pub enum ClientKind {
     Native,
     /// The npm package in Node, through the bridge.
     Node,
+    /// The peer: RabbitMQ's Web-STOMP plugin with `@stomp/stompjs` in Node (no bridge).
+    Stomp,
 }
 
 /// The clients, in the order of the first round (later rounds rotate it).
-pub const CLIENTS: [ClientKind; 3] = [ClientKind::Baseline, ClientKind::Native, ClientKind::Node];
+pub const CLIENTS: [ClientKind; 4] = [
+    ClientKind::Baseline,
+    ClientKind::Native,
+    ClientKind::Node,
+    ClientKind::Stomp,
+];
 
 impl ClientKind {
     /// A short name for progress lines.
@@ -32,6 +39,7 @@ impl ClientKind {
             Self::Baseline => "baseline",
             Self::Native => "ferry-native",
             Self::Node => "ferry-node",
+            Self::Stomp => "web-stomp",
         }
     }
 
@@ -41,7 +49,13 @@ impl ClientKind {
             Self::Baseline => "baseline: lapin direct RPC",
             Self::Native => "Ferry, native Rust client",
             Self::Node => "Ferry, npm package in Node",
+            Self::Stomp => "Web-STOMP + stompjs in Node",
         }
+    }
+
+    /// Whether requests go through the bridge (so its CPU is this client's).
+    pub const fn via_bridge(self) -> bool {
+        matches!(self, Self::Native | Self::Node)
     }
 }
 
@@ -100,8 +114,14 @@ pub struct Summary {
     pub rps: f64,
     /// Median latency, µs.
     pub p50_us: f64,
+    /// 90th percentile latency, µs.
+    #[serde(default)]
+    pub p90_us: f64,
     /// 99th percentile latency, µs.
     pub p99_us: f64,
+    /// 99.9th percentile latency, µs.
+    #[serde(default)]
+    pub p999_us: f64,
     /// Bridge CPU seconds per 1,000 requests.
     pub bridge_cpu_s_per_1k: f64,
     /// RabbitMQ CPU seconds per 1,000 requests (NaN when not measured).
@@ -234,7 +254,9 @@ impl Results {
             p.summary = Some(Summary {
                 rps: pick(|s| s.stats.rps),
                 p50_us: pick(|s| s.stats.p50_us),
+                p90_us: pick(|s| s.stats.p90_us),
                 p99_us: pick(|s| s.stats.p99_us),
+                p999_us: pick(|s| s.stats.p999_us),
                 bridge_cpu_s_per_1k: pick(|s| s.bridge_cpu_s_per_1k.unwrap_or(f64::NAN)),
                 broker_cpu_s_per_1k: pick(|s| s.broker_cpu_s_per_1k.unwrap_or(f64::NAN)),
                 machine_cpu_s_per_1k: pick(|s| s.machine_cpu_s_per_1k.unwrap_or(f64::NAN)),
@@ -318,7 +340,9 @@ pub fn fake() -> Results {
                     stats: RunStats {
                         rps: 1000.0 * (i + 1) as f64 * (1.0 - 0.1 * j as f64) + k as f64,
                         p50_us: 500.0 * (i + 1) as f64 + 40.0 * j as f64,
+                        p90_us: 900.0 * (i + 1) as f64 + 60.0 * j as f64,
                         p99_us: 1500.0 * (i + 1) as f64 + 90.0 * j as f64,
+                        p999_us: 3000.0 * (i + 1) as f64 + 150.0 * j as f64,
                         measured: 5000,
                         total: 6000,
                         errors: 0,

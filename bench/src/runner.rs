@@ -1,5 +1,6 @@
-//! The full run: starts the echo worker and a bridge, then measures baseline, Ferry native and
-//! Ferry real client in alternating rounds, then the connections test and the client size.
+//! The full run: starts the echo worker and a bridge, then measures baseline, Ferry native,
+//! Ferry real client and the Web-STOMP peer in alternating rounds, then the connections test
+//! and the client size.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -74,6 +75,15 @@ pub async fn run(cfg: &RunConfig) -> Result<Results> {
     if let Some(why) = &node_missing {
         eprintln!("ferry-bench: real-client row missing: {why}");
     }
+    let stomp_missing = cfg.node.stomp_preflight().await;
+    if let Some(why) = &stomp_missing {
+        eprintln!("ferry-bench: Web-STOMP row missing: {why}");
+    }
+    let missing = |client: ClientKind| match client {
+        ClientKind::Node => node_missing.as_ref(),
+        ClientKind::Stomp => stomp_missing.as_ref(),
+        ClientKind::Baseline | ClientKind::Native => None,
+    };
 
     let broker = procfs::pid_of("beam.smp");
     let measured = async {
@@ -82,7 +92,7 @@ pub async fn run(cfg: &RunConfig) -> Result<Results> {
         if !cfg.skip_warmup && cfg.rounds > 0 {
             let spec = spec(16, 100, Duration::ZERO, Duration::from_secs(2));
             for client in CLIENTS {
-                if client != ClientKind::Node || node_missing.is_none() {
+                if missing(client).is_none() {
                     let _ = measure(cfg, client, &url, &queue, &spec).await;
                 }
             }
@@ -93,9 +103,7 @@ pub async fn run(cfg: &RunConfig) -> Result<Results> {
                 for k in 0..CLIENTS.len() {
                     let client = CLIENTS[(round + si + k) % CLIENTS.len()];
                     let point = results.point_mut(*sc, client);
-                    if client == ClientKind::Node
-                        && let Some(why) = &node_missing
-                    {
+                    if let Some(why) = missing(client) {
                         point.missing = Some(why.clone());
                         continue;
                     }
@@ -209,6 +217,7 @@ async fn measure(
         ClientKind::Baseline => baseline::run(&cfg.amqp_url, queue, cfg.baseline_mode, spec).await,
         ClientKind::Native => native::run(url, queue, spec).await,
         ClientKind::Node => cfg.node.run(url, queue, spec).await,
+        ClientKind::Stomp => cfg.node.run_stomp(queue, spec).await,
     }
 }
 

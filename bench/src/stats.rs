@@ -117,7 +117,9 @@ impl Recorder {
         RunStats {
             rps: self.measured as f64 / secs,
             p50_us: self.hist.value_at_quantile(0.50) as f64,
+            p90_us: self.hist.value_at_quantile(0.90) as f64,
             p99_us: self.hist.value_at_quantile(0.99) as f64,
+            p999_us: self.hist.value_at_quantile(0.999) as f64,
             measured: self.measured,
             total: self.total,
             errors: self.errors,
@@ -133,8 +135,14 @@ pub struct RunStats {
     pub rps: f64,
     /// Median latency, microseconds.
     pub p50_us: f64,
+    /// 90th percentile latency, microseconds.
+    #[serde(default)]
+    pub p90_us: f64,
     /// 99th percentile latency, microseconds.
     pub p99_us: f64,
+    /// 99.9th percentile latency, microseconds.
+    #[serde(default)]
+    pub p999_us: f64,
     /// Requests completed in the measured window.
     pub measured: u64,
     /// Requests completed in the whole run, warm-up included.
