@@ -278,13 +278,18 @@ fn upgrade(
     resp
 }
 
+/// Frames fed to a socket are written out when this much is buffered, or at the flush that
+/// ends each batch ([`crate::outbound`]): a batch of replies is one `sendto`. The buffer grows
+/// only as frames are fed (an idle socket holds none of it); the outbound byte budget bounds it.
+const WRITE_BATCH_BYTES: usize = 64 * 1024;
+
 /// Socket limits. Messages up to twice `--max-frame-bytes` are read and answered with a
 /// `too_large` error naming the request; bigger ones close the socket with 1009.
 fn ws_config(max_frame_bytes: u32) -> WebSocketConfig {
     let limit = (max_frame_bytes as usize).saturating_mul(2).max(1024);
     WebSocketConfig::default()
         .read_buffer_size(4 * 1024)
-        .write_buffer_size(0)
+        .write_buffer_size(WRITE_BATCH_BYTES)
         .max_write_buffer_size(usize::MAX)
         .max_message_size(Some(limit))
         .max_frame_size(Some(limit))

@@ -17,7 +17,6 @@ use ferry_protocol::headers::CancelReason;
 use ferry_protocol::{ErrorCode, Frame, Request, validate};
 use futures_util::stream::FuturesUnordered;
 use futures_util::{Stream, StreamExt};
-use lapin::Acker;
 use lapin::message::Delivery;
 use tokio_tungstenite::tungstenite::error::CapacityError;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -140,7 +139,9 @@ struct Session {
     claim: Claim,
     /// Final replies sent but not yet ACKed by the client (resumable sessions only): their
     /// AMQP deliveries stay unacknowledged, so a lost frame is redelivered after a resume.
-    held: HashMap<Box<str>, Acker>,
+    /// Their delivery tags on the current reply consumer's channel: cleared whenever that
+    /// consumer ends, so a tag is never settled on another channel.
+    held: HashMap<Box<str>, lapin::types::DeliveryTag>,
     end: End,
     /// The reply consumer of this resumable session ended with the broker connection (at
     /// this count of broker restarts); its queue is consumed again when the broker is back,
@@ -473,8 +474,10 @@ impl Session {
             return self.detach().await;
         }
         self.shared.holders.release(&self.id, &self.claim);
-        for (_, acker) in self.held.drain() {
-            ReplySub::ack_held(&acker); // the session is over; its queue goes next
+        if let Some(sub) = &self.reply {
+            for (_, tag) in self.held.drain() {
+                sub.ack_held(tag); // the session is over; its queue goes next
+            }
         }
         let pending = self.pending.len();
         info!(session = %self.id, pending, "session closed");

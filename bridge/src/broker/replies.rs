@@ -13,13 +13,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{FutureExt, StreamExt};
-use lapin::Acker;
 use lapin::message::Delivery;
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions,
     QueueDeclareOptions, QueueDeleteOptions,
 };
-use lapin::types::{AMQPValue, FieldTable};
+use lapin::types::{AMQPValue, DeliveryTag, FieldTable};
 use lapin::{Channel, Consumer};
 
 use super::Links;
@@ -249,34 +248,41 @@ impl ReplySub {
         }
     }
 
-    /// Acknowledges a reply once it was handled (forwarded or dropped), without waiting.
+    /// Acknowledges a reply this consumer delivered, once it was handled (forwarded or
+    /// dropped), without waiting.
     ///
-    /// lapin queues the `basic.ack` to its I/O thread on the future's first poll; awaiting
-    /// the rest would only wait for that thread to write it, a cross-thread round trip per
-    /// reply on the session's critical path. A failed ack means the channel is gone, which
-    /// the consumer stream reports by ending. (If acks stopped reaching the broker, a session
-    /// would stall after `REPLY_PREFETCH` replies: the 1,000-request tests would hang.)
-    pub fn ack(delivery: &Delivery) {
-        let ack = delivery.acker.ack(BasicAckOptions::default());
+    /// The `basic.ack` goes straight to the consume channel, which queues it to lapin's I/O
+    /// thread on the future's first poll; `Acker::ack` would hand it to lapin's internal RPC
+    /// task first, which spawns a task to do the same: two more wake-ups per reply. Awaiting
+    /// the rest would only wait for the I/O thread to write it. A failed ack means the channel
+    /// is gone, which the consumer stream reports by ending. (If acks stopped reaching the
+    /// broker, a session would stall after `REPLY_PREFETCH` replies: the 1,000-request tests
+    /// would hang.)
+    pub fn ack(&self, delivery: &Delivery) {
+        let ack = self
+            .channel
+            .basic_ack(delivery.delivery_tag, BasicAckOptions::default());
         if let Some(Err(e)) = ack.now_or_never() {
             tracing::debug!(error = %e, "reply ack failed");
         }
     }
 
-    /// Acknowledges a reply that was held until the client's ACK frame.
-    pub fn ack_held(acker: &Acker) {
-        if let Some(Err(e)) = acker.ack(BasicAckOptions::default()).now_or_never() {
+    /// Acknowledges a reply held until the client's ACK frame, by its delivery tag on this
+    /// consumer's channel (as [`ReplySub::ack`]).
+    pub fn ack_held(&self, tag: DeliveryTag) {
+        let ack = self.channel.basic_ack(tag, BasicAckOptions::default());
+        if let Some(Err(e)) = ack.now_or_never() {
             tracing::debug!(error = %e, "held reply ack failed");
         }
     }
 
     /// Gives a held reply back to the queue: the session's next consumer gets it again.
-    pub fn requeue(acker: &Acker) {
+    pub fn requeue(&self, tag: DeliveryTag) {
         let opts = BasicNackOptions {
             requeue: true,
             multiple: false,
         };
-        if let Some(Err(e)) = acker.nack(opts).now_or_never() {
+        if let Some(Err(e)) = self.channel.basic_nack(tag, opts).now_or_never() {
             tracing::debug!(error = %e, "reply requeue failed");
         }
     }
@@ -302,7 +308,7 @@ impl ReplySub {
         // After cancel-ok nothing more is delivered; what lapin buffered goes back.
         let drain = async {
             while let Some(Ok(d)) = self.consumer.next().await {
-                Self::requeue(&d.acker);
+                self.requeue(d.delivery_tag);
             }
         };
         let _ = tokio::time::timeout(OP_TIMEOUT, drain).await;

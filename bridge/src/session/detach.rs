@@ -15,7 +15,6 @@ use tracing::{debug, info};
 use super::notices::counted;
 use super::{End, Session};
 use crate::broker::publish::{self, CancelNotice};
-use crate::broker::replies::ReplySub;
 use crate::hello::Attached;
 use crate::pending::Kind;
 use crate::stats::Stats;
@@ -51,15 +50,17 @@ impl Session {
         if !self.resumable || self.held.contains_key(id) {
             return false;
         }
-        self.held.insert(id.into(), d.acker.clone());
+        self.held.insert(id.into(), d.delivery_tag);
         true
     }
 
     /// The client received these final replies: acknowledge them to RabbitMQ.
     pub(super) fn on_ack(&mut self, ids: &[&str]) {
         for id in ids {
-            if let Some(acker) = self.held.remove(*id) {
-                ReplySub::ack_held(&acker);
+            if let Some(tag) = self.held.remove(*id)
+                && let Some(sub) = &self.reply
+            {
+                sub.ack_held(tag);
             }
         }
     }
@@ -83,8 +84,10 @@ impl Session {
             how = ?self.end,
             "session detached"
         );
-        for (_, acker) in self.held.drain() {
-            ReplySub::requeue(&acker);
+        if let Some(sub) = &self.reply {
+            for (_, tag) in self.held.drain() {
+                sub.requeue(tag);
+            }
         }
         let mut publishes = std::mem::take(&mut self.publishes);
         let mut notices = std::mem::take(&mut self.notices);

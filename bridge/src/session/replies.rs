@@ -90,7 +90,7 @@ impl Session {
                 self.send_error(Some(id), &BridgeError::ReplyTooLarge { size, max })
                     .await;
             }
-            ReplySub::ack(&d);
+            self.ack(&d);
             return Flow::Continue;
         }
         if let Some(Kind::Gather { .. }) = self.pending.kind(id) {
@@ -114,8 +114,15 @@ impl Session {
             Stats::inc(&self.shared.stats.dropped_replies);
             debug!(session = %self.id, id, "reply for no pending request dropped");
         }
-        ReplySub::ack(&d);
+        self.ack(&d);
         Flow::Continue
+    }
+
+    /// Acknowledges a delivery of the current reply consumer (the one it came from).
+    fn ack(&self, d: &Delivery) {
+        if let Some(sub) = &self.reply {
+            sub.ack(d);
+        }
     }
 
     /// The broker is back after the reply consumer of a resumable session ended: consume its
