@@ -19,6 +19,7 @@ pub mod conns;
 pub mod echo;
 pub mod error;
 pub mod machine;
+pub mod many;
 pub mod native;
 pub mod node;
 pub mod plot;

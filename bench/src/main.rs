@@ -9,7 +9,7 @@ use ferry_bench::baseline::{self, ReplyMode};
 use ferry_bench::node::NodeClient;
 use ferry_bench::runner::{self, RunConfig};
 use ferry_bench::stats::{LoadSpec, json_body};
-use ferry_bench::{echo, native, plot, report};
+use ferry_bench::{echo, many, native, plot, report};
 use tokio_util::sync::CancellationToken;
 
 const DEFAULT_AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
@@ -37,6 +37,21 @@ enum Cmd {
         queue: String,
         #[arg(long, default_value_t = 1000)]
         prefetch: u16,
+    },
+    /// The dashboards shape: many sockets, one request per second each (its own bridge and
+    /// echo worker); prints one JSON line per point and a markdown table.
+    Many {
+        /// Socket counts, one point each (plain, then resumable).
+        #[arg(long, value_delimiter = ',', default_value = "1000,5000")]
+        sockets: Vec<usize>,
+        /// The sockets open evenly spread over this many milliseconds.
+        #[arg(long, default_value_t = 1000)]
+        arrive_ms: u64,
+        /// How long each socket sends after its first request.
+        #[arg(long, default_value_t = 20_000)]
+        duration_ms: u64,
+        #[arg(long, default_value = "target/release/ferry-bridge")]
+        bridge: PathBuf,
     },
     /// Rewrites the doc and plot from a saved results file (no measuring).
     Report {
@@ -183,6 +198,22 @@ async fn dispatch(cli: Cli, cancel: CancellationToken) -> ExitCode {
             })
         }
         Cmd::Run(args) => run(cli.amqp_url, *args).await,
+        Cmd::Many {
+            sockets,
+            arrive_ms,
+            duration_ms,
+            bridge,
+        } => {
+            let points = sockets.iter().flat_map(|n| {
+                [false, true].map(|resumable| many::ManySpec {
+                    sockets: *n,
+                    arrive: Duration::from_millis(arrive_ms),
+                    duration: Duration::from_millis(duration_ms),
+                    resumable,
+                })
+            });
+            many::run_points(&cli.amqp_url, &bridge, points.collect()).await
+        }
         Cmd::Report {
             json,
             doc,
