@@ -55,9 +55,27 @@ pub struct Bridge {
     pub proc: Proc,
     /// `host:port` from its ready line.
     pub addr: String,
+    /// `host:port` of its admin listener (`/metrics`).
+    pub admin: String,
 }
 
 impl Bridge {
+    /// The value of the unlabelled metric `name` in the bridge's `/metrics`.
+    pub async fn metric(&self, name: &str) -> Result<f64> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut conn = tokio::net::TcpStream::connect(&self.admin).await?;
+        let req = format!(
+            "GET /metrics HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.admin
+        );
+        conn.write_all(req.as_bytes()).await?;
+        let mut body = String::new();
+        conn.read_to_string(&mut body).await?;
+        body.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+            .ok_or_else(|| BenchError::Child(format!("no metric {name} in /metrics")))
+    }
+
     /// The WebSocket URL of the bridge.
     pub fn ws_url(&self) -> String {
         format!("ws://{}/ws", self.addr)
@@ -77,6 +95,8 @@ pub struct BridgeArgs<'a> {
     pub max_inflight: u32,
     /// `--jwt-secret-file`: sockets must authenticate.
     pub jwt_secret: Option<&'a Path>,
+    /// `--reply-queue-pool`.
+    pub reply_pool: usize,
 }
 
 /// Starts `ferry-bridge --listen 127.0.0.1:0` and waits for its `listening on` line.
@@ -96,6 +116,7 @@ pub async fn spawn_bridge(args: BridgeArgs<'_>) -> Result<Bridge> {
         ])
         .args(["--session-rate", "100000"])
         .args(["--admin-listen", "127.0.0.1:0"]);
+    cmd.args(["--reply-queue-pool", &args.reply_pool.to_string()]);
     if let Some(secret) = args.jwt_secret {
         cmd.arg("--jwt-secret-file").arg(secret);
     }
@@ -103,14 +124,20 @@ pub async fn spawn_bridge(args: BridgeArgs<'_>) -> Result<Bridge> {
         "RUST_LOG",
         std::env::var("FERRY_BENCH_BRIDGE_LOG").unwrap_or("warn".into()),
     );
-    let (proc, line) = spawn(cmd, "ferry-bridge listening on ").await?;
-    // `ferry-bridge listening on http://ADDR (socket ws://ADDR/ws)`
-    let addr = line
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("http://"))
-        .map(|a| a.trim_end_matches('/').to_owned())
-        .ok_or_else(|| BenchError::Child(format!("cannot read the address in {line:?}")))?;
-    Ok(Bridge { proc, addr })
+    // `ferry-bridge listening on http://ADDR (socket ws://ADDR/ws)`, then
+    // `ferry-bridge admin on http://ADDR (/metrics, /healthz, /readyz)`.
+    let (proc, lines) = spawn(cmd, "ferry-bridge admin on ").await?;
+    let addr_in = |prefix: &str| {
+        let line = lines.iter().find(|l| l.starts_with(prefix))?;
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix("http://"))
+            .map(|a| a.trim_end_matches('/').to_owned())
+    };
+    let addr = addr_in("ferry-bridge listening on ")
+        .ok_or_else(|| BenchError::Child(format!("cannot read the address in {lines:?}")))?;
+    let admin = addr_in("ferry-bridge admin on ")
+        .ok_or_else(|| BenchError::Child(format!("cannot read the admin address in {lines:?}")))?;
+    Ok(Bridge { proc, addr, admin })
 }
 
 /// Starts this binary's `echo` subcommand on `queue` and waits until it consumes.
@@ -122,8 +149,8 @@ pub async fn spawn_echo(amqp_url: &str, queue: &str) -> Result<Proc> {
     Ok(proc)
 }
 
-/// Spawns `cmd` and reads stdout until a line starting with `ready`.
-async fn spawn(mut cmd: Command, ready: &str) -> Result<(Proc, String)> {
+/// Spawns `cmd` and reads stdout until a line starting with `ready`; returns the lines read.
+async fn spawn(mut cmd: Command, ready: &str) -> Result<(Proc, Vec<String>)> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -139,10 +166,13 @@ async fn spawn(mut cmd: Command, ready: &str) -> Result<(Proc, String)> {
         .take()
         .ok_or_else(|| BenchError::Child("no stdout pipe".into()))?;
     let mut lines = BufReader::new(stdout).lines();
-    let line = tokio::time::timeout(START_TIMEOUT, async {
+    let read = tokio::time::timeout(START_TIMEOUT, async {
+        let mut read = Vec::new();
         while let Some(line) = lines.next_line().await? {
-            if line.starts_with(ready) {
-                return Ok(line);
+            let done = line.starts_with(ready);
+            read.push(line);
+            if done {
+                return Ok(read);
             }
         }
         Err(BenchError::Child(format!(
@@ -154,7 +184,7 @@ async fn spawn(mut cmd: Command, ready: &str) -> Result<(Proc, String)> {
     .map_err(|_| BenchError::Child(format!("no {ready:?} line within {START_TIMEOUT:?}")))??;
     let mut drain = JoinSet::new();
     drain.spawn(drain_lines(lines));
-    Ok((Proc { child, pid, drain }, line))
+    Ok((Proc { child, pid, drain }, read))
 }
 
 async fn drain_lines(mut lines: tokio::io::Lines<BufReader<ChildStdout>>) {

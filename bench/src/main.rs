@@ -52,6 +52,10 @@ enum Cmd {
         duration_ms: u64,
         #[arg(long, default_value = "target/release/ferry-bridge")]
         bridge: PathBuf,
+        /// Reply queue pool sizes to run each plain point with (resumable points run once,
+        /// without: their queues are named for the session).
+        #[arg(long, value_delimiter = ',', default_value = "0")]
+        reply_queue_pool: Vec<usize>,
     },
     /// Rewrites the doc and plot from a saved results file (no measuring).
     Report {
@@ -203,16 +207,23 @@ async fn dispatch(cli: Cli, cancel: CancellationToken) -> ExitCode {
             arrive_ms,
             duration_ms,
             bridge,
+            reply_queue_pool,
         } => {
-            let points = sockets.iter().flat_map(|n| {
-                [false, true].map(|resumable| many::ManySpec {
-                    sockets: *n,
-                    arrive: Duration::from_millis(arrive_ms),
-                    duration: Duration::from_millis(duration_ms),
-                    resumable,
-                })
-            });
-            many::run_points(&cli.amqp_url, &bridge, points.collect()).await
+            let spec = |sockets, resumable, reply_pool| many::ManySpec {
+                sockets,
+                arrive: Duration::from_millis(arrive_ms),
+                duration: Duration::from_millis(duration_ms),
+                resumable,
+                reply_pool,
+            };
+            let mut points = Vec::new();
+            for n in &sockets {
+                for pool in &reply_queue_pool {
+                    points.push(spec(*n, false, *pool));
+                }
+                points.push(spec(*n, true, 0));
+            }
+            many::run_points(&cli.amqp_url, &bridge, points).await
         }
         Cmd::Report {
             json,

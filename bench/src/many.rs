@@ -27,6 +27,8 @@ pub struct ManySpec {
     pub duration: Duration,
     /// Resumable sessions (HELLO `acks`, an ACK frame per reply).
     pub resumable: bool,
+    /// The bridge's `--reply-queue-pool` (plain sessions take their queue from it).
+    pub reply_pool: usize,
 }
 
 /// What the point measured.
@@ -34,6 +36,7 @@ pub struct ManySpec {
 pub struct ManyResult {
     pub sockets: usize,
     pub resumable: bool,
+    pub reply_pool: usize,
     pub opened: usize,
     pub errors: u64,
     pub first_error: Option<String>,
@@ -78,6 +81,7 @@ pub async fn run(url: &str, queue: &str, bridge_pid: u32, spec: &ManySpec) -> Re
     let mut result = ManyResult {
         sockets: spec.sockets,
         resumable: spec.resumable,
+        reply_pool: spec.reply_pool,
         ..ManyResult::default()
     };
     let hist = || Histogram::<u64>::new_with_bounds(1, 120_000_000, 3);
@@ -241,13 +245,16 @@ pub async fn run_points(
             allow: &queue,
             max_inflight: 1024,
             jwt_secret: None,
+            reply_pool: spec.reply_pool,
         };
         let bridge = crate::child::spawn_bridge(args).await?;
         ready(&bridge.ws_url(), &queue).await?;
+        pool_full(&bridge, spec.reply_pool).await?;
         eprintln!(
-            "ferry-bench many: {} sockets, {}",
+            "ferry-bench many: {} sockets, {}, reply queue pool {}",
             spec.sockets,
-            if spec.resumable { "resumable" } else { "plain" }
+            if spec.resumable { "resumable" } else { "plain" },
+            spec.reply_pool
         );
         let outcome = run(&bridge.ws_url(), &queue, bridge.proc.pid(), &spec).await;
         bridge.proc.stop().await?;
@@ -257,16 +264,17 @@ pub async fn run_points(
     }
     echo.stop().await?;
     println!(
-        "\n| sockets | sessions | opened | errors | first request p50 / p99 / max | steady p50 / p99 | bridge CPU µs / req | broker CPU µs / req |"
+        "\n| sockets | sessions | reply queue pool | opened | errors | first request p50 / p99 / max | steady p50 / p99 | bridge CPU µs / req | broker CPU µs / req |"
     );
-    println!("|---:|---|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|");
     let us = |v: Option<f64>| v.map_or_else(|| "—".to_owned(), |v| format!("{v:.0}"));
     let ms = |v: u64| format!("{:.0}", v as f64 / 1000.0);
     for r in &results {
         println!(
-            "| {} | {} | {} | {} | {} / {} / {} ms | {:.1} / {:.1} ms | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} / {} / {} ms | {:.1} / {:.1} ms | {} | {} |",
             r.sockets,
             if r.resumable { "resumable" } else { "plain" },
+            r.reply_pool,
             r.opened,
             r.errors,
             ms(r.first_p50_us),
@@ -308,4 +316,24 @@ async fn ready(url: &str, queue: &str) -> Result<()> {
         "the bridge never answered a request: {}",
         last.unwrap_or_default()
     )))
+}
+
+/// Waits until the bridge's reply queue pool holds `size` queues (bounded).
+async fn pool_full(bridge: &crate::child::Bridge, size: usize) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    if size == 0 {
+        return Ok(());
+    }
+    loop {
+        let ready = bridge.metric("ferry_reply_queue_pool_ready").await?;
+        if ready >= size as f64 {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(BenchError::Timeout(format!(
+                "reply queue pool at {ready} of {size}"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

@@ -59,6 +59,13 @@ pub struct Config {
     )]
     pub reply_queue_type: ReplyQueueType,
 
+    /// Reply queues for plain (not resumable) sessions kept declared and consumed ahead of
+    /// demand, so a session's first request does not wait for its queue: size it to the
+    /// sessions that arrive together (a shift start, a reconnect storm). Each ready queue is
+    /// an idle exclusive queue on the broker. `0`: each session declares its own.
+    #[arg(long, env = "FERRY_REPLY_QUEUE_POOL", default_value_t = 0)]
+    pub reply_queue_pool: usize,
+
     /// A PEM file of certificate authorities to trust for an `amqps://` `--amqp-url`, besides
     /// the system's (a broker with a certificate of a private CA).
     #[arg(long, env = "FERRY_AMQP_CA_FILE")]
@@ -313,6 +320,9 @@ impl Config {
         }
         if self.max_inflight == 0 {
             return Err("--max-inflight must be at least 1".into());
+        }
+        if self.reply_queue_pool > 100_000 {
+            return Err("--reply-queue-pool must be at most 100000".into());
         }
         if self.default_timeout.is_zero() || self.max_timeout.is_zero() {
             return Err("--default-timeout and --max-timeout must be positive".into());

@@ -189,6 +189,7 @@ impl Bridge {
             instance: instance.clone(),
             cancel_exchange: config.cancel_exchange.clone(),
             reply_queue_type: config.reply_queue_type,
+            reply_pool: config.reply_queue_pool,
         };
         let (broker, broker_task) = Broker::start(settings, broker_stop.clone());
         let config_limits = (

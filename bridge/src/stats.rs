@@ -18,6 +18,8 @@ pub struct BrokerHealth {
     pub restarts: u64,
     /// Connections made to another node than the one before.
     pub failovers: u64,
+    /// Plain sessions' reply queues ready in the pool (`--reply-queue-pool`).
+    pub reply_pool_ready: u64,
 }
 
 /// Live counters shared by every session. Cheap to update; read with [`Stats::snapshot`].
@@ -197,6 +199,12 @@ impl Stats {
             "Broker connections made to another node than the one before.",
             broker.failovers,
         );
+        metric(
+            "ferry_reply_queue_pool_ready",
+            "gauge",
+            "Reply queues declared ahead of demand and ready for new plain sessions.",
+            broker.reply_pool_ready,
+        );
         if let Some(node) = &broker.node {
             let node = node.replace('\\', "\\\\").replace('"', "\\\"");
             let _ = writeln!(
@@ -243,11 +251,13 @@ mod tests {
             connects: 2,
             restarts: 1,
             failovers: 1,
+            reply_pool_ready: 3,
         };
         let text = stats.prometheus(broker);
         assert!(text.contains("ferry_sessions 1\n"));
         assert!(text.contains("ferry_errors_total{code=\"timeout\"} 1\n"));
         assert!(text.contains("ferry_broker_connected 1\n"));
+        assert!(text.contains("ferry_reply_queue_pool_ready 3\n"));
         assert!(text.contains("ferry_broker_connects_total 2\n"));
         assert!(text.contains("ferry_broker_restarts_total 1\n"));
         assert!(text.contains("ferry_broker_failovers_total 1\n"));

@@ -122,3 +122,66 @@ async fn a_plain_sessions_reply_queue_is_exclusive_to_the_bridge() {
     assert_eq!(client.recv().await.reply(), ("x1".into(), b"mine".to_vec()));
     worker.delete().await;
 }
+
+/// With `--reply-queue-pool`, a plain session's first request takes a queue declared ahead
+/// (no declare on its path), the pool is refilled, and the queue still goes with the session.
+#[tokio::test]
+async fn plain_sessions_take_pooled_reply_queues_and_the_pool_refills() {
+    let bridge = TestBridge::start(|c| c.reply_queue_pool = 2).await;
+    let pool_at = |n: u32| {
+        let admin = bridge.admin;
+        async move {
+            let want = format!("ferry_reply_queue_pool_ready {n}\n");
+            let deadline = tokio::time::Instant::now() + support::STEP;
+            loop {
+                let metrics = support::http_get(admin, "/metrics").await;
+                if metrics.contains(&want) {
+                    return;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{want:?} not in {metrics}"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    pool_at(2).await;
+    let mut worker = Worker::start(&unique("pool")).await;
+    let mut client = Client::connect(&bridge.url()).await;
+    client.request("1", &worker.queue, b"hi", Some(5_000)).await;
+    let d = worker.next().await;
+    let reply_queue = d.properties.reply_to().clone().unwrap().to_string();
+    assert!(
+        reply_queue.starts_with("ferry.reply.pool-"),
+        "{reply_queue}"
+    );
+    worker.reply(&d, b"ok").await;
+    assert_eq!(client.recv().await.reply(), ("1".into(), b"ok".to_vec()));
+    pool_at(2).await; // the one taken was replaced
+    client.ws.close(None).await.unwrap();
+    drop(client);
+    bridge.until("session gone", |s| s.sessions == 0).await;
+    let deadline = tokio::time::Instant::now() + support::STEP;
+    loop {
+        let ch = worker.conn.create_channel().await.unwrap();
+        let opts = QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        };
+        if ch
+            .queue_declare(reply_queue.as_str().into(), opts, FieldTable::default())
+            .await
+            .is_err()
+        {
+            break;
+        }
+        let _ = ch.close(200, "".into()).await;
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "pooled reply queue still exists"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    worker.delete().await;
+}

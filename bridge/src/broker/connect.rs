@@ -103,13 +103,17 @@ pub(super) async fn manage(
         info!(node, "connected to the broker");
         let links = Arc::new(links);
         tx.send_replace(Some(links.clone()));
+        let refill = super::pool::refill(links.clone());
+        tokio::pin!(refill);
         loop {
             tokio::select! {
+                () = &mut refill => {}
                 _ = stop.cancelled() => {
                     tx.send_replace(None);
                     if let Some(marker) = &links.marker {
                         let _ = tokio::time::timeout(CLOSE_TIMEOUT, marker.remove()).await;
                     }
+                    links.pool.clear();
                     links.close().await;
                     return;
                 }
@@ -135,6 +139,7 @@ pub(super) async fn manage(
             }
         }
         tx.send_replace(None);
+        links.pool.clear();
         links.close().await;
         // The node may be gone: the next attempt goes to the next one.
         at += 1;
@@ -214,6 +219,7 @@ async fn connect(
             marker: None,
             node: node.into(),
             reply_queue_type: names.reply_queue_type,
+            pool: super::pool::ReplyPool::new(names.reply_pool),
         },
         events,
     ))

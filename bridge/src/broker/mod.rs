@@ -7,6 +7,7 @@
 mod connect;
 pub mod epoch;
 pub mod lease;
+pub mod pool;
 pub mod probe;
 pub mod publish;
 pub mod replies;
@@ -55,6 +56,8 @@ pub struct Links {
     pub(crate) node: Arc<str>,
     /// The queue type of resumable sessions' reply queues and leases.
     pub(crate) reply_queue_type: ReplyQueueType,
+    /// Plain sessions' reply queues declared ahead of demand ([`pool`]).
+    pub(crate) pool: pool::ReplyPool,
 }
 
 impl Links {
@@ -164,6 +167,8 @@ pub struct Settings {
     pub cancel_exchange: String,
     /// The queue type of resumable sessions' reply queues and leases.
     pub reply_queue_type: ReplyQueueType,
+    /// Plain sessions' reply queues kept declared ahead of demand (0: none).
+    pub reply_pool: usize,
 }
 
 impl Broker {
@@ -183,6 +188,7 @@ impl Broker {
         let current = self.current();
         crate::stats::BrokerHealth {
             connected: current.is_some(),
+            reply_pool_ready: current.as_ref().map_or(0, |l| l.pool.len() as u64),
             node: current.map(|l| l.node.clone()),
             connects: self.counts.connects.load(Ordering::Relaxed),
             restarts: self.counts.restarts.load(Ordering::Relaxed),

@@ -34,7 +34,16 @@ impl Session {
             Duration::ZERO
         };
         let lease = self.lease.as_deref().filter(|_| self.resumable);
-        let sub = match ReplySub::open(links.clone(), &self.id, grace, lease).await {
+        let pooled = if self.resumable {
+            None // its queue is named for the session, which a resume looks up
+        } else {
+            links.pool.take()
+        };
+        let opened = match pooled {
+            Some(sub) => Ok(sub),
+            None => ReplySub::open(links.clone(), &self.id, grace, lease).await,
+        };
+        let sub = match opened {
             Ok(sub) => sub,
             Err(e) => {
                 // A durable queue whose node is down (a cluster node lost) cannot be declared
