@@ -42,6 +42,9 @@ mod gather;
 mod notices;
 mod replies;
 
+/// The least a reply queue's declare may take before the request fails.
+const DECLARE_MIN_BUDGET: Duration = Duration::from_secs(5);
+
 type PublishOutcome = (Box<str>, u64, Result<(), BridgeError>);
 type PublishFuture = Pin<Box<dyn Future<Output = PublishOutcome> + Send>>;
 type NoticeFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -396,7 +399,11 @@ impl Session {
             .broker
             .current()
             .ok_or_else(|| BridgeError::BrokerUnavailable("not connected".into()))?;
-        let reply_to = self.reply_queue(&links).await?;
+        // After a burst of new sessions the broker works through their declares one after
+        // another: wait for this one about as long as the request would wait, but never so
+        // long that the loop (awaiting it here) misses a pong.
+        let budget = timeout.min(cfg.ping_interval / 2).max(DECLARE_MIN_BUDGET);
+        let reply_to = self.reply_queue(&links, budget).await?;
         Ok((links, reply_to, timeout))
     }
 

@@ -17,6 +17,8 @@ use super::replies::ReplySub;
 
 /// Pause after a failed declare before the refill tries again.
 const RETRY: Duration = Duration::from_secs(1);
+/// Longest one pooled queue's declare and consume may take.
+const DECLARE_LIMIT: Duration = Duration::from_secs(5);
 
 /// Ready reply queues, each already consumed.
 pub struct ReplyPool {
@@ -79,7 +81,7 @@ pub async fn refill(links: Arc<Links>) {
     loop {
         while pool.len() < pool.size {
             let name = format!("pool-{}", uuid::Uuid::new_v4().simple());
-            match ReplySub::open(links.clone(), &name, Duration::ZERO, None).await {
+            match ReplySub::open(links.clone(), &name, Duration::ZERO, None, DECLARE_LIMIT).await {
                 Ok(sub) => pool.lock().push(sub),
                 Err(e) => {
                     warn!(error = %e, "cannot declare a pooled reply queue; retrying");

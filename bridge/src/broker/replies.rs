@@ -87,16 +87,24 @@ pub enum Resumed {
 impl ReplySub {
     /// Declares and consumes the reply queue of `session`; `grace` (zero: the session does
     /// not resume) is how long the queue outlives its last consumer. A resumable session
-    /// holds its `lease` too.
+    /// holds its `lease` too. `limit` bounds the whole (a request's own timeout when one
+    /// waits for it: after a burst of new sessions the declares queue up in the broker, and
+    /// a request should wait for its queue as long as it would for its reply).
     pub async fn open(
         links: Arc<Links>,
         session: &str,
         grace: Duration,
         lease: Option<&str>,
+        limit: Duration,
     ) -> Result<Self, BridgeError> {
         let queue = format!("{REPLY_QUEUE_PREFIX}{session}");
         let declare = declaration(grace, links.reply_queue_type);
-        Self::consume(links, session, queue, declare, lease, grace).await
+        // The steps' own bounds are `limit` and a little more, so `limit` decides.
+        let steps = limit.saturating_add(Duration::from_secs(1));
+        let open = Self::consume(links, session, queue, declare, lease, grace, steps);
+        tokio::time::timeout(limit, open)
+            .await
+            .map_err(|_| BridgeError::Timeout(limit.as_millis() as u64))?
     }
 
     /// Takes over a resumable session: `old` must be the lease of the token presented, and
@@ -127,6 +135,7 @@ impl ReplySub {
             declaration(grace, links.reply_queue_type),
             Some(next),
             grace,
+            OP_TIMEOUT,
         )
         .await?;
         Lease::delete(&links, old).await;
@@ -158,13 +167,15 @@ impl ReplySub {
             return Ok(None);
         }
         let declare = declaration(grace, links.reply_queue_type);
-        Self::consume(links, session, queue, declare, lease, grace)
+        Self::consume(links, session, queue, declare, lease, grace, OP_TIMEOUT)
             .await
             .map(Some)
     }
 
     /// Declares `queue` with `declare`'s options and arguments, then consumes it (and holds
-    /// the lease `lease`, if any).
+    /// the lease `lease`, if any); getting the channel and the rest are each bounded by
+    /// `limit`.
+    #[allow(clippy::too_many_arguments)]
     async fn consume(
         links: Arc<Links>,
         session: &str,
@@ -172,11 +183,12 @@ impl ReplySub {
         declare: (QueueDeclareOptions, FieldTable),
         lease: Option<&str>,
         grace: Duration,
+        limit: Duration,
     ) -> Result<Self, BridgeError> {
-        let channel = tokio::time::timeout(OP_TIMEOUT, links.consume_channel(session))
+        let channel = tokio::time::timeout(limit, links.consume_channel(session))
             .await
             .map_err(|_| BridgeError::BrokerUnavailable("consume channel timed out".into()))??;
-        let (consumer, lease) = tokio::time::timeout(OP_TIMEOUT, async {
+        let (consumer, lease) = tokio::time::timeout(limit, async {
             let (opts, args) = declare;
             channel
                 .queue_declare(queue.as_str().into(), opts, args)

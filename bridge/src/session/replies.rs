@@ -16,8 +16,13 @@ use crate::pending::Kind;
 use crate::stats::Stats;
 
 impl Session {
-    /// The reply queue name, declaring and consuming it on first use (or after a reconnect).
-    pub(super) async fn reply_queue(&mut self, links: &Arc<Links>) -> Result<String, BridgeError> {
+    /// The reply queue name, declaring and consuming it on first use (or after a reconnect),
+    /// or taking a declared one from the pool. A declare may take up to `budget`.
+    pub(super) async fn reply_queue(
+        &mut self,
+        links: &Arc<Links>,
+        budget: Duration,
+    ) -> Result<String, BridgeError> {
         if self.rebind.is_some() {
             // Before a new request declares the queue again: find out whether the old one
             // (and the replies it held for what is pending) survived the broker's outage.
@@ -41,7 +46,7 @@ impl Session {
         };
         let opened = match pooled {
             Some(sub) => Ok(sub),
-            None => ReplySub::open(links.clone(), &self.id, grace, lease).await,
+            None => ReplySub::open(links.clone(), &self.id, grace, lease, budget).await,
         };
         let sub = match opened {
             Ok(sub) => sub,
