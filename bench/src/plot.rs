@@ -31,6 +31,34 @@ fn err<E: std::fmt::Display>(e: E) -> BenchError {
     BenchError::Plot(e.to_string())
 }
 
+/// Draws a line with dots per client, then the legend, on a chart of any coordinate types
+/// (which differ between the plots, hence a macro).
+macro_rules! client_lines {
+    ($chart:expr, $series:expr) => {{
+        for (c, pts) in $series {
+            if pts.is_empty() {
+                continue;
+            }
+            let col = colour(*c);
+            $chart
+                .draw_series(LineSeries::new(pts.iter().copied(), col.stroke_width(2)))
+                .map_err(err)?
+                .label(c.label())
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], col.stroke_width(2)));
+            $chart
+                .draw_series(pts.iter().map(|p| Circle::new(*p, 4, col.filled())))
+                .map_err(err)?;
+        }
+        $chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.3))
+            .draw()
+            .map_err(err)?;
+    }};
+}
+
 /// Draws the two panels into `path`.
 pub fn draw(r: &Results, path: &Path) -> Result<()> {
     if let Some(dir) = path.parent() {
@@ -79,29 +107,7 @@ fn panel(
                 .y_label_formatter(&|v| format!("{v:.0}"))
                 .draw()
                 .map_err(err)?;
-            for (c, pts) in CLIENTS.iter().zip(&all) {
-                if pts.is_empty() {
-                    continue;
-                }
-                let col = colour(*c);
-                chart
-                    .draw_series(LineSeries::new(pts.iter().copied(), col.stroke_width(2)))
-                    .map_err(err)?
-                    .label(c.label())
-                    .legend(move |(x, y)| {
-                        PathElement::new([(x, y), (x + 18, y)], col.stroke_width(2))
-                    });
-                chart
-                    .draw_series(pts.iter().map(|p| Circle::new(*p, 4, col.filled())))
-                    .map_err(err)?;
-            }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperLeft)
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK.mix(0.3))
-                .draw()
-                .map_err(err)?;
+            client_lines!(chart, CLIENTS.iter().zip(&all));
         }};
     }
     if log_y {
@@ -166,24 +172,7 @@ pub fn draw_percentiles(r: &Results, path: &Path) -> Result<()> {
         .y_label_formatter(&|v| format!("{v:.0}"))
         .draw()
         .map_err(err)?;
-    for (c, pts) in &all {
-        let col = colour(*c);
-        chart
-            .draw_series(LineSeries::new(pts.iter().copied(), col.stroke_width(2)))
-            .map_err(err)?
-            .label(c.label())
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], col.stroke_width(2)));
-        chart
-            .draw_series(pts.iter().map(|p| Circle::new(*p, 4, col.filled())))
-            .map_err(err)?;
-    }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.3))
-        .draw()
-        .map_err(err)?;
+    client_lines!(chart, all.iter().map(|(c, p)| (c, p)));
     root.present().map_err(err)?;
     Ok(())
 }

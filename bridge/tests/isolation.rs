@@ -64,28 +64,7 @@ async fn closing_with_requests_in_flight_releases_everything() {
         .await;
     bridge.until("session gone", |s| s.sessions == 0).await;
 
-    // The reply queue is deleted (a passive declare on a fresh channel gets 404).
-    let deadline = tokio::time::Instant::now() + support::STEP;
-    loop {
-        let ch = worker.conn.create_channel().await.unwrap();
-        let opts = QueueDeclareOptions {
-            passive: true,
-            ..QueueDeclareOptions::default()
-        };
-        if ch
-            .queue_declare(reply_queue.as_str().into(), opts, FieldTable::default())
-            .await
-            .is_err()
-        {
-            break;
-        }
-        let _ = ch.close(200, "".into()).await;
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "reply queue still exists"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    queue_gone(&worker.conn, &reply_queue).await;
     // Late replies go nowhere (the queue is gone) and nothing else is disturbed.
     for d in &deliveries {
         worker.reply(d, b"late").await;
@@ -162,26 +141,32 @@ async fn plain_sessions_take_pooled_reply_queues_and_the_pool_refills() {
     client.ws.close(None).await.unwrap();
     drop(client);
     bridge.until("session gone", |s| s.sessions == 0).await;
+    queue_gone(&worker.conn, &reply_queue).await;
+    worker.delete().await;
+}
+
+/// Waits until `queue` is deleted (a passive declare on a fresh channel gets 404), polling:
+/// the broker tells nobody.
+async fn queue_gone(conn: &lapin::Connection, queue: &str) {
     let deadline = tokio::time::Instant::now() + support::STEP;
     loop {
-        let ch = worker.conn.create_channel().await.unwrap();
+        let ch = conn.create_channel().await.unwrap();
         let opts = QueueDeclareOptions {
             passive: true,
             ..QueueDeclareOptions::default()
         };
         if ch
-            .queue_declare(reply_queue.as_str().into(), opts, FieldTable::default())
+            .queue_declare(queue.into(), opts, FieldTable::default())
             .await
             .is_err()
         {
-            break;
+            return;
         }
         let _ = ch.close(200, "".into()).await;
         assert!(
             tokio::time::Instant::now() < deadline,
-            "pooled reply queue still exists"
+            "reply queue {queue} still exists"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    worker.delete().await;
 }
