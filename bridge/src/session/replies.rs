@@ -61,6 +61,10 @@ impl Session {
             }
         };
         let name = sub.queue().to_owned();
+        // Held replies are delivery tags on the consumer being replaced (its links are lost
+        // and the broker requeued them): settled on the new channel, a tag would ack another
+        // delivery or close a channel other sessions share.
+        self.held.clear();
         self.reply = Some(sub);
         Ok(name)
     }
@@ -156,6 +160,7 @@ impl Session {
         let why = match ReplySub::rebind(links, &self.id, grace, self.lease.as_deref()).await {
             Ok(Some(sub)) => {
                 debug!(session = %self.id, "reply queue consumed again");
+                self.held.clear(); // tags of the ended consumer (cleared when it ended, too)
                 self.reply = Some(sub);
                 return;
             }
