@@ -1,5 +1,8 @@
 //! Ferry, real client: the npm package (wasm + JS glue) in Node with `ws`, closed-loop load.
 //
+// `ws` masks outgoing frames with `bufferutil` (a devDependency) when it is installed, as the
+// README advises for Node; WS_NO_BUFFER_UTIL=1 measures without it.
+//
 // Usage: node load.mjs --client PATH/dist/index.js --url ws://HOST:PORT/ws --dest QUEUE
 //          --concurrency N --body-bytes B --warmup-ms MS --duration-ms MS [--token JWT]
 // Prints one JSON line (common.mjs): { rps, p50_us, p90_us, p99_us, p999_us, measured, total,
