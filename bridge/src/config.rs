@@ -441,4 +441,16 @@ mod tests {
             "the password stays out of messages: {e}"
         );
     }
+
+    #[test]
+    fn the_reply_queue_pool_is_bounded() {
+        let ok = Config::parse_from(["ferry-bridge", "--reply-queue-pool", "100000"]);
+        assert!(ok.validate().is_ok());
+        let c = Config::parse_from(["ferry-bridge", "--reply-queue-pool", "100001"]);
+        let e = c.validate().err().unwrap_or_default();
+        assert!(
+            e.contains("--reply-queue-pool must be at most 100000"),
+            "{e}"
+        );
+    }
 }
