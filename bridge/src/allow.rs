@@ -1,12 +1,17 @@
 //! Destination allowlists: exact queue names, `prefix.*` patterns, and `*` for everything;
 //! and the gather list, whose entries may also bound the routing key (`exchange/key`).
+//! The entry that lets a destination through is its `destination` label in the metrics, so
+//! their cardinality is bounded by the configuration, never by what clients send.
+
+use std::sync::Arc;
 
 /// A compiled list of destination patterns.
 #[derive(Debug, Clone, Default)]
 pub struct Allowlist {
-    exact: Vec<String>,
-    prefixes: Vec<String>,
-    any: bool,
+    exact: Vec<Arc<str>>,
+    /// `prefix*` patterns, kept whole (they are the metrics' labels).
+    prefixes: Vec<Arc<str>>,
+    any: Option<Arc<str>>,
 }
 
 impl Allowlist {
@@ -18,13 +23,13 @@ impl Allowlist {
                 continue;
             }
             if p == "*" {
-                list.any = true;
-            } else if let Some(prefix) = p.strip_suffix('*') {
+                list.any = Some(p.into());
+            } else if p.ends_with('*') {
                 // `reports.*` matches `reports.daily` (and `reports.` itself is not a queue a
                 // client can name usefully); the dot stays part of the prefix.
-                list.prefixes.push(prefix.to_owned());
+                list.prefixes.push(p.into());
             } else {
-                list.exact.push(p.to_owned());
+                list.exact.push(p.into());
             }
         }
         list
@@ -32,17 +37,26 @@ impl Allowlist {
 
     /// True when `dest` matches a pattern.
     pub fn allows(&self, dest: &str) -> bool {
-        self.any
-            || self.exact.iter().any(|e| e == dest)
-            || self
-                .prefixes
-                .iter()
-                .any(|p| dest.len() > p.len() && dest.starts_with(p.as_str()))
+        self.entry(dest).is_some()
+    }
+
+    /// The pattern `dest` matches: an exact name first, then a prefix, then `*`.
+    pub fn entry(&self, dest: &str) -> Option<&Arc<str>> {
+        self.exact
+            .iter()
+            .find(|e| ***e == *dest)
+            .or_else(|| {
+                self.prefixes.iter().find(|p| {
+                    let prefix = &p[..p.len() - 1];
+                    dest.len() > prefix.len() && dest.starts_with(prefix)
+                })
+            })
+            .or(self.any.as_ref())
     }
 
     /// True when no pattern is configured.
     pub fn is_empty(&self) -> bool {
-        !self.any && self.exact.is_empty() && self.prefixes.is_empty()
+        self.any.is_none() && self.exact.is_empty() && self.prefixes.is_empty()
     }
 }
 
@@ -50,7 +64,8 @@ impl Allowlist {
 /// where each side is a pattern as in [`Allowlist`] (`reports.*/daily.*`, `presence/*`).
 #[derive(Debug, Clone, Default)]
 pub struct ExchangeList {
-    rules: Vec<(Allowlist, Option<Allowlist>)>,
+    /// Exchange patterns, routing-key patterns, and the entry as written.
+    rules: Vec<(Allowlist, Option<Allowlist>, Arc<str>)>,
 }
 
 impl ExchangeList {
@@ -61,10 +76,12 @@ impl ExchangeList {
             .map(|p| p.as_ref().trim())
             .filter(|p| !p.is_empty())
             .map(|p| match p.split_once('/') {
-                Some((exchange, key)) => {
-                    (Allowlist::new(&[exchange]), Some(Allowlist::new(&[key])))
-                }
-                None => (Allowlist::new(&[p]), None),
+                Some((exchange, key)) => (
+                    Allowlist::new(&[exchange]),
+                    Some(Allowlist::new(&[key])),
+                    p.into(),
+                ),
+                None => (Allowlist::new(&[p]), None, p.into()),
             })
             .collect();
         Self { rules }
@@ -72,9 +89,15 @@ impl ExchangeList {
 
     /// True when a rule allows `exchange` with routing key `key`.
     pub fn allows(&self, exchange: &str, key: &str) -> bool {
+        self.entry(exchange, key).is_some()
+    }
+
+    /// The first rule that allows `exchange` with `key`, as written.
+    pub fn entry(&self, exchange: &str, key: &str) -> Option<&Arc<str>> {
         self.rules
             .iter()
-            .any(|(e, k)| e.allows(exchange) && k.as_ref().is_none_or(|k| k.allows(key)))
+            .find(|(e, k, _)| e.allows(exchange) && k.as_ref().is_none_or(|k| k.allows(key)))
+            .map(|(_, _, entry)| entry)
     }
 }
 
@@ -91,6 +114,10 @@ mod tests {
         assert!(l.allows("audit", "eu"));
         assert!(!l.allows("audit", "us"));
         assert!(!l.allows("other", ""));
+        assert_eq!(
+            l.entry("reports.x", "daily.a").map(|e| &**e),
+            Some("reports.*/daily.*")
+        );
         assert!(!ExchangeList::new::<&str>(&[]).allows("presence", ""));
     }
 
@@ -103,6 +130,15 @@ mod tests {
         assert!(!a.allows("reports."));
         assert!(!a.allows("reportsX"));
         assert!(!a.allows("other"));
+        assert_eq!(a.entry("reports.daily").map(|e| &**e), Some("reports.*"));
+        assert_eq!(
+            a.entry("patient_summary").map(|e| &**e),
+            Some("patient_summary")
+        );
+        let both = Allowlist::new(&["*", "a.*", "a.b"]);
+        assert_eq!(both.entry("a.b").map(|e| &**e), Some("a.b"), "exact first");
+        assert_eq!(both.entry("a.c").map(|e| &**e), Some("a.*"));
+        assert_eq!(both.entry("z").map(|e| &**e), Some("*"));
         assert!(Allowlist::new(&["*"]).allows("anything"));
         assert!(Allowlist::new::<&str>(&[]).is_empty());
         assert!(!Allowlist::new::<&str>(&[]).allows("x"));

@@ -143,6 +143,25 @@ fn text(v: &AMQPValue) -> Option<&str> {
     }
 }
 
+/// The worker's own time on a request, from its reply's `x-ferry-worker-ms` (an AMQP
+/// integer of any width, a float or a decimal string); absent or negative: `None`.
+pub fn worker_time(props: &BasicProperties) -> Option<Duration> {
+    let value = props.headers().as_ref()?.inner().get(headers::WORKER_MS)?;
+    let ms: f64 = match value {
+        AMQPValue::LongLongInt(n) => *n as f64,
+        AMQPValue::LongInt(n) => f64::from(*n),
+        AMQPValue::LongUInt(n) => f64::from(*n),
+        AMQPValue::ShortInt(n) => f64::from(*n),
+        AMQPValue::ShortUInt(n) => f64::from(*n),
+        AMQPValue::ShortShortInt(n) => f64::from(*n),
+        AMQPValue::ShortShortUInt(n) => f64::from(*n),
+        AMQPValue::Double(n) => *n,
+        AMQPValue::Float(n) => f64::from(*n),
+        other => text(other)?.trim().parse().ok()?,
+    };
+    (ms.is_finite() && ms >= 0.0).then(|| Duration::from_secs_f64(ms.min(1e12) / 1000.0))
+}
+
 /// What a reply delivery means for its request.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ReplyKind<'a> {
@@ -284,6 +303,28 @@ pub fn error_frame(id: Option<&str>, code: ErrorCode, message: &str) -> Vec<u8> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn worker_time_of_any_number_type() {
+        let with = |v: AMQPValue| {
+            let mut t = FieldTable::default();
+            t.insert(headers::WORKER_MS.into(), v);
+            worker_time(&BasicProperties::default().with_headers(t))
+        };
+        let ms = Duration::from_millis;
+        assert_eq!(with(AMQPValue::LongLongInt(1500)), Some(ms(1500)));
+        assert_eq!(with(AMQPValue::LongInt(20)), Some(ms(20)));
+        assert_eq!(with(AMQPValue::ShortShortUInt(7)), Some(ms(7)));
+        assert_eq!(
+            with(AMQPValue::Double(2.5)),
+            Some(Duration::from_micros(2500))
+        );
+        assert_eq!(with(AMQPValue::LongString("42".into())), Some(ms(42)));
+        assert_eq!(with(AMQPValue::LongString("soon".into())), None);
+        assert_eq!(with(AMQPValue::LongLongInt(-1)), None);
+        assert_eq!(with(AMQPValue::Double(f64::NAN)), None);
+        assert_eq!(worker_time(&BasicProperties::default()), None);
+    }
 
     #[test]
     fn request_carries_the_contract() {

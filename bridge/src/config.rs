@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::allow::Allowlist;
+use crate::logging::LogFormat;
 
 /// The queue type of resumable sessions' reply queues and leases (`--reply-queue-type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -25,6 +26,11 @@ pub enum ReplyQueueType {
     about = "Ferry's WebSocket-to-AMQP request-reply bridge"
 )]
 pub struct Config {
+    /// Log lines on stderr as `text` or `json` (one object per line); `RUST_LOG` filters
+    /// them (default `info,lapin=warn`).
+    #[arg(long, env = "FERRY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
     /// Address to listen on; the socket is at `/ws`, health at `/healthz` and `/readyz`.
     #[arg(long, env = "FERRY_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,

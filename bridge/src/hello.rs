@@ -23,7 +23,6 @@ use crate::config::Config;
 use crate::error::BridgeError;
 use crate::outbound::Outbound;
 use crate::resume;
-use crate::stats::Stats;
 
 /// A request a resuming client still awaits (HELLO's `attach`).
 #[derive(Debug, Clone)]
@@ -225,7 +224,7 @@ async fn open(
                 // A holder of this session on this bridge (a socket not yet known dead, or
                 // one in its grace period) lets go now.
                 let claim = shared.holders.claim(id);
-                Stats::inc(&shared.stats.sessions_resumed_total);
+                shared.stats.sessions_resumed_total.inc();
                 let attach = attached(shared, h, identity.as_ref());
                 info!(
                     session = id,
@@ -245,7 +244,7 @@ async fn open(
                 return Ok((opened, Some(next), true));
             }
             Resumed::Expired => {
-                Stats::inc(&shared.stats.sessions_expired_total);
+                shared.stats.sessions_expired_total.inc();
                 info!(
                     session = id,
                     client, "session to resume has expired; opening a new one"

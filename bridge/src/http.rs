@@ -23,7 +23,6 @@ use tracing::debug;
 use crate::Shared;
 use crate::auth::rpc::Peer;
 use crate::handshake::{self, Verdict};
-use crate::stats::Stats;
 use crate::{session, static_files};
 
 type Body = Full<Bytes>;
@@ -169,7 +168,12 @@ fn health(shared: &Shared, path: &str) -> Response<Body> {
 fn admin(shared: &Shared, path: &str) -> Response<Body> {
     match path {
         "/metrics" => {
-            let body = shared.stats.prometheus(shared.broker.health());
+            let open = shared.config.max_connections as usize
+                - shared
+                    .connections
+                    .available_permits()
+                    .min(shared.config.max_connections as usize);
+            let body = shared.stats.prometheus(shared.broker.health(), open as u64);
             let mut r = Response::new(Full::new(Bytes::from(body)));
             r.headers_mut().insert(
                 header::CONTENT_TYPE,
@@ -237,7 +241,7 @@ fn upgrade(
     let place = match shared.admission.admit(ip) {
         Ok(p) => p,
         Err(refusal) => {
-            Stats::inc(&shared.stats.connections_refused_total);
+            shared.stats.connections_refused_total.inc();
             debug!(%ip, ?refusal, "socket refused");
             return text(StatusCode::TOO_MANY_REQUESTS, refusal.message());
         }

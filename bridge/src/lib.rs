@@ -17,7 +17,8 @@
 //!   headers).
 //! - [`tls`]: `--tls-cert`/`--tls-key` (rustls), re-read on SIGHUP; [`proxy_protocol`]: the
 //!   PROXY header of a trusted load balancer.
-//! - [`error`]: `BridgeError` and its wire codes; [`stats`]: counters.
+//! - [`error`]: `BridgeError` and its wire codes; [`stats`]: metrics (`/metrics`);
+//!   [`logging`]: `--log-format`, and what a log line may carry.
 //!
 //! Use: [`Bridge::bind`] then [`Bridge::run`] with a [`CancellationToken`] that starts the drain.
 
@@ -31,6 +32,7 @@ pub mod handshake;
 pub mod hello;
 pub mod http;
 pub mod limits;
+pub mod logging;
 pub mod outbound;
 pub mod pending;
 pub mod proxy_protocol;
@@ -183,6 +185,7 @@ impl Bridge {
             })?),
             None => None,
         };
+        let stats = Arc::new(Stats::default());
         let settings = broker::Settings {
             urls: config.broker_urls(),
             ca,
@@ -190,6 +193,7 @@ impl Bridge {
             cancel_exchange: config.cancel_exchange.clone(),
             reply_queue_type: config.reply_queue_type,
             reply_pool: config.reply_queue_pool,
+            counters: stats.broker.clone(),
         };
         let (broker, broker_task) = Broker::start(settings, broker_stop.clone());
         let config_limits = (
@@ -204,7 +208,7 @@ impl Bridge {
             exchanges: config.exchange_list(),
             config,
             broker,
-            stats: Arc::new(Stats::default()),
+            stats,
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
             server_name: format!("ferry-bridge/{}", env!("CARGO_PKG_VERSION")),
@@ -286,7 +290,7 @@ impl Bridge {
                             shared.tracker.spawn(http::accept(shared.clone(), tcp, peer, permit));
                         }
                         Err(_) => {
-                            Stats::inc(&shared.stats.connections_refused_total);
+                            shared.stats.connections_refused_total.inc();
                             shared.tracker.spawn(http::too_many(tcp));
                         }
                     },

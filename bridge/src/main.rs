@@ -5,16 +5,9 @@ use clap::Parser;
 use ferry_bridge::auth::mint::{MintArgs, mint};
 use ferry_bridge::{Bridge, Config, Reloader};
 use tokio_util::sync::CancellationToken;
-use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,lapin=warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     if std::env::args_os().nth(1).is_some_and(|a| a == "token") {
         let args = MintArgs::parse_from(std::env::args_os().skip(1));
         return match mint(&args) {
@@ -29,6 +22,7 @@ async fn main() -> std::process::ExitCode {
         };
     }
     let config = Config::parse();
+    ferry_bridge::logging::init(config.log_format);
     let bridge = match Bridge::bind(config).await {
         Ok(b) => b,
         Err(e) => {

@@ -40,8 +40,14 @@ pub struct Outbound {
 }
 
 impl Outbound {
-    /// Spawns the writer for `sink` on `tracker`.
-    pub fn spawn<S>(sink: S, ping_interval: Duration, budget: u32, tracker: &TaskTracker) -> Self
+    /// Spawns the writer for `sink` on `tracker`; it counts the bytes it writes in `sent`.
+    pub fn spawn<S>(
+        sink: S,
+        ping_interval: Duration,
+        budget: u32,
+        tracker: &TaskTracker,
+        sent: prometheus::IntCounter,
+    ) -> Self
     where
         S: Sink<Message, Error = WsError> + Unpin + Send + 'static,
     {
@@ -57,6 +63,7 @@ impl Outbound {
             ping_interval,
             live.clone(),
             dead.clone(),
+            sent,
         ));
         let budget_kib = (budget / 1024).max(1);
         Self {
@@ -111,6 +118,7 @@ async fn write_loop<S>(
     ping_interval: Duration,
     live: Arc<Liveness>,
     dead: CancellationToken,
+    sent: prometheus::IntCounter,
 ) where
     S: Sink<Message, Error = WsError> + Unpin,
 {
@@ -124,7 +132,7 @@ async fn write_loop<S>(
             out = rx.recv() => match out {
                 Some(Out::Frame(f, permit)) => {
                     let mut close = None;
-                    let write = write_batch(&mut sink, f, permit, &mut rx, &mut close);
+                    let write = write_batch(&mut sink, f, permit, &mut rx, &mut close, &sent);
                     match tokio::time::timeout(write_timeout, write).await {
                         Ok(Ok(())) if close.is_none() => Ok(()),
                         Ok(Ok(())) => {
@@ -182,16 +190,19 @@ async fn write_batch<S>(
     permit: OwnedSemaphorePermit,
     rx: &mut mpsc::Receiver<Out>,
     close: &mut Option<(CloseCode, String)>,
+    sent: &prometheus::IntCounter,
 ) -> Result<(), WsError>
 where
     S: Sink<Message, Error = WsError> + Unpin,
 {
     // The budget is given back as each frame is handed to the socket's buffer.
+    let mut bytes = first.len();
     sink.feed(Message::Binary(Bytes::from(first))).await?;
     drop(permit);
     while let Ok(next) = rx.try_recv() {
         match next {
             Out::Frame(f, permit) => {
+                bytes += f.len();
                 sink.feed(Message::Binary(Bytes::from(f))).await?;
                 drop(permit);
             }
@@ -201,6 +212,7 @@ where
             }
         }
     }
+    sent.inc_by(bytes as u64);
     sink.flush().await
 }
 

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use tokio_util::time::{DelayQueue, delay_queue};
 
 use crate::error::BridgeError;
-use crate::stats::Stats;
+use crate::stats::{Outcome, Stats};
 
 /// What kind of call a pending entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +40,10 @@ pub struct Entry {
     pub timeout: Duration,
     /// Where the request was published (the routing key of its cancel notice).
     pub destination: Box<str>,
+    /// The allowlist entry that let it through: the `destination` label of its metrics.
+    pub label: Arc<str>,
+    /// When it was accepted (or attached by a resume).
+    pub started: Instant,
     /// With progress messages: each one moves the deadline to now + this (if later).
     idle: Option<Duration>,
     /// Its publish is still running (see [`Pending::publishing`]).
@@ -78,18 +82,19 @@ impl Pending {
     pub fn insert(
         &mut self,
         id: &str,
-        destination: &str,
+        to: (&str, Arc<str>),
         timeout: Duration,
         idle: Option<Duration>,
     ) -> Result<u64, BridgeError> {
-        self.insert_kind(id, destination, timeout, idle, Kind::Request)
+        self.insert_kind(id, to, timeout, idle, Kind::Request)
     }
 
-    /// Adds an entry of `kind` (see [`Pending::insert`]).
+    /// Adds an entry of `kind` (see [`Pending::insert`]); `to` is the destination and the
+    /// allowlist entry that let it through.
     pub fn insert_kind(
         &mut self,
         id: &str,
-        destination: &str,
+        (destination, label): (&str, Arc<str>),
         timeout: Duration,
         idle: Option<Duration>,
         kind: Kind,
@@ -110,6 +115,8 @@ impl Pending {
                 seq,
                 timeout,
                 destination: destination.into(),
+                label,
+                started: Instant::now(),
                 idle,
                 publishing: true,
                 deadline: Instant::now() + timeout,
@@ -117,23 +124,25 @@ impl Pending {
             },
         );
         self.publishing += 1;
-        Stats::inc(&self.stats.pending);
+        self.stats.pending.inc();
         Ok(seq)
     }
 
-    /// Removes a request (reply, error, cancel).
-    pub fn remove(&mut self, id: &str) -> Option<Entry> {
+    /// Removes a request that ended with `outcome` (reply, error, cancel).
+    pub fn remove(&mut self, id: &str, outcome: Outcome) -> Option<Entry> {
         let entry = self.entries.remove(id)?;
         if let Some(t) = self.timers.as_mut() {
             t.remove(&entry.timer);
         }
-        self.removed(&entry);
+        self.removed(&entry, outcome);
         Some(entry)
     }
 
-    /// The bookkeeping of every removal.
-    fn removed(&mut self, entry: &Entry) {
-        Stats::dec(&self.stats.pending, 1);
+    /// The bookkeeping of every removal: the pending gauge and the latency histogram.
+    fn removed(&mut self, entry: &Entry, outcome: Outcome) {
+        self.stats.pending.dec();
+        self.stats
+            .call_done(&entry.label, outcome, entry.started.elapsed());
         if entry.publishing {
             self.publishing -= 1;
         }
@@ -188,9 +197,9 @@ impl Pending {
     }
 
     /// Removes a request only if it is the one numbered `seq` (not a later one with its id).
-    pub fn remove_seq(&mut self, id: &str, seq: u64) -> Option<Entry> {
+    pub fn remove_seq(&mut self, id: &str, seq: u64, outcome: Outcome) -> Option<Entry> {
         match self.entries.get(id) {
-            Some(e) if e.seq == seq => self.remove(id),
+            Some(e) if e.seq == seq => self.remove(id, outcome),
             _ => None,
         }
     }
@@ -226,7 +235,8 @@ impl Pending {
         self.entries.is_empty()
     }
 
-    /// The next request whose deadline passed, removed from the map. `Ready(None)` when the
+    /// The next request whose deadline passed (a gather's window closed: its normal end),
+    /// removed from the map. `Ready(None)` when the
     /// map is empty (a `select!` branch then waits for the next loop turn).
     pub fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<Option<(Box<str>, Entry)>> {
         loop {
@@ -237,7 +247,11 @@ impl Pending {
                 Poll::Ready(Some(expired)) => {
                     let id = expired.into_inner();
                     if let Some(entry) = self.entries.remove(&id) {
-                        self.removed(&entry);
+                        let outcome = match entry.kind {
+                            Kind::Request => Outcome::Error(ferry_protocol::ErrorCode::Timeout),
+                            Kind::Gather { .. } => Outcome::Ok,
+                        };
+                        self.removed(&entry, outcome);
                         return Poll::Ready(Some((id, entry)));
                     }
                 }
@@ -252,25 +266,34 @@ impl Pending {
         std::future::poll_fn(|cx| self.poll_expired(cx)).await
     }
 
-    /// Removes and returns every pending request.
-    pub fn drain(&mut self) -> Vec<(Box<str>, Entry)> {
+    /// Removes and returns every pending request, all ending with `outcome`.
+    pub fn drain(&mut self, outcome: Outcome) -> Vec<(Box<str>, Entry)> {
         let all: Vec<_> = self.entries.drain().collect();
         self.timers = None;
         self.publishing = 0;
-        Stats::dec(&self.stats.pending, all.len() as u64);
+        self.stats.pending.sub(all.len() as i64);
+        for (_, entry) in &all {
+            self.stats
+                .call_done(&entry.label, outcome, entry.started.elapsed());
+        }
         all
     }
 }
 
 impl Drop for Pending {
     fn drop(&mut self) {
-        Stats::dec(&self.stats.pending, self.entries.len() as u64);
+        self.stats.pending.sub(self.entries.len() as i64);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ferry_protocol::ErrorCode;
+
+    fn q() -> (&'static str, Arc<str>) {
+        ("q", "q".into())
+    }
 
     fn pending() -> (Arc<Stats>, Pending) {
         let stats = Arc::new(Stats::default());
@@ -281,9 +304,9 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn publishes_are_counted_until_they_end_whatever_happens_to_their_entry() {
         let (_, mut p) = pending();
-        let a = p.insert("a", "q", Duration::from_secs(5), None).unwrap();
-        let b = p.insert("b", "q", Duration::from_secs(5), None).unwrap();
-        p.insert("c", "q", Duration::from_secs(5), None).unwrap();
+        let a = p.insert("a", q(), Duration::from_secs(5), None).unwrap();
+        let b = p.insert("b", q(), Duration::from_secs(5), None).unwrap();
+        p.insert("c", q(), Duration::from_secs(5), None).unwrap();
         assert_eq!(p.publishing(), 3);
         p.published("a", a); // confirmed: pending for its reply, no longer publishing
         assert_eq!((p.len(), p.publishing()), (3, 2));
@@ -291,21 +314,21 @@ mod tests {
         assert_eq!(p.publishing(), 2, "counted once");
         // A CANCEL while b's publish runs: the entry goes, the publish still counts, as
         // `in flight = len + running publishes - publishing` says (3 running here).
-        p.remove("b");
+        p.remove("b", Outcome::Ok);
         assert_eq!((p.len(), p.publishing()), (2, 1));
         assert_eq!(p.len() + 3 - p.publishing(), 4, "a, c and the cancelled b");
         p.published("b", b); // b's publish ends with no entry left: nothing to change
         assert_eq!(p.publishing(), 1);
-        p.drain();
+        p.drain(Outcome::Ok);
         assert_eq!(p.publishing(), 0);
     }
 
     #[tokio::test(start_paused = true)]
     async fn duplicate_ids_are_refused() {
         let (_, mut p) = pending();
-        p.insert("a", "q", Duration::from_secs(5), None).unwrap();
+        p.insert("a", q(), Duration::from_secs(5), None).unwrap();
         assert!(matches!(
-            p.insert("a", "q", Duration::from_secs(5), None),
+            p.insert("a", q(), Duration::from_secs(5), None),
             Err(BridgeError::DuplicateId(_))
         ));
     }
@@ -314,40 +337,54 @@ mod tests {
     async fn map_is_empty_after_mixed_outcomes() {
         let (stats, mut p) = pending();
         let a = p
-            .insert("reply", "q", Duration::from_secs(5), None)
+            .insert("reply", q(), Duration::from_secs(5), None)
             .unwrap();
-        p.insert("cancel", "q", Duration::from_secs(5), None)
+        p.insert("cancel", q(), Duration::from_secs(5), None)
             .unwrap();
-        p.insert("timeout", "q", Duration::from_millis(10), None)
+        p.insert("timeout", q(), Duration::from_millis(10), None)
             .unwrap();
         let old = p
-            .insert("failed", "q", Duration::from_secs(5), None)
+            .insert("failed", q(), Duration::from_secs(5), None)
             .unwrap();
         assert_eq!(stats.snapshot().pending, 4);
 
-        assert!(p.remove_seq("reply", a).is_some());
-        assert!(p.remove("cancel").is_some());
-        assert!(p.remove("cancel").is_none());
+        assert!(p.remove_seq("reply", a, Outcome::Ok).is_some());
+        let cancelled = Outcome::Error(ErrorCode::Cancelled);
+        assert!(p.remove("cancel", cancelled).is_some());
+        assert!(p.remove("cancel", cancelled).is_none());
         let (id, _) = p.next_expired().await.unwrap();
         assert_eq!(&*id, "timeout");
         // A stale publish result for an id that was reused does not remove the new request.
-        p.remove("failed").unwrap();
+        p.remove("failed", Outcome::NotOver).unwrap();
         let new = p
-            .insert("failed", "q", Duration::from_secs(5), None)
+            .insert("failed", q(), Duration::from_secs(5), None)
             .unwrap();
-        assert!(p.remove_seq("failed", old).is_none());
-        assert!(p.remove_seq("failed", new).is_some());
+        let no_route = Outcome::Error(ErrorCode::NoRoute);
+        assert!(p.remove_seq("failed", old, no_route).is_none());
+        assert!(p.remove_seq("failed", new, no_route).is_some());
         assert!(p.is_empty());
         assert_eq!(stats.snapshot().pending, 0);
         assert!(p.next_expired().await.is_none());
+        // Each call that ended is in the latency histogram once, under its outcome.
+        let text = stats.prometheus(Default::default(), 0);
+        for outcome in ["ok", "cancelled", "timeout", "no_route"] {
+            let line = format!(
+                "ferry_request_duration_seconds_count{{destination=\"q\",outcome=\"{outcome}\"}} 1\n"
+            );
+            assert!(text.contains(&line), "{line:?} in\n{text}");
+        }
+        assert_eq!(
+            text.matches("ferry_request_duration_seconds_count").count(),
+            4
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn progress_extends_only_idle_requests() {
         let (_, mut p) = pending();
         let ms = Duration::from_millis;
-        p.insert("idle", "q", ms(100), Some(ms(100))).unwrap();
-        p.insert("fixed", "q", ms(150), None).unwrap();
+        p.insert("idle", q(), ms(100), Some(ms(100))).unwrap();
+        p.insert("fixed", q(), ms(150), None).unwrap();
         tokio::time::advance(ms(80)).await;
         p.touch("idle"); // deadline now 180 ms
         p.touch("fixed"); // no effect
@@ -361,10 +398,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn dropping_or_draining_releases_the_count() {
         let (stats, mut p) = pending();
-        p.insert("x", "q", Duration::from_secs(5), None).unwrap();
-        p.insert("y", "q", Duration::from_secs(5), None).unwrap();
-        assert_eq!(p.drain().len(), 2);
-        p.insert("z", "q", Duration::from_secs(5), None).unwrap();
+        p.insert("x", q(), Duration::from_secs(5), None).unwrap();
+        p.insert("y", q(), Duration::from_secs(5), None).unwrap();
+        assert_eq!(p.drain(Outcome::Ok).len(), 2);
+        p.insert("z", q(), Duration::from_secs(5), None).unwrap();
         assert_eq!(stats.snapshot().pending, 1);
         drop(p);
         assert_eq!(stats.snapshot().pending, 0);

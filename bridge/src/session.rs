@@ -33,7 +33,7 @@ use crate::limits::Bucket;
 use crate::outbound::Outbound;
 use crate::pending::{Kind, Pending};
 use crate::resume::Claim;
-use crate::stats::Stats;
+use crate::stats::Outcome;
 
 mod accepted;
 mod auth;
@@ -65,14 +65,15 @@ where
         cfg.ping_interval,
         cfg.max_outbound_bytes,
         &shared.tracker,
+        shared.stats.bytes_sent.clone(),
     );
     let Some(opened) = crate::hello::hello(&shared, &mut stream, &out, &peer).await else {
         return;
     };
     let cfg = &shared.config;
     let requests = Bucket::new(cfg.request_rate, cfg.request_burst);
-    Stats::inc(&shared.stats.sessions);
-    Stats::inc(&shared.stats.sessions_total);
+    shared.stats.sessions.inc();
+    shared.stats.sessions_total.inc();
     let mut session = Session {
         pending: Pending::new(shared.stats.clone()),
         shared,
@@ -240,6 +241,7 @@ impl Session {
                         self.out.send(done_frame(&id, count)).await;
                     } else {
                         let ms = entry.timeout.as_millis() as u64;
+                        debug!(session = %self.id, id = %id, destination = %entry.destination, "request timed out");
                         self.send_error(Some(&id), &BridgeError::Timeout(ms)).await;
                         self.notify(id, entry, CancelReason::Timeout);
                     }
@@ -311,6 +313,7 @@ impl Session {
 
     async fn on_frame(&mut self, bytes: Bytes) -> Flow {
         let max = self.shared.config.max_frame_bytes;
+        self.shared.stats.bytes_received.inc_by(bytes.len() as u64);
         let frame = match Frame::decode_from_client(&bytes) {
             Ok(f) => f,
             Err(e) => {
@@ -334,14 +337,16 @@ impl Session {
             Frame::Request(req) => {
                 let id_ok = validate::id(req.id).is_ok();
                 let id: Box<str> = req.id.into();
+                let dest = req.destination;
                 if let Err(e) = self.on_request(&req, &bytes).await {
-                    debug!(session = %self.id, id = %id, error = %e, "request refused");
+                    debug!(session = %self.id, id = %id, destination = dest, error = %e, "request refused");
                     self.send_error(id_ok.then_some(&*id), &e).await;
                 }
             }
             Frame::Cancel(c) => {
-                if let Some(entry) = self.pending.remove(c.id) {
-                    debug!(session = %self.id, id = c.id, "request cancelled");
+                let cancelled = Outcome::Error(ErrorCode::Cancelled);
+                if let Some(entry) = self.pending.remove(c.id, cancelled) {
+                    debug!(session = %self.id, id = c.id, destination = %entry.destination, "request cancelled");
                     self.notify(c.id.into(), entry, CancelReason::Cancelled);
                 }
             }
@@ -409,14 +414,14 @@ impl Session {
 
     async fn on_request(&mut self, req: &Request<'_>, raw: &Bytes) -> Result<(), BridgeError> {
         validate::request(req)?;
-        if !self.allows(req.destination) {
+        let Some(label) = self.allowed(req.destination) else {
             return Err(BridgeError::Forbidden(req.destination.to_owned()));
-        }
+        };
         if self.resent.remove(req.id) {
             // Attached by the resume but never reported ACCEPTED: the client sends it again
             // (docs/protocol.md §3.5); this publish replaces the attachment, and whichever
             // copy's reply comes first answers it.
-            self.pending.remove(req.id);
+            self.pending.remove(req.id, Outcome::NotOver);
         }
         let (links, reply_to, timeout) = self.admit(req.id, req.timeout_ms).await?;
         let cfg = &self.shared.config;
@@ -433,13 +438,15 @@ impl Session {
         );
         let seq = self
             .pending
-            .insert(req.id, req.destination, timeout, idle)?;
-        Stats::inc(&self.shared.stats.requests_total);
+            .insert(req.id, (req.destination, label.clone()), timeout, idle)?;
+        self.shared.stats.requests_total.inc();
         let probe = !self.shared.waiting.allows(req.destination);
         let body = raw.slice_ref(req.body);
         let id: Box<str> = req.id.into();
         let dest = req.destination.to_owned();
+        let stats = self.shared.stats.clone();
         self.publishes.push(Box::pin(async move {
+            let started = std::time::Instant::now();
             let work = async {
                 if probe {
                     links.probe.check(links.consume_conn(), &dest).await?;
@@ -449,6 +456,9 @@ impl Session {
             let result = tokio::time::timeout(timeout, work)
                 .await
                 .unwrap_or(Err(BridgeError::Timeout(timeout.as_millis() as u64)));
+            if result.is_ok() {
+                stats.confirmed(&label, started.elapsed());
+            }
             (id, seq, result)
         }));
         Ok(())
@@ -456,7 +466,7 @@ impl Session {
 
     /// Fails every pending request with `code`; with a `reason`, tells the workers too.
     async fn fail_all(&mut self, code: ErrorCode, message: &str, reason: Option<CancelReason>) {
-        for (id, entry) in self.pending.drain() {
+        for (id, entry) in self.pending.drain(Outcome::Error(code)) {
             self.shared.stats.error(code);
             self.out.send(error_frame(Some(&id), code, message)).await;
             if let Some(reason) = reason {
@@ -476,7 +486,7 @@ impl Session {
     /// for each), notices still being published, the reply queue. A resumable session whose
     /// socket did not close normally is detached instead ([`detach`]).
     async fn finish(mut self) {
-        Stats::dec(&self.shared.stats.sessions, 1);
+        self.shared.stats.sessions.dec();
         if self.resumable && self.end != End::Closed {
             return self.detach().await;
         }
@@ -488,7 +498,7 @@ impl Session {
         }
         let pending = self.pending.len();
         info!(session = %self.id, pending, "session closed");
-        for (id, entry) in self.pending.drain() {
+        for (id, entry) in self.pending.drain(Outcome::Error(ErrorCode::Disconnected)) {
             self.notify(id, entry, CancelReason::Disconnected);
         }
         let mut notices = std::mem::take(&mut self.notices);

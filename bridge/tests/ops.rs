@@ -42,6 +42,83 @@ async fn health_and_readiness() {
     assert!(plain.starts_with("HTTP/1.1 426"), "{plain}");
 }
 
+/// One request answered with the worker's own time, one timed out: the latency histograms
+/// are labelled by the allowlist entry (never the queue a client named) and the outcome, and
+/// the queue wait is the request's time minus the worker's.
+#[tokio::test]
+async fn latency_histograms_by_allowlist_entry_and_outcome() {
+    let bridge = TestBridge::start(|_| {}).await;
+    let queue = unique("test.metrics");
+    let mut worker = Worker::start(&queue).await;
+    let mut client = Client::connect(&bridge.url()).await;
+    client.request("ok", &queue, b"{}", None).await;
+    let req = worker.next().await;
+    let mut h = support::headers(&[]);
+    h.insert(
+        "x-ferry-worker-ms".into(),
+        lapin::types::AMQPValue::LongLongInt(0),
+    );
+    worker.reply_with(&req, b"{}", h).await;
+    assert_eq!(client.recv().await.reply().0, "ok");
+    client.request("slow", &queue, b"{}", Some(50)).await;
+    let (_, code, ..) = client.recv().await.error();
+    assert_eq!(code, "timeout");
+    let text = http_get(bridge.admin, "/metrics").await;
+    for line in [
+        "ferry_request_duration_seconds_count{destination=\"test.*\",outcome=\"ok\"} 1\n",
+        "ferry_request_duration_seconds_count{destination=\"test.*\",outcome=\"timeout\"} 1\n",
+        "ferry_publish_confirm_seconds_count{destination=\"test.*\"} 2\n",
+        "ferry_worker_duration_seconds_bucket{destination=\"test.*\",le=\"0.001\"} 1\n",
+        "ferry_queue_wait_seconds_count{destination=\"test.*\"} 1\n",
+    ] {
+        assert!(text.contains(line), "{line:?} in\n{text}");
+    }
+    assert!(!text.contains(&queue), "queue names are not labels");
+    // Every series the dashboard queries exists, and docs/operations.md lists every family.
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let dashboard = std::fs::read_to_string(format!("{root}/deploy/grafana/ferry.json")).unwrap();
+    let doc = std::fs::read_to_string(format!("{root}/docs/operations.md")).unwrap();
+    let names = |s: &str| -> std::collections::BTreeSet<String> {
+        s.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| w.starts_with("ferry_"))
+            .map(str::to_owned)
+            .collect()
+    };
+    let series: std::collections::BTreeSet<String> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .map(str::to_owned)
+        .collect();
+    for name in names(&dashboard) {
+        assert!(
+            series.contains(&name),
+            "the dashboard queries {name}, not in /metrics"
+        );
+    }
+    let families: std::collections::BTreeSet<String> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .map(str::to_owned)
+        .collect();
+    let documented = names(&doc);
+    for family in &families {
+        assert!(
+            documented.contains(family),
+            "docs/operations.md misses {family}"
+        );
+    }
+    for counter in ["ferry_received_bytes_total", "ferry_sent_bytes_total"] {
+        let value: u64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix(counter)?.trim().parse().ok())
+            .unwrap_or(0);
+        assert!(value > 0, "{counter} counts frames: {text}");
+    }
+    worker.delete().await;
+}
+
 #[tokio::test]
 async fn static_files_with_content_types_and_no_traversal() {
     let dir = std::env::temp_dir().join(unique("static"));
@@ -177,4 +254,165 @@ async fn pings_keep_live_sockets_and_close_silent_ones() {
     assert_eq!(close.reason.as_str(), "ping timeout");
     bridge.until("one session left", |s| s.sessions == 1).await;
     assert!(live.nothing_within(Duration::from_millis(100)).await);
+}
+
+/// The binary at `RUST_LOG=trace` with `--log-format json`, through a resumable session's
+/// life (an authenticated HELLO, a reply, a timeout, a cancel, a refusal, a resume): every
+/// line is a JSON object; request-level lines carry session, id and destination; no line
+/// holds a body, the access token or a resume token (not even hex-encoded).
+#[tokio::test]
+async fn json_logs_at_trace_carry_ids_and_never_bodies_or_tokens() {
+    use ferry_protocol::{Cancel, Frame, Hello};
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let secret = format!("log-secret-{}", uuid::Uuid::new_v4());
+    let secret_file = std::env::temp_dir().join(format!("ferry-log-{}", uuid::Uuid::new_v4()));
+    std::fs::write(&secret_file, &secret).unwrap();
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &serde_json::json!({ "sub": "log-test-user", "exp": exp }),
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ferry-bridge"))
+        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .args(["--allow", "test.*", "--log-format", "json"])
+        .arg("--jwt-secret-file")
+        .arg(&secret_file)
+        .env("FERRY_AMQP_URL", support::AMQP_URL)
+        .env("RUST_LOG", "trace")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let logs = tokio::spawn(async move {
+        let mut all = Vec::new();
+        while let Ok(Some(line)) = stderr.next_line().await {
+            all.push(line);
+        }
+        all
+    });
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(STEP, stdout.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let addr = line
+        .strip_prefix("ferry-bridge listening on http://")
+        .and_then(|r| r.split_once(' '))
+        .map(|(a, _)| a.to_owned())
+        .unwrap_or_else(|| panic!("unexpected line {line:?}"));
+    let url = format!("ws://{addr}/ws");
+    let addr: std::net::SocketAddr = addr.parse().unwrap();
+    tokio::time::timeout(STEP, async {
+        while !http_get(addr, "/readyz").await.starts_with("HTTP/1.1 200") {
+            tokio::time::sleep(Duration::from_millis(20)).await; // polling: no event to await
+        }
+    })
+    .await
+    .expect("the bridge connects to the broker");
+    let queue = unique("test.logs");
+    let mut worker = Worker::start(&queue).await;
+    let body = format!("{{\"note\":\"BODY-{}\"}}", uuid::Uuid::new_v4());
+    let reply_body = format!("{{\"note\":\"REPLY-{}\"}}", uuid::Uuid::new_v4());
+    let hello = |resume, resume_token| Hello {
+        client: Some("log-test"),
+        resume,
+        resume_token,
+        acks: true,
+        token: Some(&token),
+        ..Hello::default()
+    };
+    let (mut client, first_resume) = {
+        let (c, rt, _) = Client::hello(&url, hello(None, None)).await;
+        (c, rt.expect("a resumable session"))
+    };
+    client
+        .request("answered", &queue, body.as_bytes(), None)
+        .await;
+    let req = worker.next().await;
+    worker.reply(&req, reply_body.as_bytes()).await;
+    assert_eq!(client.recv().await.reply().0, "answered");
+    client
+        .request("slow", &queue, body.as_bytes(), Some(50))
+        .await;
+    assert_eq!(client.recv().await.error().1, "timeout");
+    client
+        .request("dropped", &queue, body.as_bytes(), None)
+        .await;
+    client.send(Frame::Cancel(Cancel { id: "dropped" })).await;
+    client
+        .request("refused", "other.queue", body.as_bytes(), None)
+        .await;
+    assert_eq!(client.recv().await.error().1, "forbidden");
+    let session = client.session.clone();
+    drop(client); // no close handshake: the session detaches
+    let (resumed, second_resume, was_resumed) =
+        Client::hello(&url, hello(Some(&session), Some(&first_resume))).await;
+    assert!(was_resumed);
+    let second_resume = second_resume.unwrap();
+    drop(resumed);
+    let pid = child.id().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    tokio::time::timeout(STEP, child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    let lines = tokio::time::timeout(STEP, logs).await.unwrap().unwrap();
+    worker.delete().await;
+    let _ = std::fs::remove_file(&secret_file);
+
+    let hex = |s: &str| s.bytes().map(|b| format!("{b:02x}")).collect::<String>();
+    let secrets = [
+        ("request body", body.clone()),
+        ("reply body", reply_body.clone()),
+        ("access token", token.clone()),
+        ("resume token", first_resume.clone()),
+        ("next resume token", second_resume.clone()),
+        ("JWT secret", secret.clone()),
+    ];
+    let mut events = Vec::new();
+    for line in lines.iter().filter(|l| !l.trim().is_empty()) {
+        for (what, s) in &secrets {
+            let short = &s[s.len().saturating_sub(24)..];
+            assert!(
+                !line.contains(short) && !line.contains(&hex(short)),
+                "the {what} is in a log line: {line}"
+            );
+        }
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        assert!(v.get("level").is_some(), "{line}");
+        events.push(v);
+    }
+    assert!(
+        events.len() > 20,
+        "trace shows the session's life: {lines:?}"
+    );
+    let find = |message: &str| {
+        events
+            .iter()
+            .find(|e| e["message"] == message)
+            .unwrap_or_else(|| panic!("no {message:?} line in {lines:#?}"))
+    };
+    for (message, id, dest) in [
+        ("request timed out", "slow", queue.as_str()),
+        ("request cancelled", "dropped", queue.as_str()),
+        ("request refused", "refused", "other.queue"),
+    ] {
+        let e = find(message);
+        assert_eq!(e["session"], session.as_str(), "{e}");
+        assert_eq!(e["id"], id, "{e}");
+        assert_eq!(e["destination"], dest, "{e}");
+    }
 }

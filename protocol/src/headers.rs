@@ -17,6 +17,10 @@ pub const SESSION: &str = "x-ferry-session";
 /// worker sends moves the deadline to now + this, so a reporting job may outlive
 /// [`DEADLINE`]; a cancel notice tells it when the caller gave up.
 pub const IDLE_TIMEOUT: &str = "x-ferry-idle-timeout";
+/// Set by a worker on a final reply (optional): the milliseconds it spent on the request,
+/// from taking it off the queue to replying (any AMQP integer, or a decimal string). The
+/// bridge's metrics then tell the time in the queue from the time in the worker.
+pub const WORKER_MS: &str = "x-ferry-worker-ms";
 /// Set by a worker on a reply to a gather: who replied (when it does not set `app_id`).
 pub const REPLIER: &str = "x-ferry-replier";
 /// Value of [`KIND`] on a message a bridge puts in a detached session's reply queue when the

@@ -3,7 +3,6 @@
 //! jitter once every node has failed in a row, and publishes the live links to sessions.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -15,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::probe::Probe;
-use super::{CLOSE_TIMEOUT, Counts, Links, Settings, epoch};
+use super::{CLOSE_TIMEOUT, Links, Settings, epoch};
 use crate::config::ReplyQueueType;
 use crate::error::BridgeError;
 
@@ -42,7 +41,6 @@ pub fn node_name(url: &str) -> String {
 pub(super) async fn manage(
     names: Settings,
     tx: watch::Sender<Option<Arc<Links>>>,
-    counts: Arc<Counts>,
     stop: CancellationToken,
 ) {
     let nodes = names.urls.len().max(1);
@@ -90,12 +88,12 @@ pub(super) async fn manage(
         };
         if connected_before && !kept {
             restarts += 1;
-            counts.restarts.store(restarts, Ordering::Relaxed);
+            names.counters.restarts.inc();
             warn!("the broker restarted: replies it held in reply queues are gone");
         }
-        counts.connects.fetch_add(1, Ordering::Relaxed);
+        names.counters.connects.inc();
         if last_node.is_some_and(|n| n != at % nodes) {
-            counts.failovers.fetch_add(1, Ordering::Relaxed);
+            names.counters.failovers.inc();
         }
         last_node = Some(at % nodes);
         connected_before = true;
@@ -212,7 +210,7 @@ async fn connect(
             publish: std::sync::RwLock::new(Arc::new(publish)),
             publish_reopen: tokio::sync::Mutex::new(()),
             consume,
-            probe: Probe::default(),
+            probe: Probe::new(names.counters.clone()),
             cancel_exchange,
             lost: CancellationToken::new(),
             restarts: 0,

@@ -13,7 +13,6 @@ pub mod publish;
 pub mod replies;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use lapin::{Channel, Connection};
@@ -26,6 +25,7 @@ use connect::{consume_channel, publish_channel};
 use probe::Probe;
 
 use crate::config::ReplyQueueType;
+use crate::stats::BrokerCounters;
 
 /// Longest closing a connection may take.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -142,16 +142,7 @@ impl Links {
 #[derive(Clone)]
 pub struct Broker {
     rx: watch::Receiver<Option<Arc<Links>>>,
-    counts: Arc<Counts>,
-}
-
-/// What the manager has done, for `/metrics`.
-#[derive(Default)]
-struct Counts {
-    connects: AtomicU64,
-    restarts: AtomicU64,
-    /// Connections made to another node than the one before.
-    failovers: AtomicU64,
+    counts: BrokerCounters,
 }
 
 /// What the manager connects to and declares.
@@ -169,6 +160,8 @@ pub struct Settings {
     pub reply_queue_type: ReplyQueueType,
     /// Plain sessions' reply queues kept declared ahead of demand (0: none).
     pub reply_pool: usize,
+    /// What the manager and the probe count (the bridge's metrics).
+    pub counters: BrokerCounters,
 }
 
 impl Broker {
@@ -178,8 +171,8 @@ impl Broker {
         stop: CancellationToken,
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = watch::channel(None);
-        let counts = Arc::new(Counts::default());
-        let task = tokio::spawn(connect::manage(settings, tx, counts.clone(), stop));
+        let counts = settings.counters.clone();
+        let task = tokio::spawn(connect::manage(settings, tx, stop));
         (Self { rx, counts }, task)
     }
 
@@ -190,9 +183,6 @@ impl Broker {
             connected: current.is_some(),
             reply_pool_ready: current.as_ref().map_or(0, |l| l.pool.len() as u64),
             node: current.map(|l| l.node.clone()),
-            connects: self.counts.connects.load(Ordering::Relaxed),
-            restarts: self.counts.restarts.load(Ordering::Relaxed),
-            failovers: self.counts.failovers.load(Ordering::Relaxed),
         }
     }
 
@@ -221,7 +211,7 @@ impl Broker {
 
     /// Broker restarts seen so far.
     pub fn restarts(&self) -> u64 {
-        self.counts.restarts.load(Ordering::Relaxed)
+        self.counts.restarts.get()
     }
 
     /// The live links once the manager has seen more than `seen` restarts.

@@ -20,6 +20,7 @@ use lapin::types::FieldTable;
 use lapin::{Channel, Connection, ErrorKind, ExchangeKind};
 
 use crate::error::BridgeError;
+use crate::stats::BrokerCounters;
 
 /// How long an answer (consumers, none, no such queue) is trusted.
 const CACHE_TTL: Duration = Duration::from_secs(1);
@@ -40,26 +41,32 @@ enum Seen {
 pub struct Probe {
     channels: Vec<tokio::sync::Mutex<Option<Channel>>>,
     seen: Mutex<HashMap<String, (Instant, Seen)>>,
+    counters: BrokerCounters,
 }
 
-impl Default for Probe {
-    fn default() -> Self {
+impl Probe {
+    /// No channel yet (each opens on first use) and an empty cache; hits and misses are
+    /// counted in `counters`.
+    pub fn new(counters: BrokerCounters) -> Self {
         Self {
             channels: (0..PROBE_CHANNELS)
                 .map(|_| tokio::sync::Mutex::new(None))
                 .collect(),
             seen: Mutex::new(HashMap::new()),
+            counters,
         }
     }
-}
 
-impl Probe {
     fn cached(&self, dest: &str) -> Option<Seen> {
         let cache = self.seen.lock().ok()?;
-        cache
+        let seen = cache
             .get(dest)
             .filter(|(t, _)| t.elapsed() < CACHE_TTL)
-            .map(|(_, seen)| *seen)
+            .map(|(_, seen)| *seen);
+        if seen.is_some() {
+            self.counters.probe_hits.inc();
+        }
+        seen
     }
 
     fn remember(&self, dest: &str, seen: Seen) {
@@ -100,6 +107,7 @@ impl Probe {
         if let Some(seen) = self.cached(dest) {
             return Self::answer(dest, seen);
         }
+        self.counters.probe_misses.inc();
         let seen = match Self::passive(&mut slot, conn, dest).await? {
             Some(q) if q.consumer_count() > 0 => Seen::Consumed,
             Some(_) => Seen::NoConsumers,

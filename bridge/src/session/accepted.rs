@@ -11,6 +11,7 @@ use tracing::debug;
 
 use super::Session;
 use crate::error::BridgeError;
+use crate::stats::Outcome;
 
 /// How long after a confirm the request is reported: one frame per this interval, and none
 /// for the requests answered meanwhile (most of them).
@@ -33,8 +34,9 @@ impl Session {
                 self.note_accepted(id)
             }
             Err(e) => {
-                if self.pending.remove_seq(&id, seq).is_some() {
-                    debug!(session = %self.id, id = %id, error = %e, "request failed");
+                if let Some(entry) = self.pending.remove_seq(&id, seq, Outcome::Error(e.code())) {
+                    let dest = &entry.destination;
+                    debug!(session = %self.id, id = %id, destination = %dest, error = %e, "request failed");
                     self.send_error(Some(&id), &e).await;
                 }
                 false

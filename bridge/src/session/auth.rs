@@ -2,6 +2,7 @@
 //! narrowed by its token), AUTH frames that renew the token without dropping the socket, and
 //! the end of a session whose token expired unrenewed.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_protocol::ErrorCode;
@@ -17,9 +18,14 @@ use crate::error::BridgeError;
 const NEVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 impl Session {
-    /// True when both the bridge and the caller's token allow `dest`.
-    pub(super) fn allows(&self, dest: &str) -> bool {
-        self.shared.allow.allows(dest) && self.identity.as_ref().is_none_or(|i| i.allows(dest))
+    /// When both the bridge and the caller's token allow `dest`: the bridge's allowlist
+    /// entry that does (the `destination` label of its metrics).
+    pub(super) fn allowed(&self, dest: &str) -> Option<Arc<str>> {
+        let entry = self.shared.allow.entry(dest)?;
+        self.identity
+            .as_ref()
+            .is_none_or(|i| i.allows(dest))
+            .then(|| entry.clone())
     }
 
     /// Time until the session's token expires.

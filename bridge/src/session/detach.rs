@@ -17,7 +17,7 @@ use super::{End, Session};
 use crate::broker::publish::{self, CancelNotice};
 use crate::hello::Attached;
 use crate::pending::Kind;
-use crate::stats::Stats;
+use crate::stats::Outcome;
 
 /// Extra wait past the grace period before checking whether the reply queue expired (the
 /// broker deletes expired queues on a timer of its own).
@@ -32,9 +32,12 @@ impl Session {
             let idle = a
                 .idle_timeout_ms
                 .map(|ms| Duration::from_millis(u64::from(ms)).min(max));
+            let Some(label) = self.shared.allow.entry(&a.destination).cloned() else {
+                continue; // `hello::attached` kept only allowed destinations
+            };
             if self
                 .pending
-                .insert(&a.id, &a.destination, timeout, idle)
+                .insert(&a.id, (&a.destination, label), timeout, idle)
                 .is_err()
             {
                 debug!(session = %self.id, id = %a.id, "attach of a duplicate id ignored");
@@ -72,7 +75,7 @@ impl Session {
     pub(super) async fn detach(mut self) {
         let requests: Vec<(Box<str>, Box<str>)> = self
             .pending
-            .drain()
+            .drain(Outcome::NotOver)
             .into_iter()
             .filter(|(_, e)| e.kind == Kind::Request)
             .map(|(id, e)| (id, e.destination))
@@ -98,7 +101,7 @@ impl Session {
         let (id, claim) = (self.id.clone(), self.claim);
         let restarts = shared.broker.restarts();
         if watch {
-            Stats::inc(&shared.stats.sessions_detached);
+            shared.stats.sessions_detached.inc();
         } else {
             shared.holders.release(&id, &claim);
         }
@@ -135,7 +138,7 @@ impl Session {
                     }
                 }
             }
-            Stats::dec(&shared.stats.sessions_detached, 1);
+            shared.stats.sessions_detached.dec();
             shared.holders.release(&id, &claim);
         });
     }

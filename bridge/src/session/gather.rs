@@ -11,7 +11,7 @@ use crate::amqp_props::{done_frame, part_frame, request_properties};
 use crate::broker::publish;
 use crate::error::BridgeError;
 use crate::pending::Kind;
-use crate::stats::Stats;
+use crate::stats::Outcome;
 
 impl Session {
     /// Admits and publishes a GATHER; its outcome arrives like a request's publish.
@@ -26,10 +26,11 @@ impl Session {
             .identity
             .as_ref()
             .is_none_or(|i| i.allows_exchange(g.destination, key));
-        if !self.shared.exchanges.allows(g.destination, key)
-            || !user_allows
-            || g.destination == self.shared.config.cancel_exchange
-        {
+        let label = self.shared.exchanges.entry(g.destination, key);
+        let Some(label) = label.filter(|_| user_allows).cloned() else {
+            return Err(BridgeError::Forbidden(g.destination.to_owned()));
+        };
+        if g.destination == self.shared.config.cancel_exchange {
             return Err(BridgeError::Forbidden(g.destination.to_owned()));
         }
         let (links, reply_to, window) = self.admit(g.id, g.timeout_ms).await?;
@@ -47,8 +48,8 @@ impl Session {
         };
         let seq = self
             .pending
-            .insert_kind(g.id, g.destination, window, None, kind)?;
-        Stats::inc(&self.shared.stats.requests_total);
+            .insert_kind(g.id, (g.destination, label), window, None, kind)?;
+        self.shared.stats.requests_total.inc();
         let body = raw.slice_ref(g.body);
         let id: Box<str> = g.id.into();
         let exchange = g.destination.to_owned();
@@ -76,10 +77,10 @@ impl Session {
         let Some(frame) = part_frame(id, &d.properties, &d.data) else {
             return;
         };
-        Stats::inc(&self.shared.stats.replies_total);
+        self.shared.stats.replies_total.inc();
         self.out.send(frame).await;
         if self.pending.count_part(id)
-            && let Some(entry) = self.pending.remove(id)
+            && let Some(entry) = self.pending.remove(id, Outcome::Ok)
             && let Kind::Gather { count, .. } = entry.kind
         {
             self.out.send(done_frame(id, count)).await;

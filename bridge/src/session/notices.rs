@@ -42,7 +42,7 @@ impl Session {
         };
         if self.notices.len() >= self.shared.config.max_inflight as usize {
             // Bounded like requests: a burst of cancels cannot queue publishes without end.
-            Stats::inc(&self.shared.stats.cancel_notices_dropped);
+            self.shared.stats.cancel_notices_dropped.inc();
             return;
         }
         if !counted(&links, &self.shared.stats) {
@@ -60,6 +60,6 @@ pub(super) fn counted(links: &Links, stats: &Stats) -> bool {
     if links.cancel_exchange.is_none() {
         return false;
     }
-    Stats::inc(&stats.cancel_notices);
+    stats.cancel_notices.inc();
     true
 }

@@ -9,11 +9,11 @@ use lapin::message::Delivery;
 use tracing::{debug, warn};
 
 use super::{Flow, Session};
-use crate::amqp_props::reply_frame;
+use crate::amqp_props::{ReplyKind, reply_frame, reply_kind, worker_time};
 use crate::broker::{Links, replies::ReplySub};
 use crate::error::BridgeError;
 use crate::pending::Kind;
-use crate::stats::Stats;
+use crate::stats::Outcome;
 
 impl Session {
     /// The reply queue name, declaring and consuming it on first use (or after a reconnect),
@@ -95,16 +95,14 @@ impl Session {
         if d.data.len() > max as usize {
             // Never relayed: it would pin its size in this socket's buffers. The request
             // learns why; a gather's part or a progress message is dropped.
-            Stats::inc(&self.shared.stats.dropped_replies);
+            self.shared.stats.dropped_replies.inc();
+            let too_large = Outcome::Error(ErrorCode::TooLarge);
             if self.pending.kind(id) == Some(Kind::Request)
-                && !matches!(
-                    crate::amqp_props::reply_kind(&d.properties),
-                    crate::amqp_props::ReplyKind::Progress
-                )
-                && self.pending.remove(id).is_some()
+                && !matches!(reply_kind(&d.properties), ReplyKind::Progress)
+                && let Some(entry) = self.pending.remove(id, too_large)
             {
-                let size = d.data.len();
-                warn!(session = %self.id, id, size, "reply over --max-reply-bytes dropped");
+                let (size, dest) = (d.data.len(), &entry.destination);
+                warn!(session = %self.id, id, destination = %dest, size, "reply over --max-reply-bytes dropped");
                 self.send_error(Some(id), &BridgeError::ReplyTooLarge { size, max })
                     .await;
             }
@@ -115,12 +113,22 @@ impl Session {
             self.on_part(id, &d).await;
         } else if self.pending.contains(id) {
             let (is_final, frame) = reply_frame(id, &d.properties, &d.data);
-            if frame.first() == Some(&ferry_protocol::frame::kind::ERROR) {
-                self.shared.stats.error(ErrorCode::Remote);
-            }
             if is_final {
-                self.pending.remove(id);
-                Stats::inc(&self.shared.stats.replies_total);
+                let outcome = match reply_kind(&d.properties) {
+                    ReplyKind::Error { .. } => Outcome::Error(ErrorCode::Remote),
+                    ReplyKind::Lost => Outcome::Error(ErrorCode::BrokerUnavailable),
+                    ReplyKind::Final | ReplyKind::Progress => Outcome::Ok,
+                };
+                if let Outcome::Error(code) = outcome {
+                    self.shared.stats.error(code);
+                }
+                let stats = &self.shared.stats;
+                if let Some(entry) = self.pending.remove(id, outcome)
+                    && let Some(worker) = worker_time(&d.properties)
+                {
+                    stats.worker_time(&entry.label, entry.started.elapsed(), worker);
+                }
+                stats.replies_total.inc();
             } else {
                 self.pending.touch(id);
             }
@@ -129,7 +137,7 @@ impl Session {
                 return Flow::Continue;
             }
         } else {
-            Stats::inc(&self.shared.stats.dropped_replies);
+            self.shared.stats.dropped_replies.inc();
             debug!(session = %self.id, id, "reply for no pending request dropped");
         }
         self.ack(&d);

@@ -23,6 +23,8 @@ use crate::{care, patients};
 pub const HEADER_DEADLINE: &str = "x-ferry-deadline";
 /// Header marking an error reply; its value is our error code.
 pub const HEADER_ERROR: &str = "x-ferry-error";
+/// On a final reply: the milliseconds the worker spent on the request (optional).
+pub const HEADER_WORKER_MS: &str = "x-ferry-worker-ms";
 /// Header with a human-readable message for an error reply.
 pub const HEADER_ERROR_MESSAGE: &str = "x-ferry-error-message";
 /// Header marking a message that is not the final reply.
@@ -156,7 +158,11 @@ pub async fn handle(
         let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         obj.insert("tookMs".into(), json!(ms));
     }
-    reply.send(&summary, FieldTable::default()).await?;
+    // The worker's own time, so the bridge's metrics can tell queue wait from work.
+    let mut headers = FieldTable::default();
+    let took = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+    headers.insert(HEADER_WORKER_MS.into(), AMQPValue::LongLongInt(took));
+    reply.send(&summary, headers).await?;
     ack(&delivery).await?;
     tracing::info!(correlation_id = %id_for_log, patient_id, "summary sent");
     Ok(Outcome::Replied)
