@@ -9,7 +9,7 @@ export class FerryError extends Error {
   /**
    * @param {string} code one of the stable codes (`timeout`, `no_route`, `remote`, ...)
    * @param {string} message a message a person understands
-   * @param {{correlationId?: string, details?: unknown, remoteCode?: string, cause?: unknown}} [options]
+   * @param {{correlationId?: string, details?: unknown, remoteCode?: string, traceId?: string, cause?: unknown}} [options]
    */
   constructor(code, message, options = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -18,6 +18,7 @@ export class FerryError extends Error {
     this.correlationId = options.correlationId;
     this.details = options.details;
     this.remoteCode = options.remoteCode;
+    this.traceId = options.traceId;
   }
 }
 
@@ -131,6 +132,62 @@ function prepare(body, headers, contentType) {
   return [flat, ...encodeBody(body, contentType == null ? undefined : String(contentType))];
 }
 
+// W3C Trace Context (docs/protocol.md §1): version 00, lowercase hex, ids not all zero. The
+// bridge checks it the same way and refuses a malformed one with this message.
+const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$/;
+const TRACEPARENT_MESSAGE =
+  'header "traceparent" must be a W3C trace context: 00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>, lowercase, ids not all zero';
+const ZEROS = /^0+$/;
+
+function hex(bytes) {
+  let s = "";
+  for (const b of bytes) s += b.toString(16).padStart(2, "0");
+  return s;
+}
+
+/** A new trace (sampled) whose root span is the caller's. */
+function freshTraceparent() {
+  const b = new Uint8Array(24);
+  do globalThis.crypto.getRandomValues(b);
+  while (b.subarray(0, 16).every((x) => x === 0) || b.subarray(16).every((x) => x === 0));
+  return `00-${hex(b.subarray(0, 16))}-${hex(b.subarray(16))}-01`;
+}
+
+/**
+ * Puts the request's trace context into its flat headers: the `traceparent` option, else a
+ * `traceparent` header, else a fresh one when the client traces; `tracestate` likewise.
+ * Returns the trace id (or undefined); throws a FerryError `bad_request` for a malformed one.
+ */
+function traceContext(flat, options, tracing) {
+  const at = (name) => {
+    for (let i = 0; i < flat.length; i += 2) if (flat[i] === name) return i;
+    return -1;
+  };
+  const set = (name, value) => {
+    const i = at(name);
+    if (i >= 0) flat[i + 1] = value;
+    else flat.push(name, value);
+  };
+  if (options?.tracestate != null) set("tracestate", String(options.tracestate));
+  let tp = options?.traceparent != null ? String(options.traceparent) : undefined;
+  if (tp === undefined && at("traceparent") >= 0) tp = flat[at("traceparent") + 1];
+  if (tp === undefined && tracing) tp = freshTraceparent();
+  if (tp === undefined) return undefined;
+  const m = TRACEPARENT.exec(tp);
+  if (!m || ZEROS.test(m[1]) || ZEROS.test(m[2])) throw new FerryError("bad_request", TRACEPARENT_MESSAGE);
+  set("traceparent", tp);
+  return m[1];
+}
+
+/** `promise`, whose FerryError (if any) carries `traceId`. */
+function withTraceId(promise, traceId) {
+  if (traceId === undefined) return promise;
+  return promise.catch((e) => {
+    if (e instanceof FerryError) e.traceId = traceId;
+    throw e;
+  });
+}
+
 function wsUrl(url) {
   try {
     const base = globalThis.location?.href;
@@ -148,11 +205,13 @@ export class FerryClient extends EventTarget {
   #w;
   #closed;
   #forget;
-  constructor(wasmClient, closed, forget) {
+  #tracing;
+  constructor(wasmClient, closed, forget, tracing) {
     super();
     this.#w = wasmClient;
     this.#closed = closed;
     this.#forget = forget;
+    this.#tracing = !!tracing;
   }
 
   /** `connecting`, `open`, `reconnecting` or `closed`. */
@@ -181,15 +240,21 @@ export class FerryClient extends EventTarget {
 
   /** Sends `body` to `destination` and resolves with the worker's decoded reply. */
   request(destination, body, options = {}) {
+    return this.#call(destination, body, options)[0];
+  }
+
+  /** A request's [promise, trace id]. */
+  #call(destination, body, options) {
     const { timeoutMs, idleTimeoutMs, signal, headers, contentType, meta } = options ?? {};
-    let flat, bytes, type, onProgress;
+    let flat, bytes, type, onProgress, traceId;
     try {
       onProgress = progressCallback(options?.onProgress);
       [flat, bytes, type] = prepare(body, headers, contentType);
+      traceId = traceContext(flat, options, this.#tracing);
     } catch (e) {
-      return Promise.reject(e);
+      return [Promise.reject(e), undefined];
     }
-    return this.#w.send(
+    const reply = this.#w.send(
       String(destination),
       bytes,
       type,
@@ -201,6 +266,7 @@ export class FerryClient extends EventTarget {
       meta,
       false,
     );
+    return [withTraceId(reply, traceId), traceId];
   }
 
   /**
@@ -233,7 +299,8 @@ export class FerryClient extends EventTarget {
   /**
    * Sends a request and yields its progress messages as they come, `{ kind: "progress",
    * value }`, then its reply, `{ kind: "reply", value }`, and ends; an error throws from the
-   * loop. Leaving the loop early (break, return, throw) cancels the request.
+   * loop. Leaving the loop early (break, return, throw) cancels the request. A traced
+   * request's parts carry its `traceId`.
    */
   async *stream(destination, body, options = {}) {
     const parts = [];
@@ -247,7 +314,7 @@ export class FerryClient extends EventTarget {
     if (outer?.aborted) mine.abort();
     else outer?.addEventListener("abort", forward);
     const onProgress = options?.onProgress;
-    this.request(destination, body, {
+    const [reply, traceId] = this.#call(destination, body, {
       ...options,
       signal: mine.signal,
       onProgress(p) {
@@ -255,7 +322,9 @@ export class FerryClient extends EventTarget {
         if (typeof onProgress === "function") onProgress(p);
         wake?.();
       },
-    }).then(
+    });
+    const part = (kind, value) => (traceId === undefined ? { kind, value } : { kind, value, traceId });
+    reply.then(
       (v) => {
         done = true;
         result = v;
@@ -269,10 +338,10 @@ export class FerryClient extends EventTarget {
     );
     try {
       for (;;) {
-        while (parts.length > 0) yield { kind: "progress", value: parts.shift() };
+        while (parts.length > 0) yield part("progress", parts.shift());
         if (done) {
           if (failed) throw result;
-          yield { kind: "reply", value: result };
+          yield part("reply", result);
           return;
         }
         await new Promise((resolve) => (wake = resolve));
@@ -424,7 +493,7 @@ export function makeConnect(load) {
       },
     };
     w = new WasmClient(hrefs, Ctor, num(options?.connectTimeoutMs), num(options?.timeoutMs), hooks, policy, !!store, restored(store));
-    client = new FerryClient(w, closed, forget);
+    client = new FerryClient(w, closed, forget, options?.tracing);
     live.add(client);
     try {
       await w.ready;

@@ -27,7 +27,7 @@ export declare class FerryError extends Error {
   constructor(
     code: FerryErrorCode,
     message: string,
-    options?: { correlationId?: string; details?: unknown; remoteCode?: string; cause?: unknown },
+    options?: { correlationId?: string; details?: unknown; remoteCode?: string; traceId?: string; cause?: unknown },
   );
   readonly name: "FerryError";
   /** Why the request (or the connection) failed. */
@@ -38,6 +38,8 @@ export declare class FerryError extends Error {
   readonly details: unknown;
   /** For `remote`: the worker's own error code (its `x-ferry-error` header). */
   readonly remoteCode: string | undefined;
+  /** The W3C trace id (32 hex digits) of a traced request, for the app's logs. */
+  traceId: string | undefined;
 }
 
 /** A WebSocket constructor: the browser's, or e.g. the `ws` package's on Node 20. */
@@ -115,6 +117,12 @@ export interface ConnectOptions {
   connectTimeoutMs?: number;
   /** The WebSocket constructor to use where the runtime has no global one. */
   WebSocket?: WebSocketConstructor;
+  /**
+   * Start a W3C trace for every request that has none (a fresh `traceparent`, sampled), so
+   * the bridge and the workers record their spans in it; a failure's `error.traceId` and a
+   * stream part's `traceId` name it. Default false.
+   */
+  tracing?: boolean;
 }
 
 /** A JSON value. */
@@ -147,6 +155,14 @@ export interface RequestOptions<P = any> {
   contentType?: string;
   /** JSON-serialisable data kept with the request when `persist` is on; `resumed()` returns it. */
   meta?: unknown;
+  /**
+   * The W3C `traceparent` this request belongs to (the app's current span), e.g. from
+   * OpenTelemetry's propagator; also taken from a `traceparent` header. Its trace id is then
+   * `error.traceId` and each stream part's `traceId`.
+   */
+  traceparent?: string;
+  /** The W3C `tracestate` passed with it, unchanged. */
+  tracestate?: string;
 }
 
 export interface GatherOptions {
@@ -170,7 +186,9 @@ export type GatherPart<T = any> =
   | { replier: string | undefined; error: FerryError; value?: undefined };
 
 /** One part of a {@link FerryClient.stream}: a progress message, or the final reply (last). */
-export type StreamPart<T = any, P = any> = { kind: "progress"; value: P } | { kind: "reply"; value: T };
+export type StreamPart<T = any, P = any> =
+  | { kind: "progress"; value: P; traceId?: string }
+  | { kind: "reply"; value: T; traceId?: string };
 
 /** A connection to a Ferry bridge. Dispatches `statechange` events (`event.state`). */
 export declare class FerryClient extends EventTarget {

@@ -21,6 +21,8 @@ pub struct Call<'a> {
     pub content_type: Option<&'a str>,
     /// The client's headers (validated).
     pub headers: &'a [(&'a str, &'a str)],
+    /// Replaces the client's `traceparent`: the bridge's span in its trace.
+    pub traceparent: Option<&'a str>,
 }
 
 impl<'a> From<&'a Request<'a>> for Call<'a> {
@@ -29,6 +31,7 @@ impl<'a> From<&'a Request<'a>> for Call<'a> {
             id: r.id,
             content_type: r.content_type,
             headers: &r.headers,
+            traceparent: None,
         }
     }
 }
@@ -39,6 +42,7 @@ impl<'a> From<&'a Gather<'a>> for Call<'a> {
             id: g.id,
             content_type: g.content_type,
             headers: &g.headers,
+            traceparent: None,
         }
     }
 }
@@ -59,9 +63,13 @@ pub fn request_properties(
     let deadline_ms = i64::try_from((now + timeout).as_millis()).unwrap_or(i64::MAX);
     let mut table = FieldTable::default();
     for (name, value) in req.headers {
+        let value = match req.traceparent {
+            Some(ours) if *name == ferry_protocol::trace::TRACEPARENT => ours,
+            _ => value,
+        };
         table.insert(
             ShortString::from(*name),
-            AMQPValue::LongString((*value).into()),
+            AMQPValue::LongString(value.into()),
         );
     }
     table.insert(

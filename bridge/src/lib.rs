@@ -10,7 +10,8 @@
 //! - [`hello`]: HELLO/WELCOME; [`resume`]: resume tokens and who holds a session;
 //!   [`session`]: one task per socket (requests, gathers, replies, deadlines, cancel
 //!   notices, ACCEPTED reports, drain, detaching a resumable session);
-//!   [`outbound`]: its writer task (bounded queue, pings); [`pending`]: its pending map.
+//!   [`outbound`]: its writer task (bounded queue, pings); [`pending`]: its pending map;
+//!   [`span`]: a traced request's span (W3C Trace Context).
 //! - [`broker`]: the live broker links and their manager (one node of a cluster at a time,
 //!   failing over to the next), [`broker::publish`], [`broker::probe`], [`broker::replies`]
 //!   (reply queues, classic or quorum); [`amqp_props`]: the worker contract (properties and
@@ -38,6 +39,7 @@ pub mod pending;
 pub mod proxy_protocol;
 pub mod resume;
 pub mod session;
+pub mod span;
 pub mod static_files;
 pub mod stats;
 pub mod tls;

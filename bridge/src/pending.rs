@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use tokio_util::time::{DelayQueue, delay_queue};
 
 use crate::error::BridgeError;
+use crate::span::{Ended, Span};
 use crate::stats::{Outcome, Stats};
 
 /// What kind of call a pending entry is.
@@ -44,12 +45,23 @@ pub struct Entry {
     pub label: Arc<str>,
     /// When it was accepted (or attached by a resume).
     pub started: Instant,
+    /// Its span, when the request carried a `traceparent`.
+    pub span: Option<Span>,
+    /// The request body's size (for the span's record).
+    pub bytes: usize,
     /// With progress messages: each one moves the deadline to now + this (if later).
     idle: Option<Duration>,
     /// Its publish is still running (see [`Pending::publishing`]).
     publishing: bool,
     deadline: Instant,
     timer: delay_queue::Key,
+}
+
+impl Entry {
+    /// Its trace id (32 hex digits), when it is traced: for log lines.
+    pub fn trace_id(&self) -> Option<String> {
+        self.span.map(|s| s.trace_id())
+    }
 }
 
 /// The pending map of one session.
@@ -60,18 +72,21 @@ pub struct Pending {
     /// several KiB, and an idle socket should cost next to nothing.
     timers: Option<DelayQueue<Box<str>>>,
     stats: Arc<Stats>,
+    /// The session's id, for the spans' records.
+    session: Arc<str>,
     next_seq: u64,
     /// Entries whose publish is still running.
     publishing: usize,
 }
 
 impl Pending {
-    /// An empty map that reports to `stats`.
-    pub fn new(stats: Arc<Stats>) -> Self {
+    /// An empty map of the session `session` that reports to `stats`.
+    pub fn new(stats: Arc<Stats>, session: &str) -> Self {
         Self {
             entries: HashMap::new(),
             timers: None,
             stats,
+            session: session.into(),
             next_seq: 0,
             publishing: 0,
         }
@@ -117,6 +132,8 @@ impl Pending {
                 destination: destination.into(),
                 label,
                 started: Instant::now(),
+                span: None,
+                bytes: 0,
                 idle,
                 publishing: true,
                 deadline: Instant::now() + timeout,
@@ -134,15 +151,22 @@ impl Pending {
         if let Some(t) = self.timers.as_mut() {
             t.remove(&entry.timer);
         }
-        self.removed(&entry, outcome);
+        self.removed(id, &entry, outcome);
         Some(entry)
     }
 
-    /// The bookkeeping of every removal: the pending gauge and the latency histogram.
-    fn removed(&mut self, entry: &Entry, outcome: Outcome) {
+    /// Gives the request `id` its span and body size (a traced request).
+    pub fn traced(&mut self, id: &str, span: Span, bytes: usize) {
+        if let Some(e) = self.entries.get_mut(id) {
+            e.span = Some(span);
+            e.bytes = bytes;
+        }
+    }
+
+    /// The bookkeeping of every removal: the pending gauge, the latency histogram, the span.
+    fn removed(&mut self, id: &str, entry: &Entry, outcome: Outcome) {
         self.stats.pending.dec();
-        self.stats
-            .call_done(&entry.label, outcome, entry.started.elapsed());
+        self.ended(id, entry, outcome);
         if entry.publishing {
             self.publishing -= 1;
         }
@@ -251,7 +275,7 @@ impl Pending {
                             Kind::Request => Outcome::Error(ferry_protocol::ErrorCode::Timeout),
                             Kind::Gather { .. } => Outcome::Ok,
                         };
-                        self.removed(&entry, outcome);
+                        self.removed(&id, &entry, outcome);
                         return Poll::Ready(Some((id, entry)));
                     }
                 }
@@ -272,11 +296,25 @@ impl Pending {
         self.timers = None;
         self.publishing = 0;
         self.stats.pending.sub(all.len() as i64);
-        for (_, entry) in &all {
-            self.stats
-                .call_done(&entry.label, outcome, entry.started.elapsed());
+        for (id, entry) in &all {
+            self.ended(id, entry, outcome);
         }
         all
+    }
+
+    fn ended(&self, id: &str, entry: &Entry, outcome: Outcome) {
+        let took = entry.started.elapsed();
+        self.stats.call_done(&entry.label, outcome, took);
+        if let (Some(span), Some(outcome)) = (&entry.span, outcome.label()) {
+            span.record(Ended {
+                session: &self.session,
+                id,
+                destination: &entry.destination,
+                outcome,
+                request_bytes: entry.bytes,
+                took,
+            });
+        }
     }
 }
 
@@ -297,7 +335,7 @@ mod tests {
 
     fn pending() -> (Arc<Stats>, Pending) {
         let stats = Arc::new(Stats::default());
-        let p = Pending::new(stats.clone());
+        let p = Pending::new(stats.clone(), "s");
         (stats, p)
     }
 

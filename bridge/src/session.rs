@@ -24,7 +24,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tracing::{debug, info};
 
 use crate::Shared;
-use crate::amqp_props::{done_frame, error_frame, request_properties};
+use crate::amqp_props::{Call, done_frame, error_frame, request_properties};
 use crate::auth::Identity;
 use crate::auth::rpc::Peer;
 use crate::broker::{Links, publish, replies::ReplySub};
@@ -33,6 +33,7 @@ use crate::limits::Bucket;
 use crate::outbound::Outbound;
 use crate::pending::{Kind, Pending};
 use crate::resume::Claim;
+use crate::span::Span;
 use crate::stats::Outcome;
 
 mod accepted;
@@ -75,7 +76,7 @@ where
     shared.stats.sessions.inc();
     shared.stats.sessions_total.inc();
     let mut session = Session {
-        pending: Pending::new(shared.stats.clone()),
+        pending: Pending::new(shared.stats.clone(), &opened.id),
         shared,
         id: opened.id,
         out,
@@ -241,7 +242,7 @@ impl Session {
                         self.out.send(done_frame(&id, count)).await;
                     } else {
                         let ms = entry.timeout.as_millis() as u64;
-                        debug!(session = %self.id, id = %id, destination = %entry.destination, "request timed out");
+                        debug!(session = %self.id, id = %id, destination = %entry.destination, trace_id = entry.trace_id(), "request timed out");
                         self.send_error(Some(&id), &BridgeError::Timeout(ms)).await;
                         self.notify(id, entry, CancelReason::Timeout);
                     }
@@ -339,14 +340,15 @@ impl Session {
                 let id: Box<str> = req.id.into();
                 let dest = req.destination;
                 if let Err(e) = self.on_request(&req, &bytes).await {
-                    debug!(session = %self.id, id = %id, destination = dest, error = %e, "request refused");
+                    let trace_id = Span::start(&req.headers).map(|s| s.trace_id());
+                    debug!(session = %self.id, id = %id, destination = dest, trace_id, error = %e, "request refused");
                     self.send_error(id_ok.then_some(&*id), &e).await;
                 }
             }
             Frame::Cancel(c) => {
                 let cancelled = Outcome::Error(ErrorCode::Cancelled);
                 if let Some(entry) = self.pending.remove(c.id, cancelled) {
-                    debug!(session = %self.id, id = c.id, destination = %entry.destination, "request cancelled");
+                    debug!(session = %self.id, id = c.id, destination = %entry.destination, trace_id = entry.trace_id(), "request cancelled");
                     self.notify(c.id.into(), entry, CancelReason::Cancelled);
                 }
             }
@@ -428,8 +430,14 @@ impl Session {
         let idle = req.idle_timeout_ms.map(|ms| {
             Duration::from_millis(u64::from(ms)).clamp(Duration::from_millis(1), cfg.max_timeout)
         });
+        let span = Span::start(&req.headers);
+        let traceparent = span.map(|s| s.traceparent());
+        let call = Call {
+            traceparent: traceparent.as_deref(),
+            ..req.into()
+        };
         let props = request_properties(
-            req.into(),
+            call,
             &reply_to,
             &self.id,
             timeout,
@@ -439,6 +447,9 @@ impl Session {
         let seq = self
             .pending
             .insert(req.id, (req.destination, label.clone()), timeout, idle)?;
+        if let Some(span) = span {
+            self.pending.traced(req.id, span, req.body.len());
+        }
         self.shared.stats.requests_total.inc();
         let probe = !self.shared.waiting.allows(req.destination);
         let body = raw.slice_ref(req.body);

@@ -50,7 +50,8 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    fn label(self) -> Option<&'static str> {
+    /// `ok` or the code; `None` for a call that is not over.
+    pub fn label(self) -> Option<&'static str> {
         match self {
             Self::Ok => Some("ok"),
             Self::Error(code) => Some(code.as_str()),

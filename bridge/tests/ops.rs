@@ -340,8 +340,17 @@ async fn json_logs_at_trace_carry_ids_and_never_bodies_or_tokens() {
     let req = worker.next().await;
     worker.reply(&req, reply_body.as_bytes()).await;
     assert_eq!(client.recv().await.reply().0, "answered");
+    let traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
     client
-        .request("slow", &queue, body.as_bytes(), Some(50))
+        .send(Frame::Request(ferry_protocol::Request {
+            id: "slow",
+            destination: &queue,
+            content_type: Some("application/json"),
+            timeout_ms: Some(50),
+            idle_timeout_ms: None,
+            headers: vec![("traceparent", traceparent)],
+            body: body.as_bytes(),
+        }))
         .await;
     assert_eq!(client.recv().await.error().1, "timeout");
     client
@@ -415,4 +424,72 @@ async fn json_logs_at_trace_carry_ids_and_never_bodies_or_tokens() {
         assert_eq!(e["id"], id, "{e}");
         assert_eq!(e["destination"], dest, "{e}");
     }
+    let trace = "0af7651916cd43dd8448eb211c80319c";
+    assert_eq!(find("request timed out")["trace_id"], trace);
+    let span = find("request span ended");
+    assert_eq!(
+        (&span["trace_id"], &span["id"], &span["outcome"]),
+        (
+            &serde_json::json!(trace),
+            &serde_json::json!("slow"),
+            &serde_json::json!("timeout")
+        ),
+        "{span}"
+    );
+    assert_eq!(span["parent_id"], "b7ad6b7169203331");
+    assert_eq!(span["session"], session.as_str());
+}
+
+/// W3C Trace Context: a request's `traceparent` reaches the worker with the same trace id
+/// and the bridge's span as parent (a fresh span id), `tracestate` unchanged; a malformed
+/// `traceparent` is refused with `bad_request` naming the header.
+#[tokio::test]
+async fn traceparent_reaches_the_worker_as_a_child_of_the_bridges_span() {
+    use ferry_protocol::{Frame, Request};
+    let bridge = TestBridge::start(|_| {}).await;
+    let queue = unique("test.trace");
+    let mut worker = Worker::start(&queue).await;
+    let mut client = Client::connect(&bridge.url()).await;
+    let caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let traced = |id, traceparent| {
+        Frame::Request(Request {
+            id,
+            destination: &queue,
+            content_type: Some("application/json"),
+            timeout_ms: None,
+            idle_timeout_ms: None,
+            headers: vec![("traceparent", traceparent), ("tracestate", "vendor=x")],
+            body: b"{}",
+        })
+    };
+    client.send(traced("traced", caller)).await;
+    let req = worker.next().await;
+    let headers = req.properties.headers().clone().unwrap();
+    let text = |name: &str| match headers.inner().get(name) {
+        Some(lapin::types::AMQPValue::LongString(s)) => s.to_string(),
+        other => panic!("{name}: {other:?}"),
+    };
+    let sent = text("traceparent");
+    let parts: Vec<&str> = sent.split('-').collect();
+    assert_eq!(parts.len(), 4, "{sent}");
+    assert_eq!(parts[0], "00");
+    assert_eq!(parts[1], "4bf92f3577b34da6a3ce929d0e0e4736", "same trace");
+    assert_ne!(
+        parts[2], "00f067aa0ba902b7",
+        "the bridge's span is the parent"
+    );
+    assert!(parts[2].len() == 16 && parts[2] != "0000000000000000");
+    assert_eq!(parts[3], "01");
+    assert_eq!(text("tracestate"), "vendor=x");
+    worker.reply(&req, b"{}").await;
+    assert_eq!(client.recv().await.reply().0, "traced");
+
+    client.send(traced("malformed", "00-abc-def-01")).await;
+    let (id, code, message, ..) = client.recv().await.error();
+    assert_eq!(
+        (id.as_deref(), code.as_str()),
+        (Some("malformed"), "bad_request")
+    );
+    assert!(message.contains("traceparent"), "{message}");
+    worker.delete().await;
 }

@@ -20,6 +20,7 @@ pub mod code;
 pub mod codec;
 pub mod frame;
 pub mod headers;
+pub mod trace;
 pub mod validate;
 
 pub use code::ErrorCode;

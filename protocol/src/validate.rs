@@ -89,6 +89,11 @@ pub enum ValidationError {
         "header {0:?} value must be at most {MAX_HEADER_VALUE_LEN} bytes without control characters"
     )]
     HeaderValue(String),
+    /// A `traceparent` header that is not W3C Trace Context.
+    #[error(
+        "header \"traceparent\" must be a W3C trace context: 00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>, lowercase, ids not all zero"
+    )]
+    TraceParent,
 }
 
 impl ValidationError {
@@ -149,6 +154,9 @@ pub fn header(name: &str, value: &str) -> Result<(), ValidationError> {
     }
     if value.len() > MAX_HEADER_VALUE_LEN || value.chars().any(char::is_control) {
         return Err(ValidationError::HeaderValue(name.to_owned()));
+    }
+    if name == crate::trace::TRACEPARENT && crate::trace::TraceParent::parse(value).is_none() {
+        return Err(ValidationError::TraceParent);
     }
     Ok(())
 }
@@ -231,7 +239,17 @@ mod tests {
     #[test]
     fn headers() {
         assert!(header("x-tenant", "a").is_ok());
-        assert!(header("traceparent", "00-abc-def-01").is_ok());
+        assert!(
+            header(
+                "traceparent",
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+            )
+            .is_ok()
+        );
+        assert_eq!(
+            header("traceparent", "00-abc-def-01"),
+            Err(ValidationError::TraceParent)
+        );
         assert!(matches!(
             header("X-Tenant", "a"),
             Err(ValidationError::HeaderName(_))

@@ -276,10 +276,15 @@ describe("connection", () => {
     }
   });
 
-  test("connect without a WebSocket on Node 20 explains itself", async () => {
-    if (typeof globalThis.WebSocket === "function") return;
-    const err = await rejectsWith(lib.connect(bridge.wsUrl), "bad_request");
-    assert.match(err.message, /WebSocket/);
+  test("connect in a runtime without a WebSocket (Node 20) explains itself", async () => {
+    const global = Object.getOwnPropertyDescriptor(globalThis, "WebSocket");
+    delete globalThis.WebSocket; // Node 22 has one: take it away for this test
+    try {
+      const err = await rejectsWith(lib.connect(bridge.wsUrl), "bad_request");
+      assert.match(err.message, /WebSocket/);
+    } finally {
+      if (global) Object.defineProperty(globalThis, "WebSocket", global);
+    }
   });
 
   test("reconnect: false, the bridge killed mid-request: pending requests reject with disconnected", async () => {
@@ -293,5 +298,57 @@ describe("connection", () => {
     assert.equal(c.pending, 0);
     assert.equal((await c.closed).code, "disconnected");
     await rejectsWith(c.request(queue, {}), "disconnected");
+  });
+});
+
+describe("trace context (W3C)", () => {
+  const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-01$/;
+  const mine = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  const trace = { "x-mode": "trace" };
+
+  test("traceparent option: the worker gets the same trace under the bridge's span; errors and stream parts carry the trace id", async () => {
+    const got = await client.request(queue, {}, { headers: trace, traceparent: mine, tracestate: "app=1" });
+    const [, traceId, parent] = TRACEPARENT.exec(got.traceparent) ?? [];
+    assert.equal(traceId, "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert.notEqual(parent, "00f067aa0ba902b7", "the worker's parent is the bridge's span");
+    assert.equal(got.tracestate, "app=1");
+    const err = await rejectsWith(
+      client.request(queue, {}, { headers: { "x-mode": "error" }, traceparent: mine }),
+      "remote",
+    );
+    assert.equal(err.traceId, "4bf92f3577b34da6a3ce929d0e0e4736");
+    const parts = [];
+    for await (const part of client.stream(queue, {}, { headers: { "x-mode": "progress", "x-progress": "2" }, traceparent: mine })) {
+      parts.push(part);
+    }
+    assert.equal(parts.length, 3);
+    for (const p of parts) assert.equal(p.traceId, "4bf92f3577b34da6a3ce929d0e0e4736");
+  });
+
+  test("a traceparent header counts too; a malformed one is refused naming the header", async () => {
+    const got = await client.request(queue, {}, { headers: { ...trace, traceparent: mine } });
+    assert.equal(TRACEPARENT.exec(got.traceparent)?.[1], "4bf92f3577b34da6a3ce929d0e0e4736");
+    const err = await rejectsWith(client.request(queue, {}, { traceparent: "00-abc-def-01" }), "bad_request");
+    assert.match(err.message, /traceparent/);
+    assert.equal(client.pending, 0);
+  });
+
+  test("connect({ tracing: true }) starts a fresh trace per request; without it, none", async () => {
+    const plain = await client.request(queue, {}, { headers: trace });
+    assert.equal(plain.traceparent, null);
+    assert.equal((await rejectsWith(client.request(queue, {}, { headers: { "x-mode": "error" } }), "remote")).traceId, undefined);
+    const traced = await lib.connect(bridge.wsUrl, { WebSocket, tracing: true });
+    try {
+      const a = TRACEPARENT.exec((await traced.request(queue, {}, { headers: trace })).traceparent);
+      const b = TRACEPARENT.exec((await traced.request(queue, {}, { headers: trace })).traceparent);
+      assert.ok(a && b, "both traced");
+      assert.notEqual(a[1], b[1], "a trace per request");
+      const err = await rejectsWith(traced.request(queue, {}, { headers: { "x-mode": "error" } }), "remote");
+      assert.match(err.traceId, /^[0-9a-f]{32}$/);
+      const own = await traced.request(queue, {}, { headers: trace, traceparent: mine });
+      assert.equal(TRACEPARENT.exec(own.traceparent)?.[1], "4bf92f3577b34da6a3ce929d0e0e4736", "the app's own wins");
+    } finally {
+      await traced.close();
+    }
   });
 });

@@ -10,6 +10,7 @@
 //   silent          never reply (ack and forget)
 //   whoami          reply {"user": x-ferry-user, "ward": x-ferry-claim-ward} (what the
 //                   bridge says about the caller)
+//   trace           reply {"traceparent", "tracestate"}: the trace context it received
 
 import amqp from "amqplib";
 import { AMQP_URL } from "./bridge.mjs";
@@ -44,6 +45,12 @@ export async function startWorker(queue, { url = AMQP_URL, prefetch = 2000 } = {
     switch (mode) {
       case "silent":
         break;
+      case "trace": {
+        const text = (v) => (v == null ? null : String(v));
+        const ctx = { traceparent: text(h.traceparent), tracestate: text(h.tracestate) };
+        reply(msg, Buffer.from(JSON.stringify(ctx)), { contentType: "application/json" });
+        break;
+      }
       case "whoami": {
         const text = (v) => (v == null ? null : String(v));
         const who = { user: text(h["x-ferry-user"]), ward: text(h["x-ferry-claim-ward"]) };

@@ -36,7 +36,7 @@ impl Session {
             Err(e) => {
                 if let Some(entry) = self.pending.remove_seq(&id, seq, Outcome::Error(e.code())) {
                     let dest = &entry.destination;
-                    debug!(session = %self.id, id = %id, destination = %dest, error = %e, "request failed");
+                    debug!(session = %self.id, id = %id, destination = %dest, trace_id = entry.trace_id(), error = %e, "request failed");
                     self.send_error(Some(&id), &e).await;
                 }
                 false

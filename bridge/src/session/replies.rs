@@ -102,7 +102,7 @@ impl Session {
                 && let Some(entry) = self.pending.remove(id, too_large)
             {
                 let (size, dest) = (d.data.len(), &entry.destination);
-                warn!(session = %self.id, id, destination = %dest, size, "reply over --max-reply-bytes dropped");
+                warn!(session = %self.id, id, destination = %dest, trace_id = entry.trace_id(), size, "reply over --max-reply-bytes dropped");
                 self.send_error(Some(id), &BridgeError::ReplyTooLarge { size, max })
                     .await;
             }

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::error::{RequestError, WorkerError};
+use crate::trace::Trace;
 use crate::{care, patients};
 
 /// Header carrying the request's absolute deadline (AMQP long, ms since the Unix epoch).
@@ -90,10 +91,13 @@ pub async fn handle(
         ack(&delivery).await?;
         return Ok(Outcome::Expired);
     }
+    let trace = Trace::from_headers(props.headers().as_ref());
+    let trace_id = trace.as_ref().map(|t| t.trace_id.clone());
     let reply = Reply {
         channel,
         reply_to,
         correlation_id,
+        trace,
     };
 
     let patient_id = match parse_patient_id(&delivery.data) {
@@ -113,7 +117,7 @@ pub async fn handle(
         return reject(&reply, &delivery, &err, &id_for_log).await;
     }
 
-    tracing::info!(correlation_id = %id_for_log, patient_id, "building summary");
+    tracing::info!(correlation_id = %id_for_log, trace_id, patient_id, "building summary");
     let started = std::time::Instant::now();
     let step = config.work() / STAGES.len() as u32;
     for (stage, pct) in STAGES {
@@ -164,7 +168,7 @@ pub async fn handle(
     headers.insert(HEADER_WORKER_MS.into(), AMQPValue::LongLongInt(took));
     reply.send(&summary, headers).await?;
     ack(&delivery).await?;
-    tracing::info!(correlation_id = %id_for_log, patient_id, "summary sent");
+    tracing::info!(correlation_id = %id_for_log, trace_id, patient_id, "summary sent");
     Ok(Outcome::Replied)
 }
 
@@ -273,6 +277,8 @@ struct Reply<'a> {
     channel: &'a Channel,
     reply_to: ShortString,
     correlation_id: Option<ShortString>,
+    /// The job's span in the caller's trace, stamped on every message it sends.
+    trace: Option<Trace>,
 }
 
 impl Reply<'_> {
@@ -285,7 +291,14 @@ impl Reply<'_> {
         self.send(body, headers).await
     }
 
-    async fn send(&self, body: &serde_json::Value, headers: FieldTable) -> Result<(), WorkerError> {
+    async fn send(
+        &self,
+        body: &serde_json::Value,
+        mut headers: FieldTable,
+    ) -> Result<(), WorkerError> {
+        if let Some(t) = &self.trace {
+            t.stamp(&mut headers);
+        }
         let mut props = BasicProperties::default().with_headers(headers);
         if let Some(id) = &self.correlation_id {
             props = props.with_correlation_id(id.clone());

@@ -9,6 +9,7 @@
 //! - [`subscribe`]: a private queue bound to an exchange (for the two above).
 //! - [`server`]: [`run`]: connect (with backoff), declare, consume with a prefetch, reconnect.
 //! - [`job`]: one request: deadline, progress messages, reply or error reply, ack.
+//! - [`trace`]: the job's span in the caller's trace (W3C `traceparent`).
 //! - [`patients`]: deterministic fake patient data and the summary built from it.
 //! - [`care`]: which caller (`x-ferry-user`) may see which patient.
 //! - [`error`]: [`WorkerError`] (connection-level) and [`RequestError`] (error replies).
@@ -22,6 +23,7 @@ pub mod patients;
 pub mod presence;
 pub mod server;
 pub mod subscribe;
+pub mod trace;
 
 pub use config::Config;
 pub use error::{RequestError, WorkerError};
