@@ -21,12 +21,15 @@
 //! - [`error`]: `BridgeError` and its wire codes; [`stats`]: metrics (`/metrics`);
 //!   [`logging`]: `--log-format`, and what a log line may carry.
 //!
+//! - [`cli`]: `ferry-bridge call` (a request from a terminal, over the wire protocol).
+//!
 //! Use: [`Bridge::bind`] then [`Bridge::run`] with a [`CancellationToken`] that starts the drain.
 
 pub mod allow;
 pub mod amqp_props;
 pub mod auth;
 pub mod broker;
+pub mod cli;
 pub mod config;
 pub mod error;
 pub mod handshake;

@@ -1,8 +1,10 @@
 //! `ferry-bridge`: parses the configuration, wires SIGTERM/Ctrl-C to a drain and SIGHUP to a
-//! key reload, runs the bridge. `ferry-bridge token ...` prints a development token instead.
+//! key reload, runs the bridge. `ferry-bridge token ...` prints a development token instead,
+//! `ferry-bridge call ...` makes one request.
 
 use clap::Parser;
 use ferry_bridge::auth::mint::{MintArgs, mint};
+use ferry_bridge::cli::call::{CallArgs, call};
 use ferry_bridge::{Bridge, Config, Reloader};
 use tokio_util::sync::CancellationToken;
 
@@ -18,6 +20,16 @@ async fn main() -> std::process::ExitCode {
             Err(e) => {
                 eprintln!("ferry-bridge token: {e}");
                 std::process::ExitCode::FAILURE
+            }
+        };
+    }
+    if std::env::args_os().nth(1).is_some_and(|a| a == "call") {
+        let args = CallArgs::parse_from(std::env::args_os().skip(1));
+        return match call(&args).await {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ferry-bridge call: {e}");
+                std::process::ExitCode::from(e.exit_code())
             }
         };
     }

@@ -1,0 +1,146 @@
+//! `ferry-bridge call`: the binary's request command, against a real bridge, broker and
+//! worker: the reply on stdout, progress on stderr, error codes and exit statuses.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::process::Stdio;
+
+use support::{STEP, TestBridge, Worker, headers, unique};
+use tokio::io::AsyncWriteExt;
+
+/// Starts `ferry-bridge call ARGS`, writing `stdin` to it.
+fn start(args: &[&str], stdin: &[u8]) -> tokio::task::JoinHandle<(i32, String, String)> {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ferry-bridge"))
+        .arg("call")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let stdin = stdin.to_vec();
+    tokio::spawn(async move {
+        input.write_all(&stdin).await.unwrap();
+        drop(input);
+        let out = tokio::time::timeout(STEP, child.wait_with_output())
+            .await
+            .expect("call ends")
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    })
+}
+
+#[tokio::test]
+async fn call_prints_the_reply_and_progress_from_a_stdin_body() {
+    let bridge = TestBridge::start(|_| {}).await;
+    let queue = unique("test.cli");
+    let mut worker = Worker::start(&queue).await;
+    let url = bridge.url();
+    let run = start(
+        &[
+            "--url",
+            &url,
+            "--progress",
+            "--header",
+            "x-tenant=acme",
+            &queue,
+            "-",
+        ],
+        br#"{"patientId": 42}"#,
+    );
+    let req = worker.next().await;
+    assert_eq!(&req.data[..], br#"{"patientId": 42}"#);
+    assert_eq!(
+        req.properties.content_type().as_ref().map(|c| c.as_str()),
+        Some("application/json")
+    );
+    let h = req.properties.headers().clone().unwrap();
+    let Some(lapin::types::AMQPValue::LongString(tenant)) = h.inner().get("x-tenant") else {
+        panic!("x-tenant: {h:?}");
+    };
+    assert_eq!(tenant.to_string(), "acme");
+    worker
+        .reply_with(
+            &req,
+            br#"{"pct":50}"#,
+            headers(&[("x-ferry-kind", "progress")]),
+        )
+        .await;
+    worker.reply(&req, br#"{"ok":true,"n":[1,2]}"#).await;
+    let (code, stdout, stderr) = run.await.unwrap();
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        stdout, "{\n  \"ok\": true,\n  \"n\": [\n    1,\n    2\n  ]\n}\n",
+        "pretty-printed JSON"
+    );
+    assert!(stderr.contains(r#"progress: {"pct":50}"#), "{stderr}");
+    worker.delete().await;
+}
+
+#[tokio::test]
+async fn call_exits_1_naming_the_error_code() {
+    let bridge = TestBridge::start(|_| {}).await;
+    let queue = unique("test.cli");
+    let mut worker = Worker::start(&queue).await;
+    let url = bridge.url();
+    let run = start(&["--url", &url, &queue, "plain text"], b"");
+    let req = worker.next().await;
+    assert_eq!(&req.data[..], b"plain text");
+    let refusal = headers(&[
+        ("x-ferry-error", "not_your_patient"),
+        ("x-ferry-error-message", "ask the ward"),
+    ]);
+    worker.reply_with(&req, br#"{"ward":"b"}"#, refusal).await;
+    let (code, _, stderr) = run.await.unwrap();
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("ferry-bridge call: remote: not_your_patient: ask the ward"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("\"ward\": \"b\""),
+        "the details, pretty: {stderr}"
+    );
+
+    let (code, _, stderr) = start(&["--url", &url, "not.allowed", "{}"], b"")
+        .await
+        .unwrap();
+    assert_eq!(code, 1);
+    assert!(stderr.contains("forbidden"), "{stderr}");
+    let (code, _, stderr) = start(&["--url", &url, "--timeout", "100ms", &queue], b"")
+        .await
+        .unwrap();
+    assert_eq!(code, 1);
+    assert!(stderr.contains("timeout"), "{stderr}");
+    worker.delete().await;
+}
+
+#[tokio::test]
+async fn call_exits_2_on_a_bad_invocation_or_no_bridge() {
+    let (code, _, stderr) = start(&["--header", "no-equals", "test.q"], b"")
+        .await
+        .unwrap();
+    assert_eq!(code, 2);
+    assert!(stderr.contains("NAME=VALUE"), "{stderr}");
+    let (code, _, stderr) = start(&["--header", "X-Upper=1", "test.q"], b"")
+        .await
+        .unwrap();
+    assert_eq!(code, 2);
+    assert!(stderr.contains("X-Upper"), "{stderr}");
+    let (code, _, stderr) = start(&["--url", "ws://127.0.0.1:1/ws", "test.q"], b"")
+        .await
+        .unwrap();
+    assert_eq!(code, 2);
+    assert!(stderr.contains("cannot connect"), "{stderr}");
+    let (code, _, stderr) = start(&[], b"").await.unwrap();
+    assert_eq!(code, 2);
+    assert!(stderr.contains("DEST"), "{stderr}");
+}
