@@ -26,6 +26,11 @@ pub enum ReplyQueueType {
     about = "Ferry's WebSocket-to-AMQP request-reply bridge"
 )]
 pub struct Config {
+    /// A TOML file holding any of these settings by their long names (`max-inflight = 64`,
+    /// `allow = ["reports.*"]`); flags and `FERRY_*` variables override it.
+    #[arg(long, env = "FERRY_CONFIG")]
+    pub config: Option<PathBuf>,
+
     /// Log lines on stderr as `text` or `json` (one object per line); `RUST_LOG` filters
     /// them (default `info,lapin=warn`).
     #[arg(long, env = "FERRY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]

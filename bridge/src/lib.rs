@@ -2,7 +2,8 @@
 //! the socket that asked.
 //!
 //! Map of the crate (one responsibility per file):
-//! - [`config`]: CLI flags / `FERRY_*` env vars. [`allow`]: destination allowlists.
+//! - [`config`]: CLI flags / `FERRY_*` env vars; [`config_file`]: `--config ferry.toml` and
+//!   `ferry-bridge config`. [`allow`]: destination allowlists.
 //! - [`auth`]: who is calling (JWT verification, development tokens); [`limits`]: connection
 //!   caps, per-address limits and the per-socket request rate.
 //! - [`http`]: the listening port (`/ws`, `/healthz`, `/readyz`, static files via
@@ -31,6 +32,7 @@ pub mod auth;
 pub mod broker;
 pub mod cli;
 pub mod config;
+pub mod config_file;
 pub mod error;
 pub mod handshake;
 pub mod hello;

@@ -1,11 +1,12 @@
 //! `ferry-bridge`: parses the configuration, wires SIGTERM/Ctrl-C to a drain and SIGHUP to a
 //! key reload, runs the bridge. `ferry-bridge token ...` prints a development token instead,
-//! `ferry-bridge call ...` makes one request.
+//! `ferry-bridge call ...` makes one request, `ferry-bridge config ...` prints the effective
+//! configuration (flags, env, `--config` file).
 
 use clap::Parser;
 use ferry_bridge::auth::mint::{MintArgs, mint};
 use ferry_bridge::cli::call::{CallArgs, call};
-use ferry_bridge::{Bridge, Config, Reloader};
+use ferry_bridge::{Bridge, Config, Reloader, config_file};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
@@ -33,7 +34,28 @@ async fn main() -> std::process::ExitCode {
             }
         };
     }
-    let config = Config::parse();
+    let mut argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let print_config = argv.get(1).is_some_and(|a| a == "config");
+    if print_config {
+        argv.remove(1);
+    }
+    let argv = match config_file::with_file(argv, |name| std::env::var(name).ok()) {
+        Ok(argv) => argv,
+        Err(e) => {
+            eprintln!("ferry-bridge: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    if print_config {
+        return match config_file::effective(argv) {
+            Ok(text) => {
+                print!("{text}");
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => e.exit(),
+        };
+    }
+    let config = Config::parse_from(argv);
     ferry_bridge::logging::init(config.log_format);
     let bridge = match Bridge::bind(config).await {
         Ok(b) => b,

@@ -144,3 +144,53 @@ async fn call_exits_2_on_a_bad_invocation_or_no_bridge() {
     assert_eq!(code, 2);
     assert!(stderr.contains("DEST"), "{stderr}");
 }
+
+/// `ferry-bridge config --config FILE`: flag > env > file > default, every setting printed,
+/// the AMQP password redacted; a bad file stops the binary naming the setting.
+#[tokio::test]
+async fn config_file_with_flags_and_env_on_top() {
+    let file = std::env::temp_dir().join(format!("ferry-{}.toml", uuid::Uuid::new_v4()));
+    std::fs::write(
+        &file,
+        r#"
+        amqp-url = ["amqp://ferry:s3cret-pass@rabbit-a:5672/%2f", "amqp://ferry:s3cret-pass@rabbit-b:5672/%2f"]
+        max-inflight = 64
+        default-timeout = "5s"
+        allow = ["reports.*"]
+        log-format = "json"
+        "#,
+    )
+    .unwrap();
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ferry-bridge"));
+        cmd.arg("config").arg("--config").arg(&file).args(args);
+        cmd.env_remove("FERRY_AMQP_URL");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = run(&["--max-inflight", "7"], &[("FERRY_DEFAULT_TIMEOUT", "9s")]);
+    assert_eq!(code, 0, "{err}");
+    for line in [
+        "max-inflight = \"7\"\n",
+        "default-timeout = \"9s\"\n",
+        "allow = [\"reports.*\"]\n",
+        "log-format = \"json\"\n",
+        "amqp-url = [\"amqp://ferry:***@rabbit-a:5672/%2f\", \"amqp://ferry:***@rabbit-b:5672/%2f\"]\n",
+        "listen = \"127.0.0.1:8080\"\n",
+    ] {
+        assert!(out.contains(line), "{line:?} in\n{out}");
+    }
+    assert!(!out.contains("s3cret"), "{out}");
+    std::fs::write(&file, "max-inflihgt = 3\n").unwrap();
+    let (code, _, err) = run(&[], &[]);
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown setting \"max-inflihgt\""), "{err}");
+    let _ = std::fs::remove_file(&file);
+}
