@@ -31,6 +31,11 @@ pub struct Config {
     #[arg(long, env = "FERRY_CONFIG")]
     pub config: Option<PathBuf>,
 
+    /// Export each traced request's span over OTLP/HTTP to this collector
+    /// (`http://collector:4318`; spans go to its `/v1/traces`). Off by default.
+    #[arg(long, env = "FERRY_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+
     /// Log lines on stderr as `text` or `json` (one object per line); `RUST_LOG` filters
     /// them (default `info,lapin=warn`).
     #[arg(long, env = "FERRY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]

@@ -12,7 +12,7 @@
 //!   [`session`]: one task per socket (requests, gathers, replies, deadlines, cancel
 //!   notices, ACCEPTED reports, drain, detaching a resumable session);
 //!   [`outbound`]: its writer task (bounded queue, pings); [`pending`]: its pending map;
-//!   [`span`]: a traced request's span (W3C Trace Context).
+//!   [`span`]: a traced request's span (W3C Trace Context), exported by [`otlp`].
 //! - [`broker`]: the live broker links and their manager (one node of a cluster at a time,
 //!   failing over to the next), [`broker::publish`], [`broker::probe`], [`broker::replies`]
 //!   (reply queues, classic or quorum); [`amqp_props`]: the worker contract (properties and
@@ -39,6 +39,7 @@ pub mod hello;
 pub mod http;
 pub mod limits;
 pub mod logging;
+pub mod otlp;
 pub mod outbound;
 pub mod pending;
 pub mod proxy_protocol;
@@ -100,6 +101,8 @@ pub struct Shared {
     pub csp: hyper::header::HeaderValue,
     /// The TLS acceptor, when the bridge serves TLS itself.
     pub tls: Option<tls::Tls>,
+    /// The span exporter (`--otlp-endpoint`).
+    pub otlp: Option<otlp::Otlp>,
 }
 
 /// A bound, not yet running bridge.
@@ -183,6 +186,12 @@ impl Bridge {
                 );
             }
         }
+        let otlp = match &config.otlp_endpoint {
+            Some(endpoint) => {
+                Some(otlp::Otlp::start(endpoint, "ferry-bridge").map_err(StartError::Config)?)
+            }
+            None => None,
+        };
         let broker_stop = CancellationToken::new();
         let instance = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
         info!(instance, "bridge instance");
@@ -230,6 +239,7 @@ impl Bridge {
             connections: Arc::new(Semaphore::new(config_limits.3)),
             csp,
             tls,
+            otlp,
         });
         Ok(Self {
             listener,
@@ -327,6 +337,9 @@ impl Bridge {
         let _ = admin.await;
         self.broker_stop.cancel();
         let _ = self.broker_task.await;
+        if let Some(otlp) = &shared.otlp {
+            otlp.shutdown().await;
+        }
         info!("stopped");
     }
 }

@@ -60,7 +60,7 @@ pub struct Entry {
 impl Entry {
     /// Its trace id (32 hex digits), when it is traced: for log lines.
     pub fn trace_id(&self) -> Option<String> {
-        self.span.map(|s| s.trace_id())
+        self.span.as_ref().map(Span::trace_id)
     }
 }
 
@@ -147,11 +147,11 @@ impl Pending {
 
     /// Removes a request that ended with `outcome` (reply, error, cancel).
     pub fn remove(&mut self, id: &str, outcome: Outcome) -> Option<Entry> {
-        let entry = self.entries.remove(id)?;
+        let mut entry = self.entries.remove(id)?;
         if let Some(t) = self.timers.as_mut() {
             t.remove(&entry.timer);
         }
-        self.removed(id, &entry, outcome);
+        self.removed(id, &mut entry, outcome);
         Some(entry)
     }
 
@@ -164,7 +164,7 @@ impl Pending {
     }
 
     /// The bookkeeping of every removal: the pending gauge, the latency histogram, the span.
-    fn removed(&mut self, id: &str, entry: &Entry, outcome: Outcome) {
+    fn removed(&mut self, id: &str, entry: &mut Entry, outcome: Outcome) {
         self.stats.pending.dec();
         self.ended(id, entry, outcome);
         if entry.publishing {
@@ -270,12 +270,12 @@ impl Pending {
             match timers.poll_expired(cx) {
                 Poll::Ready(Some(expired)) => {
                     let id = expired.into_inner();
-                    if let Some(entry) = self.entries.remove(&id) {
+                    if let Some(mut entry) = self.entries.remove(&id) {
                         let outcome = match entry.kind {
                             Kind::Request => Outcome::Error(ferry_protocol::ErrorCode::Timeout),
                             Kind::Gather { .. } => Outcome::Ok,
                         };
-                        self.removed(&id, &entry, outcome);
+                        self.removed(&id, &mut entry, outcome);
                         return Poll::Ready(Some((id, entry)));
                     }
                 }
@@ -296,17 +296,18 @@ impl Pending {
         self.timers = None;
         self.publishing = 0;
         self.stats.pending.sub(all.len() as i64);
-        for (id, entry) in &all {
+        let mut all = all;
+        for (id, entry) in &mut all {
             self.ended(id, entry, outcome);
         }
         all
     }
 
-    fn ended(&self, id: &str, entry: &Entry, outcome: Outcome) {
+    fn ended(&self, id: &str, entry: &mut Entry, outcome: Outcome) {
         let took = entry.started.elapsed();
         self.stats.call_done(&entry.label, outcome, took);
-        if let (Some(span), Some(outcome)) = (&entry.span, outcome.label()) {
-            span.record(Ended {
+        if let (Some(span), Some(outcome)) = (&mut entry.span, outcome.label()) {
+            span.end(Ended {
                 session: &self.session,
                 id,
                 destination: &entry.destination,

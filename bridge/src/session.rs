@@ -33,7 +33,7 @@ use crate::limits::Bucket;
 use crate::outbound::Outbound;
 use crate::pending::{Kind, Pending};
 use crate::resume::Claim;
-use crate::span::Span;
+use crate::span::{Span, Started};
 use crate::stats::Outcome;
 
 mod accepted;
@@ -340,7 +340,12 @@ impl Session {
                 let id: Box<str> = req.id.into();
                 let dest = req.destination;
                 if let Err(e) = self.on_request(&req, &bytes).await {
-                    let trace_id = Span::start(&req.headers).map(|s| s.trace_id());
+                    let trace_id = req
+                        .headers
+                        .iter()
+                        .find(|(n, _)| *n == ferry_protocol::trace::TRACEPARENT)
+                        .and_then(|(_, v)| ferry_protocol::trace::TraceParent::parse(v))
+                        .map(|t| t.trace_id_hex());
                     debug!(session = %self.id, id = %id, destination = dest, trace_id, error = %e, "request refused");
                     self.send_error(id_ok.then_some(&*id), &e).await;
                 }
@@ -430,8 +435,15 @@ impl Session {
         let idle = req.idle_timeout_ms.map(|ms| {
             Duration::from_millis(u64::from(ms)).clamp(Duration::from_millis(1), cfg.max_timeout)
         });
-        let span = Span::start(&req.headers);
-        let traceparent = span.map(|s| s.traceparent());
+        let started = Started {
+            session: &self.id,
+            id: req.id,
+            destination: req.destination,
+            bytes: req.body.len(),
+        };
+        let tracer = self.shared.otlp.as_ref().map(|o| &o.tracer);
+        let span = Span::start(&req.headers, tracer, started);
+        let traceparent = span.as_ref().map(Span::traceparent);
         let call = Call {
             traceparent: traceparent.as_deref(),
             ..req.into()

@@ -47,6 +47,11 @@ pub struct Config {
     #[arg(long, env = "WORKER_WORK_MS", default_value_t = 3000)]
     pub work_ms: u64,
 
+    /// Export each traced job's span over OTLP/HTTP to this collector
+    /// (`http://collector:4318`).
+    #[arg(long, env = "FERRY_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+
     /// Do not send progress messages before the final reply.
     #[arg(long)]
     pub no_progress: bool,
@@ -106,6 +111,7 @@ impl Config {
             prefetch: 2,
             work_ms,
             no_progress: false,
+            otlp_endpoint: None,
             auto_delete: true,
             name: None,
             cancel_exchange: crate::cancel::DEFAULT_EXCHANGE.to_owned(),

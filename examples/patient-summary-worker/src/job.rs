@@ -65,13 +65,39 @@ pub struct Signals<'a> {
     pub cancel: &'a CancellationToken,
 }
 
-/// Handles one delivery: replies (or skips it past its deadline), then acks it.
+/// Handles one delivery: replies (or skips it past its deadline), then acks it; with a
+/// `traceparent`, in a span of the caller's trace.
 pub async fn handle(
     channel: &Channel,
     config: &Config,
     worker: &str,
     delivery: Delivery,
     signals: Signals<'_>,
+) -> Result<Outcome, WorkerError> {
+    let props = &delivery.properties;
+    let id = props
+        .correlation_id()
+        .as_ref()
+        .map_or("-", ShortString::as_str);
+    let trace = Trace::start(props.headers().as_ref(), &config.queue, id);
+    let traceparent = trace.as_ref().map(|t| t.traceparent.clone());
+    let result = job(channel, config, worker, delivery, signals, traceparent).await;
+    if let Some(t) = trace {
+        match &result {
+            Ok(outcome) => t.end(&format!("{outcome:?}").to_lowercase(), true),
+            Err(e) => t.end(e.code(), false),
+        }
+    }
+    result
+}
+
+async fn job(
+    channel: &Channel,
+    config: &Config,
+    worker: &str,
+    delivery: Delivery,
+    signals: Signals<'_>,
+    traceparent: Option<String>,
 ) -> Result<Outcome, WorkerError> {
     let props = &delivery.properties;
     let correlation_id = props.correlation_id().clone();
@@ -91,13 +117,15 @@ pub async fn handle(
         ack(&delivery).await?;
         return Ok(Outcome::Expired);
     }
-    let trace = Trace::from_headers(props.headers().as_ref());
-    let trace_id = trace.as_ref().map(|t| t.trace_id.clone());
+    let trace_id = traceparent
+        .as_deref()
+        .and_then(|t| t.get(3..35))
+        .map(str::to_owned);
     let reply = Reply {
         channel,
         reply_to,
         correlation_id,
-        trace,
+        traceparent,
     };
 
     let patient_id = match parse_patient_id(&delivery.data) {
@@ -278,7 +306,7 @@ struct Reply<'a> {
     reply_to: ShortString,
     correlation_id: Option<ShortString>,
     /// The job's span in the caller's trace, stamped on every message it sends.
-    trace: Option<Trace>,
+    traceparent: Option<String>,
 }
 
 impl Reply<'_> {
@@ -296,9 +324,7 @@ impl Reply<'_> {
         body: &serde_json::Value,
         mut headers: FieldTable,
     ) -> Result<(), WorkerError> {
-        if let Some(t) = &self.trace {
-            t.stamp(&mut headers);
-        }
+        Trace::stamp(self.traceparent.as_deref(), &mut headers);
         let mut props = BasicProperties::default().with_headers(headers);
         if let Some(id) = &self.correlation_id {
             props = props.with_correlation_id(id.clone());

@@ -3,7 +3,7 @@
 use std::io::{IsTerminal, Write};
 
 use clap::Parser;
-use patient_summary_worker::{Config, run};
+use patient_summary_worker::{Config, run, trace};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
@@ -19,6 +19,14 @@ async fn main() -> std::process::ExitCode {
         eprintln!("patient-summary-worker: {e}");
         return std::process::ExitCode::from(2);
     }
+    let tracing_export = match config.otlp_endpoint.as_deref().map(trace::export_to) {
+        Some(Ok(provider)) => Some(provider),
+        Some(Err(e)) => {
+            eprintln!("patient-summary-worker: {e}");
+            return std::process::ExitCode::from(2);
+        }
+        None => None,
+    };
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
 
@@ -29,7 +37,11 @@ async fn main() -> std::process::ExitCode {
         let _ = writeln!(out, "patient-summary-worker consuming {queue}");
         let _ = out.flush();
     };
-    match run(config, shutdown, ready).await {
+    let result = run(config, shutdown, ready).await;
+    if let Some(provider) = tracing_export {
+        let _ = tokio::task::spawn_blocking(move || provider.shutdown()).await;
+    }
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!(code = err.code(), "worker stopped: {err}");
