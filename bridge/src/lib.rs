@@ -22,7 +22,8 @@
 //! - [`error`]: `BridgeError` and its wire codes; [`stats`]: metrics (`/metrics`);
 //!   [`logging`]: `--log-format`, and what a log line may carry.
 //!
-//! - [`cli`]: `ferry-bridge call` (a request from a terminal, over the wire protocol).
+//! - [`cli`]: `ferry-bridge call` (a request from a terminal, over the wire protocol) and
+//!   `ferry-bridge check` (a configuration against the broker).
 //!
 //! Use: [`Bridge::bind`] then [`Bridge::run`] with a [`CancellationToken`] that starts the drain.
 

@@ -1,11 +1,13 @@
 //! `ferry-bridge`: parses the configuration, wires SIGTERM/Ctrl-C to a drain and SIGHUP to a
 //! key reload, runs the bridge. `ferry-bridge token ...` prints a development token instead,
 //! `ferry-bridge call ...` makes one request, `ferry-bridge config ...` prints the effective
-//! configuration (flags, env, `--config` file).
+//! configuration (flags, env, `--config` file), `ferry-bridge check ...` checks it against
+//! the broker.
 
 use clap::Parser;
 use ferry_bridge::auth::mint::{MintArgs, mint};
 use ferry_bridge::cli::call::{CallArgs, call};
+use ferry_bridge::cli::check::check;
 use ferry_bridge::{Bridge, Config, Reloader, config_file};
 use tokio_util::sync::CancellationToken;
 
@@ -35,8 +37,13 @@ async fn main() -> std::process::ExitCode {
         };
     }
     let mut argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    let print_config = argv.get(1).is_some_and(|a| a == "config");
-    if print_config {
+    // `config` and `check` take the bridge's own flags (and `--config` file).
+    let command = argv
+        .get(1)
+        .and_then(|a| a.to_str())
+        .filter(|a| matches!(*a, "config" | "check"))
+        .map(str::to_owned);
+    if command.is_some() {
         argv.remove(1);
     }
     let argv = match config_file::with_file(argv, |name| std::env::var(name).ok()) {
@@ -46,7 +53,7 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    if print_config {
+    if command.as_deref() == Some("config") {
         return match config_file::effective(argv) {
             Ok(text) => {
                 print!("{text}");
@@ -56,6 +63,11 @@ async fn main() -> std::process::ExitCode {
         };
     }
     let config = Config::parse_from(argv);
+    if command.as_deref() == Some("check") {
+        let report = check(&config).await;
+        print!("{}", report.text);
+        return std::process::ExitCode::from(u8::from(report.failures > 0));
+    }
     ferry_bridge::logging::init(config.log_format);
     let bridge = match Bridge::bind(config).await {
         Ok(b) => b,

@@ -194,3 +194,85 @@ async fn config_file_with_flags_and_env_on_top() {
     assert!(err.contains("unknown setting \"max-inflihgt\""), "{err}");
     let _ = std::fs::remove_file(&file);
 }
+
+/// `ferry-bridge check`: one line per finding against the real broker; exit 1 when a finding
+/// would make requests fail, 0 when none does.
+#[tokio::test]
+async fn check_names_what_is_wrong_with_a_configuration() {
+    let served = unique("test.check-served");
+    let idle = unique("test.check-idle");
+    let missing = unique("test.check-missing");
+    let worker = Worker::start(&served).await;
+    let unconsumed = Worker::declare(&idle).await;
+    let exchange = unique("test.check-x");
+    worker
+        .channel
+        .exchange_declare(
+            exchange.as_str().into(),
+            lapin::ExchangeKind::Topic,
+            lapin::options::ExchangeDeclareOptions {
+                auto_delete: true,
+                durable: true,
+                ..Default::default()
+            },
+            lapin::types::FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let run = |args: Vec<String>| async move {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_ferry-bridge"))
+            .arg("check")
+            .args(&args)
+            .env_remove("FERRY_AMQP_URL")
+            .output()
+            .await
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let urls = format!("amqp://guest:guest@127.0.0.1:1/%2f,{}", support::AMQP_URL);
+    let all = vec![
+        "--amqp-url".to_owned(),
+        urls.clone(),
+        "--allow".into(),
+        format!("{served},{idle},{missing},test.pattern.*"),
+        "--allow-exchange".into(),
+        format!("{exchange},{exchange}-missing/key"),
+    ];
+    let (code, out) = run(all).await;
+    assert_eq!(code, 1, "{out}");
+    for line in [
+        "FAIL broker node 127.0.0.1:1:".to_owned(),
+        "ok   broker node 127.0.0.1:5672: connected".into(),
+        "ok   reply queues: declare, consume and publish on ferry.reply.*".into(),
+        "ok   cancel exchange ferry.cancel: declared (topic, durable)".into(),
+        format!("ok   queue {served}: 1 consumer(s)"),
+        format!("FAIL queue {idle}: no consumers (requests get no_responders)"),
+        format!("FAIL queue {missing}: does not exist (requests get no_route)"),
+        "note allow test.pattern.*: a pattern".into(),
+        format!("ok   exchange {exchange}: exists"),
+        format!("FAIL exchange {exchange}-missing: does not exist"),
+    ] {
+        assert!(out.contains(&line), "{line:?} in\n{out}");
+    }
+    let fine = vec![
+        "--amqp-url".to_owned(),
+        support::AMQP_URL.into(),
+        "--allow".into(),
+        served.clone(),
+        "--allow-waiting".into(),
+        idle.clone(),
+        "--allow".into(),
+        idle.clone(),
+    ];
+    let (code, out) = run(fine).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!("note queue {idle}: no consumers now")),
+        "{out}"
+    );
+    unconsumed.delete().await;
+    worker.delete().await;
+}

@@ -174,19 +174,12 @@ async fn connect(
     node: &str,
 ) -> Result<(Links, EventStream), BridgeError> {
     let instance = names.instance.as_str();
-    let props = |role: &str| {
-        ConnectionProperties::default()
-            .with_connection_name(format!("ferry-bridge {role} {instance}").into())
-    };
     let open = |role| {
-        let tls = lapin::tcp::OwnedTLSConfig {
-            identity: None,
-            cert_chain: names.ca.clone(),
-        };
-        async move {
-            let runtime = lapin::runtime::default_runtime()?;
-            Connection::connect_with_config(url, props(role), tls, runtime).await
-        }
+        open(
+            url,
+            format!("ferry-bridge {role} {instance}"),
+            names.ca.clone(),
+        )
     };
     let publish_conn = open("publish").await?;
     let consume_conn = open("consume").await?;
@@ -221,6 +214,18 @@ async fn connect(
         },
         events,
     ))
+}
+
+/// One AMQP connection named `name` (in the broker's connection list) to `url`, trusting the
+/// PEM authorities `ca` besides the system's for `amqps://`.
+pub async fn open(url: &str, name: String, ca: Option<String>) -> Result<Connection, lapin::Error> {
+    let tls = lapin::tcp::OwnedTLSConfig {
+        identity: None,
+        cert_chain: ca,
+    };
+    let runtime = lapin::runtime::default_runtime()?;
+    let props = ConnectionProperties::default().with_connection_name(name.into());
+    Connection::connect_with_config(url, props, tls, runtime).await
 }
 
 /// A channel in confirm mode, for publishing.

@@ -20,8 +20,8 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-pub use connect::node_name;
 use connect::{consume_channel, publish_channel};
+pub use connect::{node_name, open};
 use probe::Probe;
 
 use crate::config::ReplyQueueType;

@@ -36,7 +36,10 @@ const OP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How a session's reply queue is declared: `grace` zero (not resumable) makes it exclusive
 /// to the consume connection, otherwise durable and of `kind`; `x-expires` is the grace period.
-fn declaration(grace: Duration, kind: ReplyQueueType) -> (QueueDeclareOptions, FieldTable) {
+pub(crate) fn declaration(
+    grace: Duration,
+    kind: ReplyQueueType,
+) -> (QueueDeclareOptions, FieldTable) {
     let expires = if grace.is_zero() {
         REPLY_QUEUE_EXPIRES_MS
     } else {
