@@ -276,3 +276,35 @@ async fn check_names_what_is_wrong_with_a_configuration() {
     unconsumed.delete().await;
     worker.delete().await;
 }
+
+/// `call` over `wss://` to a bridge serving TLS, trusting its CA with `--ca-file`; without it
+/// the certificate is refused (exit 2, naming the cause).
+#[tokio::test]
+async fn call_over_wss_with_a_private_authority() {
+    let dir = std::env::temp_dir().join(format!("ferry-cli-tls-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca = support::certs::authority(&dir);
+    let (cert, key) = support::certs::certificate(&dir, "bridge");
+    let bridge = TestBridge::start(|c| {
+        c.tls_cert = Some(cert.clone());
+        c.tls_key = Some(key.clone());
+    })
+    .await;
+    let queue = unique("test.cli-tls");
+    let mut worker = Worker::start(&queue).await;
+    let url = format!("wss://localhost:{}/ws", bridge.addr.port());
+    let ca = ca.to_str().unwrap().to_owned();
+    let run = start(&["--url", &url, "--ca-file", &ca, &queue, "[1]"], b"");
+    let req = worker.next().await;
+    worker.reply(&req, b"[2]").await;
+    let (code, stdout, stderr) = run.await.unwrap();
+    assert_eq!((code, stdout.as_str()), (0, "[\n  2\n]\n"), "{stderr}");
+    let (code, _, stderr) = start(&["--url", &url, &queue, "[1]"], b"").await.unwrap();
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("cannot connect") && stderr.to_lowercase().contains("certificate"),
+        "{stderr}"
+    );
+    worker.delete().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -11,6 +11,13 @@ use std::time::Duration;
 use clap::Parser;
 use ferry_protocol::{Cancel, Frame, Gather, Hello, Request, validate};
 use futures_util::{SinkExt, StreamExt};
+use std::sync::Arc;
+
+use tokio_rustls::rustls;
+use tokio_rustls::rustls::crypto::aws_lc_rs;
+use tokio_rustls::rustls::pki_types::CertificateDer;
+use tokio_rustls::rustls::pki_types::pem::PemObject as _;
+use tokio_tungstenite::Connector;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -31,7 +38,7 @@ const GRACE: Duration = Duration::from_secs(5);
     override_usage = "ferry-bridge call [OPTIONS] DEST [BODY|-]\n       ferry-bridge call [OPTIONS] --gather EXCHANGE [BODY|-]"
 )]
 pub struct CallArgs {
-    /// The bridge's socket URL (`ws://HOST:PORT/ws`).
+    /// The bridge's socket URL (`ws://HOST:PORT/ws`, or `wss://` for a bridge behind TLS).
     #[arg(long, env = "FERRY_URL", default_value = "ws://127.0.0.1:8080/ws")]
     pub url: String,
     /// DEST (the queue) then BODY: JSON (sent as `application/json`), other text (sent as
@@ -62,6 +69,9 @@ pub struct CallArgs {
     /// The body's content type (default: JSON if it parses, else text).
     #[arg(long)]
     pub content_type: Option<String>,
+    /// With `wss://`: PEM authorities to trust besides the system's.
+    #[arg(long)]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// Why a call did not produce a reply.
@@ -121,7 +131,7 @@ pub async fn call(args: &CallArgs) -> Result<(), CallError> {
     let timeout_ms = u32::try_from(args.timeout.as_millis())
         .unwrap_or(u32::MAX)
         .max(1);
-    let mut ws = connect(&args.url, args.token.as_deref()).await?;
+    let mut ws = connect(&args.url, args.token.as_deref(), args.ca_file.as_deref()).await?;
     let id = uuid::Uuid::new_v4().to_string();
     let pairs: Vec<(&str, &str)> = headers
         .iter()
@@ -255,13 +265,40 @@ fn parse_headers(raw: &[String]) -> Result<Vec<(String, String)>, CallError> {
         .collect()
 }
 
-/// Opens the socket (`ferry.v1`), says HELLO and waits for WELCOME.
-async fn connect(url: &str, token: Option<&str>) -> Result<Ws, CallError> {
-    if url.starts_with("wss://") {
-        return Err(CallError::Usage(
-            "call speaks ws:// only: reach the bridge on its plain listener (e.g. its loopback address)".into(),
-        ));
+/// The TLS settings of a `wss://` URL: the system's roots and those of `ca_file`.
+fn tls(ca_file: Option<&std::path::Path>) -> Result<Connector, CallError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert); // one unusable system root is no reason to give up
     }
+    if let Some(path) = ca_file {
+        let bad = |e: &dyn std::fmt::Display| {
+            CallError::Usage(format!("--ca-file {}: {e}", path.display()))
+        };
+        for cert in CertificateDer::pem_file_iter(path).map_err(|e| bad(&e))? {
+            roots.add(cert.map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
+        }
+    }
+    let config =
+        rustls::ClientConfig::builder_with_provider(Arc::new(aws_lc_rs::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| CallError::Usage(format!("TLS: {e}")))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    Ok(Connector::Rustls(Arc::new(config)))
+}
+
+/// Opens the socket (`ferry.v1`), says HELLO and waits for WELCOME.
+async fn connect(
+    url: &str,
+    token: Option<&str>,
+    ca_file: Option<&std::path::Path>,
+) -> Result<Ws, CallError> {
+    let connector = if url.starts_with("wss://") {
+        tls(ca_file)?
+    } else {
+        Connector::Plain
+    };
     let mut request = url
         .into_client_request()
         .map_err(|e| CallError::Usage(format!("--url {url:?}: {e}")))?;
@@ -273,10 +310,14 @@ async fn connect(url: &str, token: Option<&str>) -> Result<Ws, CallError> {
         .max_message_size(Some(MAX_BYTES))
         .max_frame_size(Some(MAX_BYTES));
     let open = async {
-        let (mut ws, _) =
-            tokio_tungstenite::connect_async_with_config(request, Some(config), false)
-                .await
-                .map_err(|e| CallError::Connection(format!("cannot connect to {url}: {e}")))?;
+        let (mut ws, _) = tokio_tungstenite::connect_async_tls_with_config(
+            request,
+            Some(config),
+            false,
+            Some(connector),
+        )
+        .await
+        .map_err(|e| CallError::Connection(format!("cannot connect to {url}: {e}")))?;
         let hello = Hello {
             client: Some(concat!("ferry-bridge-call/", env!("CARGO_PKG_VERSION"))),
             token,
