@@ -185,6 +185,15 @@ async fn drain_timeout_fails_what_is_left() {
     worker.delete().await;
 }
 
+/// The next line the binary printed (within [`STEP`]).
+async fn next_line<R: tokio::io::AsyncBufRead + Unpin>(lines: &mut tokio::io::Lines<R>) -> String {
+    tokio::time::timeout(STEP, lines.next_line())
+        .await
+        .expect("a line in time")
+        .expect("stdout readable")
+        .expect("the binary still runs")
+}
+
 #[tokio::test]
 async fn binary_prints_its_address_and_drains_on_sigterm() {
     use tokio::io::{AsyncBufReadExt, BufReader};
@@ -198,11 +207,7 @@ async fn binary_prints_its_address_and_drains_on_sigterm() {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(STEP, lines.next_line())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let line = next_line(&mut lines).await;
     let rest = line
         .strip_prefix("ferry-bridge listening on http://")
         .unwrap_or_else(|| panic!("unexpected line {line:?}"));
@@ -211,11 +216,7 @@ async fn binary_prints_its_address_and_drains_on_sigterm() {
     let addr: std::net::SocketAddr = addr.parse().unwrap();
     assert!(http_get(addr, "/healthz").await.starts_with("HTTP/1.1 200"));
     // The second line: the admin listener, where the metrics are (and only there).
-    let line = tokio::time::timeout(STEP, lines.next_line())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let line = next_line(&mut lines).await;
     let admin = line
         .strip_prefix("ferry-bridge admin on http://")
         .and_then(|r| r.split_once(' '))
@@ -299,11 +300,7 @@ async fn json_logs_at_trace_carry_ids_and_never_bodies_or_tokens() {
         all
     });
     let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(STEP, stdout.next_line())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let line = next_line(&mut stdout).await;
     let addr = line
         .strip_prefix("ferry-bridge listening on http://")
         .and_then(|r| r.split_once(' '))

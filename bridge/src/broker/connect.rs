@@ -253,29 +253,37 @@ async fn declare_cancel_exchange(conn: &Connection, name: &str) -> Option<Arc<st
     if name.is_empty() {
         return None;
     }
-    let declared = async {
-        let ch = conn.create_channel().await?;
-        let opts = ExchangeDeclareOptions {
-            durable: true,
-            ..ExchangeDeclareOptions::default()
-        };
-        ch.exchange_declare(
-            name.into(),
-            ExchangeKind::Topic,
-            opts,
-            FieldTable::default(),
-        )
-        .await?;
-        let _ = ch.close(200, "declared".into()).await;
-        Ok::<_, lapin::Error>(())
-    };
-    match declared.await {
+    match declare_topic(conn, name, false).await {
         Ok(()) => Some(name.into()),
         Err(e) => {
             warn!(exchange = name, error = %e, "cannot declare the cancel exchange; cancel notices are off");
             None
         }
     }
+}
+
+/// Declares the durable topic exchange `name` on a channel of its own (or, `passive`, checks
+/// that it exists: a missing one closes only that channel).
+pub async fn declare_topic(
+    conn: &Connection,
+    name: &str,
+    passive: bool,
+) -> Result<(), lapin::Error> {
+    let ch = conn.create_channel().await?;
+    let opts = ExchangeDeclareOptions {
+        passive,
+        durable: true,
+        ..ExchangeDeclareOptions::default()
+    };
+    ch.exchange_declare(
+        name.into(),
+        ExchangeKind::Topic,
+        opts,
+        FieldTable::default(),
+    )
+    .await?;
+    let _ = ch.close(200, "declared".into()).await;
+    Ok(())
 }
 
 /// `d` scaled by a random factor in 0.75..1.25.

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use connect::{consume_channel, publish_channel};
-pub use connect::{node_name, open};
+pub use connect::{declare_topic, node_name, open};
 use probe::Probe;
 
 use crate::config::ReplyQueueType;

@@ -7,14 +7,13 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use lapin::options::{
-    BasicConsumeOptions, BasicPublishOptions, ExchangeDeclareOptions, QueueDeclareOptions,
-    QueueDeleteOptions,
+    BasicConsumeOptions, BasicPublishOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, Connection, ExchangeKind};
+use lapin::{BasicProperties, Connection};
 
 use crate::allow::Allowlist;
-use crate::broker::{node_name, open};
+use crate::broker::{declare_topic, node_name, open};
 use crate::config::Config;
 
 /// Time for each node to accept the connection.
@@ -206,24 +205,7 @@ async fn queue(conn: &Connection, name: &str, may_wait: bool, report: &mut Repor
 
 /// Declares `name` as the bridge does (topic, durable), or only checks it exists (`passive`).
 async fn declare_exchange(conn: &Connection, name: &str, passive: bool) -> Result<(), String> {
-    let declared = async {
-        let ch = conn.create_channel().await?;
-        let opts = ExchangeDeclareOptions {
-            passive,
-            durable: true,
-            ..ExchangeDeclareOptions::default()
-        };
-        ch.exchange_declare(
-            name.into(),
-            ExchangeKind::Topic,
-            opts,
-            FieldTable::default(),
-        )
-        .await?;
-        let _ = ch.close(200, "checked".into()).await;
-        Ok::<_, lapin::Error>(())
-    };
-    declared.await.map_err(|e| {
+    declare_topic(conn, name, passive).await.map_err(|e| {
         if e.to_string().contains("NOT_FOUND") {
             "does not exist".to_owned()
         } else {
