@@ -292,7 +292,7 @@ async fn an_auth_frame_renews_the_token_without_dropping_the_socket() {
 #[tokio::test]
 async fn without_auth_a_non_loopback_bridge_refuses_to_start_unless_no_auth() {
     let mut cfg = Config::with_defaults("0.0.0.0:0".parse().unwrap(), &["test.*"]);
-    cfg.amqp_url = vec![AMQP_URL.into()];
+    cfg.amqp_url = vec![amqp_url().into()];
     let e = ferry_bridge::Bridge::bind(cfg.clone())
         .await
         .err()

@@ -18,7 +18,7 @@ use lapin::options::{BasicConsumeOptions, BasicPublishOptions, QueueDeclareOptio
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use support::restart::{assert_broker_reachable, restart_broker, resumable};
-use support::{AMQP_URL, Client, Received, TestBridge, http_get, unique};
+use support::{Client, Received, TestBridge, amqp_url, http_get, unique};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
@@ -44,7 +44,7 @@ struct Counts {
 async fn resilient_echo(queue: String, stop: CancellationToken) {
     while !stop.is_cancelled() {
         let serve = async {
-            let conn = Connection::connect(AMQP_URL, ConnectionProperties::default()).await?;
+            let conn = Connection::connect(amqp_url(), ConnectionProperties::default()).await?;
             let ch = conn.create_channel().await?;
             let table = FieldTable::default();
             ch.queue_declare(queue.as_str().into(), QueueDeclareOptions::default(), table)

@@ -16,7 +16,7 @@ use lapin::options::{
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Connection, ConnectionProperties, Consumer, ExchangeKind};
-use support::{AMQP_URL, Client, TestBridge, Worker, unique};
+use support::{Client, TestBridge, Worker, amqp_url, unique};
 
 /// How soon a worker must learn of a cancel.
 const WITHIN: Duration = Duration::from_secs(1);
@@ -34,7 +34,7 @@ type Notice = (String, String, String);
 
 impl Cancels {
     async fn listen(destination: &str) -> Self {
-        let conn = Connection::connect(AMQP_URL, ConnectionProperties::default())
+        let conn = Connection::connect(amqp_url(), ConnectionProperties::default())
             .await
             .unwrap();
         let channel = conn.create_channel().await.unwrap();

@@ -232,7 +232,7 @@ async fn check_names_what_is_wrong_with_a_configuration() {
             String::from_utf8_lossy(&out.stdout).into_owned(),
         )
     };
-    let urls = format!("amqp://guest:guest@127.0.0.1:1/%2f,{}", support::AMQP_URL);
+    let urls = format!("amqp://guest:guest@127.0.0.1:1/%2f,{}", support::amqp_url());
     let all = vec![
         "--amqp-url".to_owned(),
         urls.clone(),
@@ -259,7 +259,7 @@ async fn check_names_what_is_wrong_with_a_configuration() {
     }
     let fine = vec![
         "--amqp-url".to_owned(),
-        support::AMQP_URL.into(),
+        support::amqp_url().into(),
         "--allow".into(),
         served.clone(),
         "--allow-waiting".into(),

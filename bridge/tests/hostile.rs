@@ -233,7 +233,7 @@ async fn a_full_request_queue_refuses_with_broker_rejected_not_a_timeout() {
     // What an operator's `max-length` + `overflow: reject-publish` policy does, as queue
     // arguments: one message fits, the next publish is refused by the broker.
     let queue = unique("hostile.full");
-    let conn = lapin::Connection::connect(AMQP_URL, lapin::ConnectionProperties::default())
+    let conn = lapin::Connection::connect(amqp_url(), lapin::ConnectionProperties::default())
         .await
         .unwrap();
     let ch = conn.create_channel().await.unwrap();
@@ -292,7 +292,7 @@ async fn the_bridge_works_with_a_broker_user_holding_only_the_documented_permiss
     let _guard = UserGuard(user.clone());
     let queue = unique("hostile.perms");
     let (_w, _task) = echo_worker(&queue).await;
-    let url = format!("amqp://{user}:pw@127.0.0.1:5672/%2f");
+    let url = support::amqp_url_as(&user, "pw");
     let b = TestBridge::start(|c| c.amqp_url = vec![url]).await;
     // A request, a cancel notice, and a resumable session that resumes.
     let hello = ferry_protocol::Hello {
@@ -420,7 +420,7 @@ async fn a_channel_error_ends_that_channel_alone_not_the_broker_connection() {
     let mut victim = Client::connect(&b.url()).await;
     // Someone with broker access (a worker sees reply_to) declares the victim's reply queue
     // first, with other flags: the bridge's declare then fails with a channel error.
-    let conn = lapin::Connection::connect(AMQP_URL, lapin::ConnectionProperties::default())
+    let conn = lapin::Connection::connect(amqp_url(), lapin::ConnectionProperties::default())
         .await
         .unwrap();
     let ch = conn.create_channel().await.unwrap();
@@ -471,7 +471,7 @@ async fn a_failed_publish_channel_is_replaced_alone() {
         })
         .await
     };
-    let conn = lapin::Connection::connect(AMQP_URL, lapin::ConnectionProperties::default())
+    let conn = lapin::Connection::connect(amqp_url(), lapin::ConnectionProperties::default())
         .await
         .unwrap();
     let ch = conn.create_channel().await.unwrap();

@@ -13,7 +13,7 @@ use std::process::Stdio;
 use lapin::options::{BasicConsumeOptions, BasicPublishOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Connection, ConnectionProperties};
-use support::{AMQP_URL, Client, STEP, TestBridge, unique};
+use support::{Client, STEP, TestBridge, amqp_url, unique};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 #[tokio::test]
@@ -25,7 +25,7 @@ async fn pika_rpc_server_works_unchanged() {
         "/tests/fixtures/pika_rpc_server.py"
     );
     let mut child = tokio::process::Command::new("python3")
-        .args([script, AMQP_URL, &queue])
+        .args([script, amqp_url(), &queue])
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -66,7 +66,7 @@ async fn pika_rpc_server_works_unchanged() {
 async fn lapin_rpc_server_with_literal_headers() {
     let bridge = TestBridge::start(|_| {}).await;
     let queue = unique("plain");
-    let conn = Connection::connect(AMQP_URL, ConnectionProperties::default())
+    let conn = Connection::connect(amqp_url(), ConnectionProperties::default())
         .await
         .unwrap();
     let ch = conn.create_channel().await.unwrap();

@@ -12,8 +12,8 @@ use support::{Client, STEP, TestBridge, Worker, unique};
 
 /// Closes this bridge's AMQP connections from the broker side (`rabbitmqctl`).
 /// `None` when `rabbitmqctl` is not available (or may not talk to the node).
-fn close_bridge_connections(instance: &str) -> Option<usize> {
-    let out = std::process::Command::new("rabbitmqctl")
+async fn close_bridge_connections(instance: &str) -> Option<usize> {
+    let out = tokio::process::Command::new("rabbitmqctl")
         .args([
             "list_connections",
             "-q",
@@ -22,15 +22,17 @@ fn close_bridge_connections(instance: &str) -> Option<usize> {
             "client_properties",
         ])
         .output()
+        .await
         .ok()
         .filter(|o| o.status.success())?;
     let text = String::from_utf8_lossy(&out.stdout);
     let mut closed = 0;
     for line in text.lines().filter(|l| l.contains(instance)) {
         let pid = line.split_whitespace().next().unwrap();
-        let st = std::process::Command::new("rabbitmqctl")
+        let st = tokio::process::Command::new("rabbitmqctl")
             .args(["close_connection", pid, "test: simulated broker failure"])
             .output()
+            .await
             .unwrap();
         assert!(st.status.success(), "{st:?}");
         closed += 1;
@@ -49,9 +51,7 @@ async fn broker_loss_fails_pending_fast_and_the_bridge_reconnects() {
     worker.next().await; // received, never answered
 
     let instance = bridge.instance.clone();
-    let n = tokio::task::spawn_blocking(move || close_bridge_connections(&instance))
-        .await
-        .unwrap();
+    let n = close_bridge_connections(&instance).await;
     let n = n.expect("rabbitmqctl (a test prerequisite) closes the bridge's connections");
     assert_eq!(n, 2, "publish and consume connections");
 
@@ -109,9 +109,7 @@ async fn a_resumable_session_keeps_its_requests_through_a_broker_connection_loss
     );
 
     let instance = bridge.instance.clone();
-    let n = tokio::task::spawn_blocking(move || close_bridge_connections(&instance))
-        .await
-        .unwrap();
+    let n = close_bridge_connections(&instance).await;
     assert!(
         n.is_some(),
         "rabbitmqctl (a test prerequisite) closes the bridge's connections"
@@ -131,7 +129,7 @@ async fn a_resumable_session_keeps_its_requests_through_a_broker_connection_loss
 #[tokio::test]
 async fn the_bridge_asks_the_broker_for_heartbeats() {
     let bridge = TestBridge::start(|c| c.amqp_heartbeat = Duration::from_secs(7)).await;
-    let out = std::process::Command::new("rabbitmqctl")
+    let out = tokio::process::Command::new("rabbitmqctl")
         .args([
             "list_connections",
             "-q",
@@ -140,6 +138,7 @@ async fn the_bridge_asks_the_broker_for_heartbeats() {
             "client_properties",
         ])
         .output()
+        .await
         .ok()
         .filter(|o| o.status.success());
     let out = out.expect("rabbitmqctl (a test prerequisite) lists the connections");

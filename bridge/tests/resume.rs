@@ -35,10 +35,11 @@ fn attach<'a>(id: &'a str, destination: &'a str) -> Attach<'a> {
 
 /// Whether a queue exists, asked with `rabbitmqctl` (a passive declare would count as a
 /// use of the queue and renew its `x-expires` lease).
-fn queue_exists(name: &str) -> bool {
-    let out = std::process::Command::new("rabbitmqctl")
+async fn queue_exists(name: &str) -> bool {
+    let out = tokio::process::Command::new("rabbitmqctl")
         .args(["list_queues", "-q", "--no-table-headers", "name"])
         .output()
+        .await
         .expect("rabbitmqctl runs");
     assert!(out.status.success(), "{out:?}");
     String::from_utf8_lossy(&out.stdout)
@@ -217,7 +218,7 @@ async fn after_the_grace_period_the_queue_is_gone_and_a_resume_opens_a_new_sessi
     cut(c);
     let reply_queue = format!("ferry.reply.{session}");
     let deadline = tokio::time::Instant::now() + STEP;
-    while queue_exists(&reply_queue) {
+    while queue_exists(&reply_queue).await {
         assert!(tokio::time::Instant::now() < deadline, "queue still there");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
@@ -273,7 +274,7 @@ async fn a_client_without_acks_gets_no_resume_token() {
 /// Whether a queue exists, by a passive declare on a channel of its own.
 async fn declared(name: &str) -> bool {
     let conn =
-        lapin::Connection::connect(support::AMQP_URL, lapin::ConnectionProperties::default())
+        lapin::Connection::connect(support::amqp_url(), lapin::ConnectionProperties::default())
             .await
             .unwrap();
     let ch = conn.create_channel().await.unwrap();
@@ -340,9 +341,7 @@ async fn a_resume_spends_its_token_and_a_closed_session_leaves_no_lease() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let queue = format!("ferry.reply.{session}");
     loop {
-        let name = queue.clone();
-        let listed = tokio::task::spawn_blocking(move || queue_exists(&name));
-        if !listed.await.unwrap() {
+        if !queue_exists(&queue).await {
             break;
         }
         assert!(

@@ -27,7 +27,22 @@ use tokio_util::sync::CancellationToken;
 pub mod certs;
 pub mod restart;
 
-pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+/// The broker the tests use: `FERRY_AMQP_URL`, else the local default.
+pub fn amqp_url() -> &'static str {
+    static URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    URL.get_or_init(|| {
+        std::env::var("FERRY_AMQP_URL")
+            .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
+    })
+}
+
+/// [`amqp_url()`] with another user and password.
+pub fn amqp_url_as(user: &str, password: &str) -> String {
+    let url = amqp_url();
+    let (scheme, rest) = url.split_once("://").unwrap_or(("amqp", url));
+    let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    format!("{scheme}://{user}:{password}@{host}")
+}
 /// Longest any single test step may wait for an event.
 pub const STEP: Duration = Duration::from_secs(10);
 /// The ACCEPTED frame's kind byte.
@@ -55,7 +70,7 @@ impl TestBridge {
     /// Starts a bridge allowing `test.*` with `tweak` applied, and waits for the broker.
     pub async fn start(tweak: impl FnOnce(&mut Config)) -> Self {
         let mut cfg = Config::with_defaults("127.0.0.1:0".parse().unwrap(), &["test.*"]);
-        cfg.amqp_url = vec![AMQP_URL.into()];
+        cfg.amqp_url = vec![amqp_url().into()];
         tweak(&mut cfg);
         let bridge = Bridge::bind(cfg).await.unwrap();
         let addr = bridge.local_addr();
@@ -317,7 +332,7 @@ pub struct Worker {
 impl Worker {
     /// Declares `queue` (auto-deleted when the worker goes) without consuming it yet.
     pub async fn declare(queue: &str) -> Self {
-        let conn = Connection::connect(AMQP_URL, ConnectionProperties::default())
+        let conn = Connection::connect(amqp_url(), ConnectionProperties::default())
             .await
             .unwrap();
         let channel = conn.create_channel().await.unwrap();
