@@ -223,9 +223,23 @@ pub fn reply_headers(props: &BasicProperties) -> Vec<(&str, &str)> {
         .collect()
 }
 
-/// Encodes the frame a reply delivery becomes for the request `id`; the flag is true when
-/// the reply is final (REPLY or remote ERROR) and false for PROGRESS.
-pub fn reply_frame(id: &str, props: &BasicProperties, body: &[u8]) -> (bool, Vec<u8>) {
+/// The frame a reply delivery becomes for its request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Relay {
+    /// A PROGRESS frame: the request stays pending.
+    Progress(Vec<u8>),
+    /// The final frame (REPLY, or ERROR for a worker's error reply or a lost-reply note):
+    /// the request ends, with `ended` as its error code (`None`: answered).
+    Final {
+        /// The encoded frame.
+        frame: Vec<u8>,
+        /// `remote`, `broker_unavailable`, or `None` for a reply.
+        ended: Option<ErrorCode>,
+    },
+}
+
+/// Encodes the frame a reply delivery becomes for the request `id`.
+pub fn reply_frame(id: &str, props: &BasicProperties, body: &[u8]) -> Relay {
     let content_type = props.content_type().as_ref().map(ShortString::as_str);
     let frame = match reply_kind(props) {
         ReplyKind::Final => Frame::Reply(Reply {
@@ -240,7 +254,7 @@ pub fn reply_frame(id: &str, props: &BasicProperties, body: &[u8]) -> (bool, Vec
                 content_type,
                 body,
             });
-            return (false, frame.encode());
+            return Relay::Progress(frame.encode());
         }
         ReplyKind::Lost => Frame::Error(ErrorFrame {
             id: Some(id),
@@ -259,7 +273,14 @@ pub fn reply_frame(id: &str, props: &BasicProperties, body: &[u8]) -> (bool, Vec
             details: body,
         }),
     };
-    (true, frame.encode())
+    let ended = match &frame {
+        Frame::Error(e) => Some(e.code),
+        _ => None,
+    };
+    Relay::Final {
+        frame: frame.encode(),
+        ended,
+    }
 }
 
 /// Encodes the PART a final reply to the gather `id` becomes (`None` for a progress message,
@@ -393,8 +414,14 @@ mod tests {
         assert_eq!(reply_kind(&BasicProperties::default()), ReplyKind::Final);
         let lost = lost_properties("c1");
         assert_eq!(reply_kind(&lost), ReplyKind::Lost);
-        let (is_final, frame) = reply_frame("c1", &lost, b"");
-        assert!(is_final);
+        let Relay::Final { frame, ended } = reply_frame("c1", &lost, b"") else {
+            panic!("a lost note is final");
+        };
+        assert_eq!(
+            ended,
+            Some(ErrorCode::BrokerUnavailable),
+            "never counted as remote"
+        );
         match ferry_protocol::Frame::decode(&frame) {
             Ok(ferry_protocol::Frame::Error(e)) => {
                 assert_eq!((e.id, e.code), (Some("c1"), ErrorCode::BrokerUnavailable));

@@ -22,15 +22,9 @@ pub enum BridgeError {
     /// A second HELLO arrived on an open session.
     #[error("hello may only be sent once")]
     HelloTwice,
-    /// A frame kind this bridge does not implement yet.
-    #[error("{0} is not supported by this bridge")]
-    Unsupported(&'static str),
     /// A client sent a frame the bridge does not accept here.
     #[error("unexpected {0} frame")]
     Unexpected(&'static str),
-    /// HELLO asked to resume a session this bridge does not hold.
-    #[error("session {0:?} does not exist (or expired)")]
-    SessionExpired(String),
     /// The id is already pending on this socket.
     #[error("id {0:?} is already pending on this connection")]
     DuplicateId(String),
@@ -100,10 +94,8 @@ impl BridgeError {
             | Self::HelloFirst(_)
             | Self::HelloTwice
             | Self::Unexpected(_)
-            | Self::Unsupported(_)
             | Self::DuplicateId(_) => ErrorCode::BadRequest,
             Self::Invalid(e) => e.code(),
-            Self::SessionExpired(_) => ErrorCode::SessionExpired,
             Self::Forbidden(_) => ErrorCode::Forbidden,
             Self::TooLarge { .. } | Self::ReplyTooLarge { .. } => ErrorCode::TooLarge,
             Self::Overloaded(_) => ErrorCode::Overloaded,

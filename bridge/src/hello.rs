@@ -83,17 +83,15 @@ where
     let first = tokio::time::timeout(shared.config.hello_timeout, async {
         loop {
             match stream.next().await {
-                Some(Ok(Message::Binary(b))) => return Ok(b),
+                Some(Ok(Message::Binary(b))) => return Ok(Some(b)),
                 Some(Ok(Message::Text(_))) => return Err(BridgeError::TextFrame),
                 Some(Err(e)) => {
                     if let Some((code, reason)) = crate::outbound::close_for(&e) {
                         out.close(code, reason).await;
                     }
-                    return Err(BridgeError::Internal(String::new()));
+                    return Ok(None); // the socket is gone: nobody to answer
                 }
-                Some(Ok(Message::Close(_))) | None => {
-                    return Err(BridgeError::Internal(String::new()));
-                }
+                Some(Ok(Message::Close(_))) | None => return Ok(None),
                 Some(Ok(_)) => {}
             }
         }
@@ -101,9 +99,9 @@ where
     .await;
     let problem = match first {
         Err(_) => BridgeError::HelloFirst("nothing (hello timeout)"),
-        Ok(Err(BridgeError::Internal(_))) => return None,
+        Ok(Ok(None)) => return None,
         Ok(Err(e)) => e,
-        Ok(Ok(bytes)) => match Frame::decode_from_client(&bytes) {
+        Ok(Ok(Some(bytes))) => match Frame::decode_from_client(&bytes) {
             Ok(Frame::Hello(h)) => {
                 match shared
                     .auth

@@ -9,7 +9,7 @@ use lapin::message::Delivery;
 use tracing::{debug, warn};
 
 use super::{Flow, Session};
-use crate::amqp_props::{ReplyKind, reply_frame, reply_kind, worker_time};
+use crate::amqp_props::{Relay, ReplyKind, reply_frame, reply_kind, worker_time};
 use crate::broker::{Links, replies::ReplySub};
 use crate::error::BridgeError;
 use crate::pending::Kind;
@@ -112,27 +112,28 @@ impl Session {
         if let Some(Kind::Gather { .. }) = self.pending.kind(id) {
             self.on_part(id, &d).await;
         } else if self.pending.contains(id) {
-            let (is_final, frame) = reply_frame(id, &d.properties, &d.data);
-            if is_final {
-                let outcome = match reply_kind(&d.properties) {
-                    ReplyKind::Error { .. } => Outcome::Error(ErrorCode::Remote),
-                    ReplyKind::Lost => Outcome::Error(ErrorCode::BrokerUnavailable),
-                    ReplyKind::Final | ReplyKind::Progress => Outcome::Ok,
-                };
-                if let Outcome::Error(code) = outcome {
-                    self.shared.stats.error(code);
+            let is_final = match reply_frame(id, &d.properties, &d.data) {
+                Relay::Final { frame, ended } => {
+                    let outcome = ended.map_or(Outcome::Ok, Outcome::Error);
+                    let stats = &self.shared.stats;
+                    if let Some(code) = ended {
+                        stats.error(code);
+                    }
+                    if let Some(entry) = self.pending.remove(id, outcome)
+                        && let Some(worker) = worker_time(&d.properties)
+                    {
+                        stats.worker_time(&entry.label, entry.started.elapsed(), worker);
+                    }
+                    stats.replies_total.inc();
+                    self.out.send(frame).await;
+                    true
                 }
-                let stats = &self.shared.stats;
-                if let Some(entry) = self.pending.remove(id, outcome)
-                    && let Some(worker) = worker_time(&d.properties)
-                {
-                    stats.worker_time(&entry.label, entry.started.elapsed(), worker);
+                Relay::Progress(frame) => {
+                    self.pending.touch(id);
+                    self.out.send(frame).await;
+                    false
                 }
-                stats.replies_total.inc();
-            } else {
-                self.pending.touch(id);
-            }
-            self.out.send(frame).await;
+            };
             if is_final && self.hold(id, &d) {
                 return Flow::Continue;
             }
