@@ -5,11 +5,13 @@
 //! error code: `timeout`, `remote`, `no_route`, ...); 2 for a bad invocation or a bridge that
 //! cannot be reached.
 
-use std::io::{Read as _, Write as _};
+use std::io::Read as _;
 use std::time::Duration;
 
 use clap::Parser;
 use ferry_protocol::{Cancel, Frame, Gather, Hello, Request, validate};
+
+use super::render::{json_value, one_line, pretty, print_body};
 use futures_util::{SinkExt, StreamExt};
 use std::sync::Arc;
 
@@ -351,60 +353,4 @@ async fn send(ws: &mut Ws, frame: Frame<'_>) -> Result<(), CallError> {
     ws.send(Message::Binary(frame.encode().into()))
         .await
         .map_err(|e| CallError::Connection(format!("cannot send: {e}")))
-}
-
-fn is_json(content_type: Option<&str>) -> bool {
-    content_type.is_some_and(|ct| {
-        ct.split(';')
-            .next()
-            .is_some_and(|m| m.trim().ends_with("json"))
-    })
-}
-
-fn is_text(content_type: Option<&str>) -> bool {
-    content_type.is_some_and(|ct| ct.starts_with("text/"))
-}
-
-/// A body as JSON: parsed JSON, a text string, or bytes as an array of numbers.
-fn json_value(body: &[u8], content_type: Option<&str>) -> serde_json::Value {
-    if is_json(content_type)
-        && let Ok(v) = serde_json::from_slice(body)
-    {
-        return v;
-    }
-    match std::str::from_utf8(body) {
-        Ok(text) => serde_json::Value::String(text.to_owned()),
-        Err(_) => serde_json::json!(body),
-    }
-}
-
-/// A body for people: JSON pretty-printed, text as is.
-fn pretty(body: &[u8], content_type: Option<&str>) -> String {
-    if is_json(content_type)
-        && let Ok(v) = serde_json::from_slice::<serde_json::Value>(body)
-    {
-        return serde_json::to_string_pretty(&v).unwrap_or_default();
-    }
-    String::from_utf8_lossy(body).into_owned()
-}
-
-/// A progress message on one line.
-fn one_line(body: &[u8], content_type: Option<&str>) -> String {
-    match serde_json::from_slice::<serde_json::Value>(body) {
-        Ok(v) if is_json(content_type) => v.to_string(),
-        _ => String::from_utf8_lossy(body).replace('\n', " "),
-    }
-}
-
-/// The reply on stdout: JSON pretty-printed, text as is, other bytes raw.
-fn print_body(body: &[u8], content_type: Option<&str>) -> Result<(), CallError> {
-    let mut out = std::io::stdout().lock();
-    let written = if is_json(content_type) || is_text(content_type) {
-        writeln!(out, "{}", pretty(body, content_type))
-    } else {
-        out.write_all(body)
-    };
-    written
-        .and_then(|()| out.flush())
-        .map_err(|e| CallError::Connection(format!("cannot write the reply: {e}")))
 }
