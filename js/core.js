@@ -420,6 +420,24 @@ function restored(p) {
 }
 
 /** Builds `connect()` around a loader that returns the initialised wasm bindings. */
+/** Codes a first connection may fail with that another attempt can cure. */
+const RETRYABLE = new Set(["disconnected", "timeout", "broker_unavailable", "shutting_down", "rate_limited", "internal"]);
+
+/** Waits `ms`, or rejects with `cancelled` when `signal` aborts. */
+function pause(ms, signal) {
+  return new Promise((resolve, reject) => {
+    const abort = () => {
+      clearTimeout(timer);
+      reject(new FerryError("cancelled", "connect was aborted"));
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", abort);
+      resolve();
+    }, ms);
+    signal?.addEventListener("abort", abort, { once: true });
+  });
+}
+
 export function makeConnect(load) {
   return async function connect(url, options = {}) {
     const { WasmClient } = await load();
@@ -433,6 +451,9 @@ export function makeConnect(load) {
     const hrefs = Array.isArray(url) ? url.map(wsUrl) : [wsUrl(url)];
     if (hrefs.length === 0) throw new FerryError("bad_request", "connect needs at least one bridge URL");
     const policy = reconnectPolicy(options);
+    const signal = options?.signal ?? undefined;
+    // The first connection is retried under the reconnect policy, unless told to fail fast.
+    const retrying = !options?.failFast && policy.length > 0;
     const store = persistence(hrefs.join(" "), options?.persist);
     const tokens = tokenSource(options?.token, (code, message) => new FerryError(code, message));
     await tokens.refresh();
@@ -442,6 +463,7 @@ export function makeConnect(load) {
     let resolveClosed;
     let saving = false;
     let forgotten = false; // close() ended the session: keep nothing for a reload
+    let opening = true; // until the first WELCOME: a failed attempt is not the client's end
     const closed = new Promise((resolve) => (resolveClosed = resolve));
     const state = (name) => {
       if (!client) return;
@@ -472,6 +494,7 @@ export function makeConnect(load) {
       error: makeError,
       decode: decodeBody,
       ended(error) {
+        if (opening) return; // an attempt failed; connect() decides what happens next
         tokens.stop();
         live.delete(client);
         state("closed");
@@ -492,16 +515,37 @@ export function makeConnect(load) {
         }
       },
     };
-    w = new WasmClient(hrefs, Ctor, num(options?.connectTimeoutMs), num(options?.timeoutMs), hooks, policy, !!store, restored(store));
-    client = new FerryClient(w, closed, forget, options?.tracing);
-    live.add(client);
+    const abortAttempt = () => w?.close();
+    signal?.addEventListener("abort", abortAttempt);
     try {
-      await w.ready;
+      for (let attempt = 1; ; attempt++) {
+        if (signal?.aborted) throw new FerryError("cancelled", "connect was aborted");
+        w = new WasmClient(hrefs, Ctor, num(options?.connectTimeoutMs), num(options?.timeoutMs), hooks, policy, !!store, restored(store));
+        client = new FerryClient(w, closed, forget, options?.tracing);
+        try {
+          await w.ready;
+          break;
+        } catch (e) {
+          if (signal?.aborted) throw new FerryError("cancelled", "connect was aborted");
+          const [initialMs, maxMs, maxAttempts] = policy;
+          const again = retrying && RETRYABLE.has(e?.code) && !(maxAttempts > 0 && attempt >= maxAttempts);
+          if (!again) throw e;
+          // Full-jitter backoff, as for a reconnect; each attempt may pick another bridge.
+          if (typeof onStateChange === "function") onStateChange("reconnecting");
+          await pause(Math.random() * Math.min(maxMs, initialMs * 2 ** (attempt - 1)), signal);
+          await tokens.refresh();
+        }
+      }
     } catch (e) {
       tokens.stop();
-      live.delete(client);
+      if (typeof onStateChange === "function") onStateChange("closed");
+      resolveClosed(e);
       throw e;
+    } finally {
+      signal?.removeEventListener("abort", abortAttempt);
     }
+    opening = false;
+    live.add(client);
     tokens.renewals((t) => w.auth(t));
     return client;
   };

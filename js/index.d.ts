@@ -115,6 +115,17 @@ export interface ConnectOptions {
   persist?: boolean | { storage?: StorageLike; key?: string };
   /** Time allowed to open the socket and complete the handshake (default 10 000 ms). */
   connectTimeoutMs?: number;
+  /**
+   * Reject at the first failed connection instead of retrying it. By default `connect` retries
+   * the first connection like a reconnect (the `reconnect` policy: full-jitter backoff, each
+   * attempt may pick another URL, `maxAttempts`), reporting `reconnecting` to `onStateChange`
+   * between attempts, and resolves once connected; a refusal no retry can cure
+   * (`unauthorized`, `bad_request`, `forbidden`) rejects at once. `reconnect: false` fails
+   * fast too.
+   */
+  failFast?: boolean;
+  /** Aborting it stops a connect that is still trying: it rejects with `cancelled`. */
+  signal?: AbortSignalLike;
   /** The WebSocket constructor to use where the runtime has no global one. */
   WebSocket?: WebSocketConstructor;
   /**

@@ -53,8 +53,7 @@ let account = null;
 
 let ferry = null; // the imported package
 let client = null; // the connected client, or null
-let retryTimer = 0;
-let retryDelayMs = 1000;
+let connecting = null; // aborts the connect still trying (a new user, a manual reconnect)
 let nextCard = 1;
 /** @type {Map<number, Card>} */
 const cards = new Map();
@@ -81,50 +80,56 @@ function setConnection(state, text) {
 }
 
 async function connectNow() {
-  clearTimeout(retryTimer);
+  connecting?.abort();
+  const attempt = new AbortController();
+  connecting = attempt;
   setConnection("connecting", "Connecting…");
+  // token: asked on every connect and reconnect, and before the token expires.
+  const signedIn = account;
+  let connected = null;
   try {
-    // persist: the session and its pending summaries survive a page reload (sessionStorage);
-    // the client reconnects by itself and resumes the session, so replies are never lost.
-    let connected = null;
-    // token: asked on every connect and reconnect, and before the token expires.
-    const signedIn = account;
+    // connect() retries until the bridge answers (and each later drop is a resume), so the
+    // page needs no retry loop of its own. persist: the session and its pending summaries
+    // survive a page reload (sessionStorage); replies are never lost.
     connected = await ferry.connect(socketUrl(), {
       token: signedIn ? () => signedIn.token : undefined,
       timeoutMs: REQUEST_TIMEOUT_MS,
       persist: signedIn ? { key: `ferry-demo:${signedIn.user}` } : true,
+      signal: attempt.signal,
       onStateChange(state) {
-        if (client !== connected) return;
-        if (state === "reconnecting") setConnection("reconnecting", "Reconnecting… summaries keep building");
+        if (connecting !== attempt && client !== connected) return; // a replaced connection
+        if (state === "reconnecting" && !connected) setConnection("connecting", "Connecting… (the bridge does not answer yet; retrying)");
+        else if (state === "reconnecting") setConnection("reconnecting", "Reconnecting… summaries keep building");
         else if (state === "open") setConnection("connected", "Connected");
       },
     });
-    client = connected;
-    retryDelayMs = 1000;
-    setConnection("connected", "Connected");
-    for (const r of connected.resumed()) resumeSummary(r);
-    // `closed` settles with a FerryError when the client gives up (or is closed).
-    connected.closed?.then((reason) => {
-      if (client === connected) lostConnection(reason);
-    });
   } catch (err) {
-    client = null;
-    lostConnection(err);
+    if (connecting === attempt) lostConnection(err);
+    return;
   }
+  if (connecting !== attempt) {
+    connected.close().catch(() => {}); // replaced while it connected
+    return;
+  }
+  connecting = null;
+  client = connected;
+  setConnection("connected", "Connected");
+  for (const r of connected.resumed()) resumeSummary(r);
+  // `closed` settles with a FerryError when the client gives up (or is closed).
+  connected.closed?.then((reason) => {
+    if (client === connected) lostConnection(reason);
+  });
 }
 
+/** The connection ended for good (refused, or closed): say why; the button connects again. */
 function lostConnection(err) {
   if (client) {
     const old = client;
     client = null;
     old.close?.().catch(() => {});
   }
-  const seconds = Math.round(retryDelayMs / 1000);
   const why = err?.code ? ` (${err.code})` : "";
-  setConnection("disconnected", `Disconnected${why}. Retrying in ${seconds} s.`);
-  clearTimeout(retryTimer);
-  retryTimer = setTimeout(connectNow, retryDelayMs);
-  retryDelayMs = Math.min(retryDelayMs * 2, 30_000);
+  setConnection("disconnected", `Disconnected${why}.`);
 }
 
 // --- cards -----------------------------------------------------------------------------------
@@ -324,10 +329,7 @@ function renderPatients() {
 }
 
 function wireControls() {
-  ui.reconnect.addEventListener("click", () => {
-    retryDelayMs = 1000;
-    connectNow();
-  });
+  ui.reconnect.addEventListener("click", () => connectNow());
   ui.findReviewers.addEventListener("click", findReviewers);
   ui.requestAll.addEventListener("click", () => {
     for (const patient of PATIENTS) if (!patient.unknown) requestSummary(patient);
@@ -369,7 +371,6 @@ async function loadAccounts() {
     const old = client;
     client = null;
     old?.close?.().catch(() => {});
-    retryDelayMs = 1000;
     connectNow();
   });
 }

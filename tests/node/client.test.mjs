@@ -2,6 +2,7 @@
 // a real ferry-bridge, RabbitMQ and an ordinary amqplib RPC worker.
 
 import { after, before, describe, test } from "node:test";
+import net from "node:net";
 import assert from "node:assert/strict";
 import WebSocket from "ws";
 import { startBridge, uniqueName } from "../support/bridge.mjs";
@@ -32,6 +33,15 @@ after(async () => {
   await repliers?.stop();
   await bridge?.stop();
 });
+
+/** A TCP port nothing listens on (yet). */
+async function freePort() {
+  const server = net.createServer();
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
 
 /** Awaits `promise`, expecting a FerryError of `code`; returns the error. */
 const rejectsWith = (promise, code) => rejectsWithError(lib, promise, code);
@@ -256,11 +266,52 @@ describe("connection", () => {
     await c.close(); // idempotent
   });
 
-  test("connect to nothing rejects with disconnected", async () => {
+  test("connect to nothing fails fast with disconnected when asked to (failFast, or reconnect: false)", async () => {
     const b = await startBridge({ allow: [`${PREFIX}.*`] });
     const url = b.wsUrl;
     await b.stop();
-    await rejectsWith(lib.connect(url, { WebSocket }), "disconnected");
+    await rejectsWith(lib.connect(url, { WebSocket, failFast: true }), "disconnected");
+    await rejectsWith(lib.connect(url, { WebSocket, reconnect: false }), "disconnected");
+  });
+
+  test("connect retries the first connection until the bridge is up, then resolves", async () => {
+    const port = await freePort();
+    const states = [];
+    let retried;
+    const retrying = new Promise((resolve) => (retried = resolve));
+    const connecting = lib.connect(`ws://127.0.0.1:${port}/ws`, {
+      WebSocket,
+      reconnect: { initialDelayMs: 50, maxDelayMs: 200 },
+      onStateChange(s) {
+        states.push(s);
+        if (s === "reconnecting") retried();
+      },
+    });
+    await retrying; // the first attempt failed: nothing listens yet
+    const b = await startBridge({ allow: [`${PREFIX}.*`], listen: `127.0.0.1:${port}` });
+    try {
+      const c = await connecting;
+      assert.equal(c.state, "open");
+      assert.equal((await c.request(queue, { late: true })).late, true);
+      assert.ok(!states.includes("closed"), `a failed attempt is not the end: ${states}`);
+      await c.close();
+    } finally {
+      await b.stop();
+    }
+  });
+
+  test("connect gives up after reconnect.maxAttempts, and a signal stops it with cancelled", async () => {
+    const port = await freePort();
+    const url = `ws://127.0.0.1:${port}/ws`;
+    const states = [];
+    const fast = { initialDelayMs: 5, maxDelayMs: 20, maxAttempts: 3 };
+    await rejectsWith(lib.connect(url, { WebSocket, reconnect: fast, onStateChange: (s) => states.push(s) }), "disconnected");
+    assert.deepEqual(states.filter((s) => s === "reconnecting").length, 2, `three attempts: ${states}`);
+    assert.equal(states.at(-1), "closed");
+    const ac = new AbortController();
+    const forever = lib.connect(url, { WebSocket, reconnect: { initialDelayMs: 20 }, signal: ac.signal, onStateChange: (s) => s === "reconnecting" && ac.abort() });
+    await rejectsWith(forever, "cancelled");
+    await rejectsWith(lib.connect(url, { WebSocket, signal: AbortSignal.abort() }), "cancelled");
   });
 
   test("bad reconnect options are refused with bad_request, naming the option", async () => {
