@@ -85,7 +85,10 @@ if [ -f client-wasm/Cargo.toml ]; then
 fi
 run_step cargo-test timeout 1200 cargo test --workspace
 BINS_OK=1
-run_step build-bins cargo build --quiet -p ferry-bridge -p patient-summary-worker || BINS_OK=0
+# `cargo test` built both binaries already (its integration tests run them). `cargo build -p`
+# of the two alone would resolve features without the tests' and recompile shared
+# dependencies (two minutes on a fresh clone); `--no-run` only checks they are up to date.
+run_step build-bins cargo test --workspace --no-run --quiet || BINS_OK=0
 export FERRY_BRIDGE_BIN="$TARGET_DIR/debug/ferry-bridge"
 export FERRY_WORKER_BIN="$TARGET_DIR/debug/patient-summary-worker"
 
