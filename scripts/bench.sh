@@ -29,7 +29,9 @@ fi
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 
 if [[ "$mode" == smoke ]]; then
-  cargo build -q -p ferry-bench -p ferry-bridge
+  # Built as `cargo test` builds (dev-dependencies' features included), so after the test
+  # suite this reuses its dependencies instead of recompiling them under other features.
+  cargo build -q --workspace --all-targets
   exec "$TARGET_DIR/debug/ferry-bench" run --smoke \
     --bridge "$TARGET_DIR/debug/ferry-bridge" \
     --json "$TARGET_DIR/ferry-bench/smoke.json" \

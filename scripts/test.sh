@@ -85,10 +85,10 @@ if [ -f client-wasm/Cargo.toml ]; then
 fi
 run_step cargo-test timeout 1200 cargo test --workspace
 BINS_OK=1
-# `cargo test` built both binaries already (its integration tests run them). `cargo build -p`
-# of the two alone would resolve features without the tests' and recompile shared
-# dependencies (two minutes on a fresh clone); `--no-run` only checks they are up to date.
-run_step build-bins cargo test --workspace --no-run --quiet || BINS_OK=0
+# Every target with the features `cargo test` used (`--all-targets` counts dev-dependencies),
+# so the binaries it already built are reused; `cargo build -p` of them alone would recompile
+# shared dependencies under other features (two minutes on a fresh clone).
+run_step build-bins cargo build --workspace --all-targets --quiet || BINS_OK=0
 export FERRY_BRIDGE_BIN="$TARGET_DIR/debug/ferry-bridge"
 export FERRY_WORKER_BIN="$TARGET_DIR/debug/patient-summary-worker"
 
