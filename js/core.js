@@ -438,6 +438,51 @@ function pause(ms, signal) {
   });
 }
 
+/** The runtime says it is offline (browsers and workers; elsewhere never). */
+const offline = () => globalThis.navigator?.onLine === false && typeof globalThis.addEventListener === "function";
+
+/** Resolves at the runtime's next `online` event, or rejects with `cancelled` when `signal` aborts. */
+function whenOnline(signal) {
+  return new Promise((resolve, reject) => {
+    const done = () => {
+      signal?.removeEventListener("abort", abort);
+      resolve();
+    };
+    const abort = () => {
+      globalThis.removeEventListener("online", done);
+      reject(new FerryError("cancelled", "connect was aborted"));
+    };
+    globalThis.addEventListener("online", done, { once: true });
+    signal?.addEventListener("abort", abort, { once: true });
+  });
+}
+
+/**
+ * Tells the wasm client `w` what the runtime says about its network (`online`/`offline`)
+ * and the page's life (lifecycle `resume`, visible again after a throttled background);
+ * returns the function that stops listening.
+ */
+function watchRuntime(w) {
+  const g = globalThis;
+  const stops = [];
+  const on = (target, type, fn) => {
+    target.addEventListener(type, fn);
+    stops.push(() => target.removeEventListener(type, fn));
+  };
+  if (typeof g.addEventListener === "function" && typeof g.navigator?.onLine === "boolean") {
+    on(g, "online", () => w.network(true));
+    on(g, "offline", () => w.network(false));
+    if (!g.navigator.onLine) w.network(false);
+  }
+  const doc = g.document;
+  if (typeof doc?.addEventListener === "function") {
+    const wake = () => doc.visibilityState !== "hidden" && w.wake();
+    on(doc, "resume", wake);
+    on(doc, "visibilitychange", wake);
+  }
+  return () => stops.forEach((stop) => stop());
+}
+
 export function makeConnect(load) {
   return async function connect(url, options = {}) {
     const { WasmClient } = await load();
@@ -464,6 +509,7 @@ export function makeConnect(load) {
     let saving = false;
     let forgotten = false; // close() ended the session: keep nothing for a reload
     let opening = true; // until the first WELCOME: a failed attempt is not the client's end
+    let unwatch = () => {};
     const closed = new Promise((resolve) => (resolveClosed = resolve));
     const state = (name) => {
       if (!client) return;
@@ -496,6 +542,7 @@ export function makeConnect(load) {
       ended(error) {
         if (opening) return; // an attempt failed; connect() decides what happens next
         tokens.stop();
+        unwatch();
         live.delete(client);
         state("closed");
         resolveClosed(error);
@@ -532,7 +579,13 @@ export function makeConnect(load) {
           if (!again) throw e;
           // Full-jitter backoff, as for a reconnect; each attempt may pick another bridge.
           if (typeof onStateChange === "function") onStateChange("reconnecting");
-          await pause(Math.random() * Math.min(maxMs, initialMs * 2 ** (attempt - 1)), signal);
+          if (offline()) {
+            // No attempt can succeed offline, so none is spent: the next starts when online.
+            await whenOnline(signal);
+            attempt = 0;
+          } else {
+            await pause(Math.random() * Math.min(maxMs, initialMs * 2 ** (attempt - 1)), signal);
+          }
           await tokens.refresh();
         }
       }
@@ -545,6 +598,7 @@ export function makeConnect(load) {
       signal?.removeEventListener("abort", abortAttempt);
     }
     opening = false;
+    unwatch = watchRuntime(w);
     live.add(client);
     tokens.renewals((t) => w.auth(t));
     return client;

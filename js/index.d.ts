@@ -97,7 +97,9 @@ export interface ConnectOptions {
   /**
    * Reconnect and resume the session when the socket drops (default true). Pending requests
    * survive; replies that arrived meanwhile are delivered once. `false`: a dropped socket
-   * ends the client and its requests reject with `disconnected`.
+   * ends the client and its requests reject with `disconnected`. In browsers and web workers
+   * it follows `online`/`offline`: no attempt while offline (none of `maxAttempts` spent),
+   * one at once when back online.
    */
   reconnect?: boolean | ReconnectOptions;
   /** Requests made while reconnecting wait for the socket (`queue`, default) or reject with `disconnected`. */

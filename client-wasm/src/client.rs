@@ -13,9 +13,10 @@ use web_sys::{AbortSignal, BinaryType, WebSocket};
 
 use crate::body;
 use crate::error::Failure;
-use crate::events::attach;
+use crate::events::{self, attach};
 use crate::js::{self, Hooks};
 use crate::pending::{Pending, TimerPlan};
+use crate::session;
 use crate::state::{
     CLOSE_WAIT_MS, CLOSING, CONNECT_TIMEOUT_MS, HANDSHAKE, Inner, Policy, Shared, Slot, State,
     settle,
@@ -106,6 +107,8 @@ impl WasmClient {
             retry_handle: None,
             heartbeat_ms: 0,
             last_seen: 0,
+            watch_due: 0,
+            offline: false,
             hooks,
             state: State::Connecting,
             pending: Pending::default(),
@@ -211,6 +214,17 @@ impl WasmClient {
             gather,
             meta,
         })
+    }
+
+    /// The runtime went offline (`false`) or back online (`true`): see [`session::network`].
+    pub fn network(&self, online: bool) {
+        session::network(&self.inner, online);
+    }
+
+    /// The page may have slept (lifecycle `resume`, tab visible again): runs what fell due
+    /// now instead of when a throttled timer gets to it.
+    pub fn wake(&self) {
+        events::wake(&self.inner);
     }
 
     /// Sends a renewed access token (AUTH) on the open socket; false when not open.

@@ -270,11 +270,15 @@ fn on_timer(shared: &Shared) {
             match slot {
                 // Silent for a few heartbeats: the socket is half-open (dead without a close).
                 Slot::Watchdog if inner.state == State::Open => {
-                    let limit = MISSED_HEARTBEATS * u64::from(inner.heartbeat_ms);
-                    if now.saturating_sub(inner.last_seen) >= limit {
-                        silent = true;
-                    } else {
+                    let beat = u64::from(inner.heartbeat_ms);
+                    if now.saturating_sub(inner.last_seen) < MISSED_HEARTBEATS * beat {
                         inner.watch();
+                    } else if now.saturating_sub(inner.watch_due) > beat {
+                        // The timer ran late: the page was frozen or throttled, and what the
+                        // bridge sent meanwhile may still be queued. One more heartbeat for it.
+                        inner.watch_at(now + beat);
+                    } else {
+                        silent = true;
                     }
                 }
                 Slot::Request(r) if r.unsent.is_none() => {
@@ -326,6 +330,15 @@ fn on_timer(shared: &Shared) {
             "the bridge did not complete the handshake in time".into(),
         );
     }
+}
+
+/// Runs the timer now (the page woke up; a throttled timer may be far off).
+pub(crate) fn wake(shared: &Shared) {
+    let handle = shared.borrow_mut().timer_handle.take();
+    if let Some(h) = handle {
+        js::clear_timeout(&h);
+    }
+    on_timer(shared);
 }
 
 pub(crate) fn on_abort(shared: &Shared, id: &str) {

@@ -160,6 +160,10 @@ pub(crate) fn dropped(shared: &Shared, code: u16, message: &str) -> bool {
 /// Arms the reconnect timer: full jitter over `min(max, initial * 2^attempt)`. False once
 /// the attempts are used up.
 fn schedule(inner: &mut Inner) -> bool {
+    inner.stop_retry();
+    if inner.offline {
+        return true; // no attempt can succeed, so none is spent: `online` starts the next
+    }
     let p = inner.policy;
     if p.attempts != 0 && inner.attempt >= p.attempts {
         return false;
@@ -167,7 +171,6 @@ fn schedule(inner: &mut Inner) -> bool {
     let ceiling = (u64::from(p.initial_ms) << inner.attempt.min(20)).min(u64::from(p.max_ms));
     let delay = js::random_unit() * ceiling as f64;
     inner.attempt += 1;
-    inner.stop_retry();
     if let Some(cb) = &inner.retry_cb {
         inner.retry_handle = Some(js::set_timeout(cb.as_ref().unchecked_ref(), delay));
     }
@@ -207,6 +210,29 @@ pub(crate) fn on_retry(shared: &Shared) {
             ErrorCode::Disconnected,
             "cannot reconnect to the bridge".into(),
         );
+    }
+}
+
+/// The runtime's `online`/`offline` events. Offline, a scheduled reconnect is cancelled and
+/// none is made (none of `maxAttempts` is spent); back online, a client waiting to reconnect
+/// tries at once, its backoff started over. An open socket is left to the watchdog: it may
+/// well survive a short outage.
+pub(crate) fn network(shared: &Shared, online: bool) {
+    let now = {
+        let mut inner = shared.borrow_mut();
+        inner.offline = !online;
+        if !online {
+            inner.stop_retry();
+        }
+        let waiting = inner.state == State::Reconnecting && !inner.pending.contains(ATTEMPT);
+        if online && waiting {
+            inner.stop_retry();
+            inner.attempt = 0;
+        }
+        online && waiting
+    };
+    if now {
+        on_retry(shared);
     }
 }
 

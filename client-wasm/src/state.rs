@@ -180,6 +180,10 @@ pub(crate) struct Inner {
     /// The bridge's heartbeat interval (0: it sends none) and when a frame last came.
     pub(crate) heartbeat_ms: u32,
     pub(crate) last_seen: u64,
+    /// When the watchdog is due (it may fire later if the page was frozen or throttled).
+    pub(crate) watch_due: u64,
+    /// The runtime said it is offline (`offline` event): no reconnect attempt until `online`.
+    pub(crate) offline: bool,
     pub(crate) hooks: Hooks,
     pub(crate) state: State,
     pub(crate) pending: Pending<Slot>,
@@ -248,9 +252,14 @@ impl Inner {
 
     /// Arms the watchdog for a few heartbeats after the last frame (if the bridge beats).
     pub(crate) fn watch(&mut self) {
+        self.watch_at(self.last_seen + MISSED_HEARTBEATS * u64::from(self.heartbeat_ms));
+    }
+
+    /// Arms the watchdog for `deadline` (if the bridge beats).
+    pub(crate) fn watch_at(&mut self, deadline: u64) {
         let _ = self.pending.remove(WATCHDOG);
         if self.heartbeat_ms != 0 {
-            let deadline = self.last_seen + MISSED_HEARTBEATS * u64::from(self.heartbeat_ms);
+            self.watch_due = deadline;
             let _ = self
                 .pending
                 .insert(WATCHDOG.into(), deadline, Slot::Watchdog);
