@@ -20,6 +20,11 @@ export class FerryError extends Error {
     this.remoteCode = options.remoteCode;
     this.traceId = options.traceId;
   }
+
+  /** Whether `value` is a FerryError, with one of `codes` if any are given. */
+  static is(value, ...codes) {
+    return value instanceof FerryError && (codes.length === 0 || codes.includes(value.code));
+  }
 }
 
 const makeError = (code, message, correlationId, details, remoteCode) =>

@@ -22,16 +22,21 @@ export type FerryErrorCode =
   | "unauthorized"
   | "unknown";
 
-/** Every failure of ferry-client rejects with a FerryError (a real `Error` subclass). */
-export declare class FerryError extends Error {
+/**
+ * Every failure of ferry-client rejects with a FerryError (a real `Error` subclass). `C` is its
+ * code: `FerryError.is(e, "timeout", "disconnected")` narrows an unknown `e` to
+ * `FerryError<"timeout" | "disconnected">`, and a `switch (e.code)` over a FerryError can be
+ * checked for exhaustiveness.
+ */
+export declare class FerryError<C extends FerryErrorCode = FerryErrorCode> extends Error {
   constructor(
-    code: FerryErrorCode,
+    code: C,
     message: string,
     options?: { correlationId?: string; details?: unknown; remoteCode?: string; traceId?: string; cause?: unknown },
   );
   readonly name: "FerryError";
   /** Why the request (or the connection) failed. */
-  readonly code: FerryErrorCode;
+  readonly code: C;
   /** The request's correlation id (a UUID v4), when the failure concerns one request. */
   readonly correlationId: string | undefined;
   /** For `remote`: the worker's error body, decoded by its content type. */
@@ -40,6 +45,8 @@ export declare class FerryError extends Error {
   readonly remoteCode: string | undefined;
   /** The W3C trace id (32 hex digits) of a traced request, for the app's logs. */
   traceId: string | undefined;
+  /** Whether `value` is a FerryError, with one of `codes` if any are given. */
+  static is<K extends FerryErrorCode = FerryErrorCode>(value: unknown, ...codes: K[]): value is FerryError<K>;
 }
 
 /** A WebSocket constructor: the browser's, or e.g. the `ws` package's on Node 20. */

@@ -48,6 +48,37 @@ async function main(): Promise<void> {
       console.log(code, remote, cid, details, msg, id, text, bytes, n, session, ended);
     }
   }
+  // Narrowing an unknown error by its code.
+  try {
+    await client.request("echo", {});
+  } catch (e) {
+    if (FerryError.is(e, "timeout", "disconnected")) {
+      const retryable: "timeout" | "disconnected" = e.code;
+      console.log(retryable);
+    } else if (FerryError.is(e)) {
+      switch (e.code) {
+        case "remote":
+          console.log(e.remoteCode, e.details);
+          break;
+        default: {
+          const other: Exclude<FerryErrorCode, "remote"> = e.code;
+          console.log(other);
+        }
+      }
+    }
+    // @ts-expect-error: narrowed to two codes, "remote" is not one of them
+    if (FerryError.is(e, "timeout") && e.code === "remote") console.log(e);
+  }
+  const typed: FerryError<"timeout"> = new FerryError("timeout", "late");
+  // @ts-expect-error: the code must be one of the stable codes
+  new FerryError("nope", "x");
+  console.log(typed);
+  // Replies and progress typed by the caller.
+  const reply = await client.request<{ total: number }, { pct: number }>("jobs", {}, { onProgress: (p) => p.pct.toFixed() });
+  const total: number = reply.total;
+  console.log(total);
+  // @ts-expect-error: the progress type has no "step"
+  await client.request<{ total: number }, { pct: number }>("jobs", {}, { onProgress: (p) => p.step });
   // @ts-expect-error: destination is required
   await client.request();
   // @ts-expect-error: not a code
