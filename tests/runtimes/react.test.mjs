@@ -1,0 +1,143 @@
+// ferry-client/react in a Vite + React app, as an app would write it (JSX, `import ... from
+// "ferry-client/react"`, the package installed from `npm pack`, React the app's own): the
+// dashboard's summary flow against the example patient-summary worker, in headless Chromium.
+// Progress renders as it comes, a new patient cancels the request for the old one, and
+// unmounting cancels what is in flight.
+
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ROOT, startBridge, uniqueName } from "../support/bridge.mjs";
+import { installedPackageDir } from "../support/package.mjs";
+import { launchBrowser } from "../support/browser.mjs";
+import { startWorker } from "../dashboard/harness.mjs";
+
+const prefix = uniqueName("ft.react");
+const queue = `${prefix}.summary`;
+let app;
+let worker;
+let bridge;
+let browser;
+let page;
+
+const MAIN = `import { StrictMode, useEffect, useState } from "react";
+import { createRoot } from "react-dom/client";
+import { connect } from "ferry-client";
+import { FerryProvider, useRequest } from "ferry-client/react";
+
+const q = new URLSearchParams(location.search);
+const QUEUE = q.get("queue");
+const client = connect(q.get("ws"));
+client.then((c) => (window.client = c));
+window.progressSeen = [];
+
+function Summary({ patientId }) {
+  const { data, error, progress, status, cancel } = useRequest(QUEUE, { patientId }, { timeoutMs: 30_000 });
+  useEffect(() => {
+    if (progress) window.progressSeen.push(progress);
+  }, [progress]);
+  return (
+    <section id="summary" data-status={status} data-patient={data?.patientId}>
+      {progress && status === "pending" && <progress max="100" value={progress.pct}>{progress.stage}</progress>}
+      {data && <p className="narrative">{data.narrative}</p>}
+      {error && <p className="error">{error.code}</p>}
+      <button onClick={cancel}>Cancel</button>
+    </section>
+  );
+}
+
+function App() {
+  const [patientId, setPatientId] = useState(1);
+  const [shown, setShown] = useState(true);
+  window.show = (id) => { setShown(true); setPatientId(id); };
+  window.hide = () => setShown(false);
+  return <FerryProvider client={client}>{shown && <Summary patientId={patientId} />}</FerryProvider>;
+}
+
+createRoot(document.getElementById("root")).render(<StrictMode><App /></StrictMode>);
+`;
+
+before(async () => {
+  app = mkdtempSync(join(tmpdir(), "ferry-react-app-"));
+  writeFileSync(
+    join(app, "index.html"),
+    '<!doctype html><title>react app</title><link rel="icon" href="data:,"><div id="root"></div><script type="module" src="/main.jsx"></script>\n',
+  );
+  writeFileSync(join(app, "main.jsx"), MAIN);
+  // The app's node_modules: ferry-client as installed from the tarball, React from the repo's
+  // dev dependencies (the package does not bring it: a peer dependency).
+  mkdirSync(join(app, "node_modules"));
+  symlinkSync(join(installedPackageDir(), "node_modules", "ferry-client"), join(app, "node_modules", "ferry-client"), "dir");
+  for (const dep of ["react", "react-dom", "scheduler"]) {
+    symlinkSync(join(ROOT, "node_modules", dep), join(app, "node_modules", dep), "dir");
+  }
+  const { build } = await import("vite");
+  await build({
+    root: app,
+    logLevel: "error",
+    // The symlinked ferry-client/react imports "react": the app's copy, not a second one.
+    resolve: { dedupe: ["react", "react-dom"] },
+    build: { outDir: join(app, "dist"), emptyOutDir: true },
+  });
+  worker = await startWorker(queue, ["--work-ms", "1500", "--prefetch", "4"]);
+  bridge = await startBridge({ allow: [`${prefix}.*`], args: ["--static-dir", join(app, "dist")] });
+  browser = await launchBrowser();
+  page = browser.page;
+  await page.goto(`${bridge.url}/?${new URLSearchParams({ ws: bridge.wsUrl, queue })}`);
+});
+
+after(async () => {
+  await page?.evaluate(() => window.client?.close()).catch(() => {});
+  await browser?.close();
+  await bridge?.stop();
+  await worker?.stop();
+  if (app) rmSync(app, { recursive: true, force: true });
+});
+
+const status = () => page.getAttribute("#summary", "data-status");
+
+describe("ferry-client/react in a Vite + React app, in Chromium", () => {
+  test("useRequest renders the progress, then the summary", async () => {
+    await page.waitForSelector("#summary progress");
+    await page.waitForSelector('#summary[data-status="success"]');
+    assert.equal(await page.getAttribute("#summary", "data-patient"), "1");
+    assert.match(await page.textContent("#summary .narrative"), /\w+/);
+    const seen = await page.evaluate(() => window.progressSeen);
+    assert.ok(seen.length >= 2, `progress seen: ${JSON.stringify(seen)}`);
+    assert.ok(seen.every((p) => typeof p.pct === "number" && typeof p.stage === "string"));
+  });
+
+  test("a new patient cancels the request for the old one", async () => {
+    await page.evaluate(() => window.show(2));
+    await page.waitForSelector('#summary[data-status="pending"]');
+    await page.evaluate(() => window.show(3));
+    // One request in flight: the one for patient 2 was cancelled when the argument changed.
+    assert.equal(await page.evaluate(() => window.client.pending), 1);
+    await page.waitForSelector('#summary[data-status="success"]');
+    assert.equal(await page.getAttribute("#summary", "data-patient"), "3");
+    assert.equal(await page.evaluate(() => window.client.pending), 0);
+  });
+
+  test("unmounting cancels the request in flight; cancel() reports cancelled", async () => {
+    await page.evaluate(() => window.show(4));
+    await page.waitForSelector('#summary[data-status="pending"]');
+    assert.equal(await page.evaluate(() => window.client.pending), 1);
+    await page.evaluate(() => window.hide());
+    await page.waitForFunction(() => !document.querySelector("#summary"));
+    assert.equal(await page.evaluate(() => window.client.pending), 0);
+
+    await page.evaluate(() => window.show(5));
+    await page.waitForSelector('#summary[data-status="pending"]');
+    await page.click("#summary button");
+    await page.waitForSelector('#summary[data-status="error"]');
+    assert.equal(await page.textContent("#summary .error"), "cancelled");
+    assert.equal(await page.evaluate(() => window.client.pending), 0);
+    assert.equal(await status(), "error");
+  });
+
+  test("no page errors", () => {
+    assert.deepEqual(browser.errors, []);
+  });
+});
