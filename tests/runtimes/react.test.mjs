@@ -25,7 +25,7 @@ let page;
 const MAIN = `import { StrictMode, useEffect, useState } from "react";
 import { createRoot } from "react-dom/client";
 import { connect } from "ferry-client";
-import { FerryProvider, useRequest } from "ferry-client/react";
+import { FerryProvider, useRequest, useStream } from "ferry-client/react";
 
 const q = new URLSearchParams(location.search);
 const QUEUE = q.get("queue");
@@ -48,12 +48,24 @@ function Summary({ patientId }) {
   );
 }
 
+function Streamed({ patientId }) {
+  const { parts, data, status } = useStream(QUEUE, { patientId }, { timeoutMs: 30_000 });
+  return <section id="stream" data-status={status} data-kinds={parts.map((p) => p.kind).join()} data-patient={data?.patientId} />;
+}
+
 function App() {
   const [patientId, setPatientId] = useState(1);
   const [shown, setShown] = useState(true);
+  const [streamed, setStreamed] = useState(null);
   window.show = (id) => { setShown(true); setPatientId(id); };
   window.hide = () => setShown(false);
-  return <FerryProvider client={client}>{shown && <Summary patientId={patientId} />}</FerryProvider>;
+  window.stream = setStreamed;
+  return (
+    <FerryProvider client={client}>
+      {shown && <Summary patientId={patientId} />}
+      {streamed != null && <Streamed patientId={streamed} />}
+    </FerryProvider>
+  );
 }
 
 createRoot(document.getElementById("root")).render(<StrictMode><App /></StrictMode>);
@@ -135,6 +147,15 @@ describe("ferry-client/react in a Vite + React app, in Chromium", () => {
     assert.equal(await page.textContent("#summary .error"), "cancelled");
     assert.equal(await page.evaluate(() => window.client.pending), 0);
     assert.equal(await status(), "error");
+  });
+
+  test("useStream keeps every part: the progress messages, then the reply", async () => {
+    await page.evaluate(() => window.stream(6));
+    await page.waitForSelector('#stream[data-status="success"]', { state: "attached" });
+    const kinds = (await page.getAttribute("#stream", "data-kinds")).split(",");
+    assert.ok(kinds.length >= 3, `parts: ${kinds}`);
+    assert.deepEqual(kinds, [...kinds.slice(0, -1).map(() => "progress"), "reply"]);
+    assert.equal(await page.getAttribute("#stream", "data-patient"), "6");
   });
 
   test("no page errors", () => {
