@@ -117,7 +117,7 @@ function flatHeaders(headers) {
 const STATES = ["connecting", "open", "reconnecting", "closed"];
 
 /** `onProgress` as the wasm takes it; throws a FerryError `bad_request` unless a function. */
-function progressCallback(onProgress) {
+export function progressCallback(onProgress) {
   if (onProgress != null && typeof onProgress !== "function") {
     throw new FerryError("bad_request", "onProgress must be a function");
   }
@@ -127,7 +127,7 @@ function progressCallback(onProgress) {
 const num = (v) => (v == null ? undefined : Number(v));
 
 /** A call's [flat headers, body bytes, content type]; throws a FerryError `bad_request`. */
-function prepare(body, headers, contentType) {
+export function prepare(body, headers, contentType) {
   let flat;
   try {
     flat = flatHeaders(headers);
@@ -163,7 +163,7 @@ function freshTraceparent() {
  * `traceparent` header, else a fresh one when the client traces; `tracestate` likewise.
  * Returns the trace id (or undefined); throws a FerryError `bad_request` for a malformed one.
  */
-function traceContext(flat, options, tracing) {
+export function traceContext(flat, options, tracing) {
   const at = (name) => {
     for (let i = 0; i < flat.length; i += 2) if (flat[i] === name) return i;
     return -1;
@@ -185,7 +185,7 @@ function traceContext(flat, options, tracing) {
 }
 
 /** `promise`, whose FerryError (if any) carries `traceId`. */
-function withTraceId(promise, traceId) {
+export function withTraceId(promise, traceId) {
   if (traceId === undefined) return promise;
   return promise.catch((e) => {
     if (e instanceof FerryError) e.traceId = traceId;
@@ -202,6 +202,62 @@ function wsUrl(url) {
     return u.href;
   } catch (e) {
     throw new FerryError("bad_request", `invalid bridge URL ${JSON.stringify(String(url))}`, { cause: e });
+  }
+}
+
+/**
+ * The parts of one request as an async generator (`FerryClient.stream`): `call(options)`
+ * sends it with the options given (its own `signal` and `onProgress`) and returns `[reply
+ * promise, trace id]`. Leaving the loop early aborts the request.
+ */
+export async function* streamOf(call, options) {
+  const parts = [];
+  let wake;
+  let done = false;
+  let failed = false;
+  let result;
+  const mine = new AbortController();
+  const outer = options?.signal;
+  const forward = () => mine.abort();
+  if (outer?.aborted) mine.abort();
+  else outer?.addEventListener("abort", forward);
+  const onProgress = options?.onProgress;
+  const [reply, traceId] = call({
+    ...options,
+    signal: mine.signal,
+    onProgress(p) {
+      parts.push(p);
+      if (typeof onProgress === "function") onProgress(p);
+      wake?.();
+    },
+  });
+  const part = (kind, value) => (traceId === undefined ? { kind, value } : { kind, value, traceId });
+  reply.then(
+    (v) => {
+      done = true;
+      result = v;
+      wake?.();
+    },
+    (e) => {
+      done = failed = true;
+      result = e;
+      wake?.();
+    },
+  );
+  try {
+    for (;;) {
+      while (parts.length > 0) yield part("progress", parts.shift());
+      if (done) {
+        if (failed) throw result;
+        yield part("reply", result);
+        return;
+      }
+      await new Promise((resolve) => (wake = resolve));
+      wake = undefined;
+    }
+  } finally {
+    outer?.removeEventListener("abort", forward);
+    if (!done) mine.abort();
   }
 }
 
@@ -307,55 +363,8 @@ export class FerryClient extends EventTarget {
    * loop. Leaving the loop early (break, return, throw) cancels the request. A traced
    * request's parts carry its `traceId`.
    */
-  async *stream(destination, body, options = {}) {
-    const parts = [];
-    let wake;
-    let done = false;
-    let failed = false;
-    let result;
-    const mine = new AbortController();
-    const outer = options?.signal;
-    const forward = () => mine.abort();
-    if (outer?.aborted) mine.abort();
-    else outer?.addEventListener("abort", forward);
-    const onProgress = options?.onProgress;
-    const [reply, traceId] = this.#call(destination, body, {
-      ...options,
-      signal: mine.signal,
-      onProgress(p) {
-        parts.push(p);
-        if (typeof onProgress === "function") onProgress(p);
-        wake?.();
-      },
-    });
-    const part = (kind, value) => (traceId === undefined ? { kind, value } : { kind, value, traceId });
-    reply.then(
-      (v) => {
-        done = true;
-        result = v;
-        wake?.();
-      },
-      (e) => {
-        done = failed = true;
-        result = e;
-        wake?.();
-      },
-    );
-    try {
-      for (;;) {
-        while (parts.length > 0) yield part("progress", parts.shift());
-        if (done) {
-          if (failed) throw result;
-          yield part("reply", result);
-          return;
-        }
-        await new Promise((resolve) => (wake = resolve));
-        wake = undefined;
-      }
-    } finally {
-      outer?.removeEventListener("abort", forward);
-      if (!done) mine.abort();
-    }
+  stream(destination, body, options = {}) {
+    return streamOf((o) => this.#call(destination, body, o), options);
   }
 
   /** Number of requests awaiting a reply. */
@@ -490,6 +499,13 @@ function watchRuntime(w) {
 
 export function makeConnect(load) {
   return async function connect(url, options = {}) {
+    if (options?.shared && typeof globalThis.SharedWorker === "function" && !options.WebSocket) {
+      // One socket for the browser's tabs, in a SharedWorker; where there is none, one per tab.
+      const hrefs = Array.isArray(url) ? url.map(wsUrl) : [wsUrl(url)];
+      if (hrefs.length === 0) throw new FerryError("bad_request", "connect needs at least one bridge URL");
+      const { connectShared } = await import("./shared.js");
+      return connectShared(hrefs, options);
+    }
     const { WasmClient } = await load();
     const Ctor = options?.WebSocket ?? globalThis.WebSocket;
     if (typeof Ctor !== "function") {

@@ -135,6 +135,15 @@ export interface ConnectOptions {
   failFast?: boolean;
   /** Aborting it stops a connect that is still trying: it rejects with `cancelled`. */
   signal?: AbortSignalLike;
+  /**
+   * One socket for all of the browser's tabs (same origin, same bridge URLs): the connection
+   * lives in a `SharedWorker` and this client talks to it over a `MessagePort`, with the same
+   * API. Replies go to the tab that asked; a tab that closes cancels only its own requests;
+   * the last tab out closes the socket. The first tab's connect options set up the shared
+   * connection (`token` may be a function: the worker asks a tab for it). Not with `persist`
+   * (a per-tab session); where `SharedWorker` is missing, a socket per tab as without it.
+   */
+  shared?: boolean;
   /** The WebSocket constructor to use where the runtime has no global one. */
   WebSocket?: WebSocketConstructor;
   /**

@@ -40,18 +40,23 @@ names_map="$(mktemp)"
   dist/wasm/ferry_client_bg.wasm -o dist/wasm/ferry_client_bg.wasm >"$names_map"
 node scripts/minify-names.mjs dist/wasm/ferry_client.js "$names_map" dist/wasm/ferry_client_bg.wasm
 rm -f "$names_map"
-cp js/core.js js/token.js js/index.js js/workerd.js js/index.d.ts js/react.js js/react.d.ts dist/
+cp js/core.js js/token.js js/index.js js/workerd.js js/index.d.ts js/react.js js/react.d.ts js/shared.js js/shared-worker.js dist/
 cp dist/index.d.ts dist/workerd.d.ts
 
-# Sizes: the wasm, and the JS an app ships (glue + core + entry), minified by esbuild.
+# Sizes: the wasm, and the JS every app loads (glue + core + entry), minified by esbuild; the
+# module `connect(url, { shared: true })` imports on demand (its own chunk in an app's bundle)
+# is reported apart.
 min_js="$(mktemp)"
+lazy_js="$(mktemp)"
 "$BIN/esbuild" dist/index.js --bundle --minify --format=esm --platform=browser \
-  --log-level=error --outfile="$min_js"
+  --external:./shared.js --log-level=error --outfile="$min_js"
+"$BIN/esbuild" dist/shared.js --bundle --minify --format=esm --platform=browser \
+  --external:./core.js --log-level=error --outfile="$lazy_js"
 size() { wc -c <"$1" | tr -d ' '; }
 gz() { gzip -9c "$1" | wc -c | tr -d ' '; }
 wasm=dist/wasm/ferry_client_bg.wasm
 total_gz=$(( $(gz "$wasm") + $(gz "$min_js") ))
-printf 'ferry-client size: wasm %s B (gzip %s B), JS min %s B (gzip %s B), total min+gzip %s B (%s KB)\n' \
+printf 'ferry-client size: wasm %s B (gzip %s B), JS min %s B (gzip %s B), total min+gzip %s B (%s KB); shared: true loads %s B more (gzip)\n' \
   "$(size "$wasm")" "$(gz "$wasm")" "$(size "$min_js")" "$(gz "$min_js")" \
-  "$total_gz" "$(awk "BEGIN{printf \"%.1f\", $total_gz/1024}")"
-rm -f "$min_js"
+  "$total_gz" "$(awk "BEGIN{printf \"%.1f\", $total_gz/1024}")" "$(gz "$lazy_js")"
+rm -f "$min_js" "$lazy_js"

@@ -64,7 +64,7 @@ pub fn measure(dist: &Path) -> Result<Option<ClientSize>> {
         };
         if f.name.ends_with(".wasm") {
             wasm.get_or_insert_with(|| f.clone());
-        } else if !f.name.starts_with("workerd") {
+        } else if !["workerd", "react", "shared"].iter().any(|p| f.name.starts_with(p)) {
             plain_js += f.gzip;
         }
         size.files.push(f);
@@ -118,6 +118,9 @@ fn minify(entry: &Path) -> Option<Vec<u8>> {
     let out = Command::new(esbuild)
         .arg(entry)
         .args(["--bundle", "--minify", "--format=esm", "--platform=browser"])
+        // Imported on demand by `connect(url, { shared: true })`: a chunk of its own in an
+        // app's bundle, loaded only by apps that share one socket between tabs.
+        .arg("--external:./shared.js")
         .arg("--log-level=error")
         .output()
         .ok()?;
