@@ -64,7 +64,10 @@ pub fn measure(dist: &Path) -> Result<Option<ClientSize>> {
         };
         if f.name.ends_with(".wasm") {
             wasm.get_or_insert_with(|| f.clone());
-        } else if !["workerd", "react", "shared"].iter().any(|p| f.name.starts_with(p)) {
+        } else if !["workerd", "react", "shared"]
+            .iter()
+            .any(|p| f.name.starts_with(p))
+        {
             plain_js += f.gzip;
         }
         size.files.push(f);
