@@ -5,9 +5,11 @@
 
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startBridge, uniqueName } from "../support/bridge.mjs";
+import { bridgeBinary, startBridge, uniqueName } from "../support/bridge.mjs";
 import { startWorker } from "../support/worker.mjs";
 import { installedPackageDir } from "../support/package.mjs";
 import { launchBrowser } from "../support/browser.mjs";
@@ -181,6 +183,40 @@ describe("connect(url, { shared: true }), three tabs in Chromium", () => {
     );
     assert.deepEqual(r, ["own socket", true]);
     assert.equal(await metric("ferry_sessions_total"), opened + 1);
+  });
+
+  test("a token function stays in its tab: the shared worker asks the tab for it", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ferry-shared-auth-"));
+    const secret = join(dir, "secret");
+    writeFileSync(secret, "a shared-worker test secret, at least 32 bytes\n");
+    const mint = (sub) => execFileSync(bridgeBinary(), ["token", "--secret-file", secret, "--sub", sub], { encoding: "utf8" }).trim();
+    const secured = await startBridge({
+      allow: [`${PREFIX}.*`],
+      args: ["--jwt-secret-file", secret, "--allowed-origin", bridge.url],
+    });
+    const page = await openTab(await browser.context.newPage());
+    try {
+      const r = await page.evaluate(
+        async ([url, q, token]) => {
+          let asked = 0;
+          const client = await window.ferry.connect(url, { shared: true, token: () => (asked++, token) });
+          const who = await client.request(q, {}, { headers: { "x-mode": "whoami" } });
+          await client.close();
+          return [who.user, asked > 0];
+        },
+        [secured.wsUrl, queue, mint("alice")],
+      );
+      assert.deepEqual(r, ["alice", true]);
+      const refused = await page.evaluate(
+        ([url]) => window.outcome(window.ferry.connect(url, { shared: true, token: () => "not a token", failFast: true })),
+        [secured.wsUrl],
+      );
+      assert.equal(refused.code, "unauthorized");
+    } finally {
+      await page.close();
+      await secured.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test("no page errors", () => {
