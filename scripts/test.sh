@@ -135,11 +135,11 @@ fi
 
 # amqps:// toward a broker: boots a second RabbitMQ node with a TLS listener (its own node
 # name, port 5699 and folder; stopped by the test's guard).
-run_step amqps timeout 300 cargo test -q -p ferry-bridge --test amqps -- --ignored --test-threads=1
+run_step amqps timeout 300 cargo test -q -p ferry-bridge --test it -- --ignored --test-threads=1 amqps::
 
 # Last and alone: restarts the shared RabbitMQ under load (its test has a guard that starts
 # the broker again; if the step itself is killed, the two lines after it do).
-run_step broker-restart timeout 300 cargo test -q -p ferry-bridge --test broker_restart --test session_restart -- --ignored --nocapture --test-threads=1
+run_step broker-restart timeout 300 cargo test -q -p ferry-bridge --test it -- --ignored --nocapture --test-threads=1 broker_restart:: session_restart::
 rabbitmqctl start_app >/dev/null 2>&1 || true
 if [ "$CLIENT_OK" -eq 1 ] && [ "$BINS_OK" -eq 1 ]; then
     run_step broker-restart-npm timeout 300 node --test --test-reporter=spec tests/restart

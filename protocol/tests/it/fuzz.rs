@@ -7,8 +7,6 @@
 //! A short bounded pass runs in every `cargo test` (and so in CI); `PROPTEST_CASES=100000`
 //! runs a long one.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use ferry_protocol::validate::{self, MAX_ACK_IDS, MAX_ATTACH, MAX_HEADERS};
 use ferry_protocol::{Frame, Request};
 use proptest::prelude::*;

@@ -1,10 +1,6 @@
 //! Happy paths: one request, 1,000 concurrent requests answered in reverse order, 100 sockets.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
-
-use support::{Client, TestBridge, Worker, unique};
+use crate::support::{Client, TestBridge, Worker, unique};
 
 #[tokio::test]
 async fn request_reaches_the_worker_and_the_reply_comes_back() {

@@ -2,16 +2,12 @@
 //! server (here a lapin one) decides who a token belongs to; refusals, silence and nonsense
 //! are `unauthorized` after a bounded wait, and a slow proxy stalls nobody else.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
-
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::support::*;
 use ferry_protocol::{Frame, Hello};
 use futures_util::SinkExt;
 use serde_json::{Value, json};
-use support::*;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 

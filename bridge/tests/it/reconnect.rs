@@ -1,14 +1,10 @@
 //! Broker loss: pending requests fail with broker_unavailable (not a timeout), the bridge
 //! reconnects by itself, and the same socket works again.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{Client, STEP, TestBridge, Worker, unique};
 use ferry_protocol::{Ack, Frame, Hello};
-use support::{Client, STEP, TestBridge, Worker, unique};
 
 /// Closes this bridge's AMQP connections from the broker side (`rabbitmqctl`).
 /// `None` when `rabbitmqctl` is not available (or may not talk to the node).

@@ -1,12 +1,8 @@
 //! Errors never look like timeouts: no_route, no_responders, forbidden, worker errors,
 //! timeouts with late replies, cancel, duplicates, overload, broker_unavailable.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
-
+use crate::support::{Client, TestBridge, Worker, headers, unique};
 use ferry_protocol::{Cancel, Frame, Request};
-use support::{Client, TestBridge, Worker, headers, unique};
 
 #[tokio::test]
 async fn missing_queue_is_no_route_at_once() {
@@ -259,7 +255,7 @@ async fn broker_down_means_broker_unavailable_at_once() {
         !message.contains("127.0.0.1"),
         "no broker detail on the wire: {message}"
     );
-    let ready = support::http_get(addr, "/readyz").await;
+    let ready = crate::support::http_get(addr, "/readyz").await;
     assert!(ready.starts_with("HTTP/1.1 503"), "{ready}");
     shutdown.cancel();
     task.await.unwrap();

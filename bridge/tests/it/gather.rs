@@ -2,19 +2,15 @@
 //! in its window as a PART tagged with who replied, then DONE; `max_replies` ends it early;
 //! errors come at once and never break the bridge's shared publish channel.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
-
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use crate::support::{Client, Received, TestBridge, Worker, headers, unique};
 use ferry_protocol::{Frame, Gather};
 use lapin::message::Delivery;
 use lapin::options::{BasicPublishOptions, ExchangeDeclareOptions, QueueBindOptions};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, ExchangeKind};
-use support::{Client, Received, TestBridge, Worker, headers, unique};
 
 /// A fanout exchange (deleted with its last binding) and `n` workers bound to it.
 async fn fanout(n: usize) -> (String, Vec<Worker>) {
@@ -210,7 +206,7 @@ async fn refused_gathers_fail_at_once_and_the_bridge_keeps_serving() {
     assert!(message.contains("nothing is bound"), "{message}");
 
     // The shared publish channel survived: an ordinary request still works.
-    let (echo, task) = support::echo_worker(&unique("after-gather")).await;
+    let (echo, task) = crate::support::echo_worker(&unique("after-gather")).await;
     client.request("r", &echo.queue, b"{}", Some(5_000)).await;
     assert_eq!(client.recv().await.reply().0, "r");
     task.abort();

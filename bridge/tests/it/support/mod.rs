@@ -1,8 +1,6 @@
 //! Shared helpers for the bridge's integration tests: an in-process bridge on port 0, a
 //! tokio-tungstenite client speaking ferry.v1, and a lapin test worker on a unique queue.
 
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -182,15 +180,6 @@ impl Received {
         match self.frame() {
             Frame::Reply(r) => (r.id.to_owned(), r.body.to_vec()),
             other => panic!("expected a reply frame, got {other:?}"),
-        }
-    }
-    /// The id of a frame that has one.
-    pub fn id(&self) -> Option<String> {
-        match self.frame() {
-            Frame::Reply(r) => Some(r.id.to_owned()),
-            Frame::Error(e) => e.id.map(str::to_owned),
-            Frame::Progress(p) => Some(p.id.to_owned()),
-            _ => None,
         }
     }
 }

@@ -1,8 +1,6 @@
 //! The error codes are defined once, in `ErrorCode`; the npm package's TypeScript union and
 //! the table of docs/protocol.md §3.3 must list exactly the same strings.
 
-#![allow(clippy::expect_used)]
-
 use std::collections::BTreeSet;
 
 use ferry_protocol::ErrorCode;

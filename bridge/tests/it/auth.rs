@@ -3,18 +3,14 @@
 //! see `x-ferry-user` and forwarded claims (which no client can set), a session belongs to
 //! its user, and a token expires or is renewed (AUTH) without dropping the socket.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
-
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::support::*;
 use ferry_bridge::Config;
 use ferry_protocol::{Auth, Frame, Hello, Request};
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::{Value, json};
-use support::*;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 const SECRET: &[u8] = b"a test secret of at least 32 bytes!!";

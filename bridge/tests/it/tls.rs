@@ -2,16 +2,12 @@
 //! the real broker, a plain-text client refused, and a new certificate taken on reload
 //! (SIGHUP) without a restart.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
-
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::support::*;
 use ferry_protocol::{Frame, Hello};
 use futures_util::{SinkExt, StreamExt};
-use support::*;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};

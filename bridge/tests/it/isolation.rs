@@ -1,15 +1,11 @@
 //! Every reply reaches exactly the socket that asked: same ids on two sockets, and a socket
 //! that closes with requests in flight leaves nothing behind.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{Client, TestBridge, Worker, unique};
 use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
-use support::{Client, TestBridge, Worker, unique};
 
 #[tokio::test]
 async fn two_sockets_with_the_same_correlation_id_get_only_their_own_reply() {
@@ -111,9 +107,9 @@ async fn plain_sessions_take_pooled_reply_queues_and_the_pool_refills() {
         let admin = bridge.admin;
         async move {
             let want = format!("ferry_reply_queue_pool_ready {n}\n");
-            let deadline = tokio::time::Instant::now() + support::STEP;
+            let deadline = tokio::time::Instant::now() + crate::support::STEP;
             loop {
-                let metrics = support::http_get(admin, "/metrics").await;
+                let metrics = crate::support::http_get(admin, "/metrics").await;
                 if metrics.contains(&want) {
                     return;
                 }
@@ -148,7 +144,7 @@ async fn plain_sessions_take_pooled_reply_queues_and_the_pool_refills() {
 /// Waits until `queue` is deleted (a passive declare on a fresh channel gets 404), polling:
 /// the broker tells nobody.
 async fn queue_gone(conn: &lapin::Connection, queue: &str) {
-    let deadline = tokio::time::Instant::now() + support::STEP;
+    let deadline = tokio::time::Instant::now() + crate::support::STEP;
     loop {
         let ch = conn.create_channel().await.unwrap();
         let opts = QueueDeclareOptions {

@@ -1,13 +1,9 @@
 //! `ferry-bridge call`: the binary's request command, against a real bridge, broker and
 //! worker: the reply on stdout, progress on stderr, error codes and exit statuses.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
-
 use std::process::Stdio;
 
-use support::{STEP, TestBridge, Worker, headers, unique};
+use crate::support::{STEP, TestBridge, Worker, headers, unique};
 use tokio::io::AsyncWriteExt;
 
 /// Starts `ferry-bridge call ARGS`, writing `stdin` to it.
@@ -232,7 +228,10 @@ async fn check_names_what_is_wrong_with_a_configuration() {
             String::from_utf8_lossy(&out.stdout).into_owned(),
         )
     };
-    let urls = format!("amqp://guest:guest@127.0.0.1:1/%2f,{}", support::amqp_url());
+    let urls = format!(
+        "amqp://guest:guest@127.0.0.1:1/%2f,{}",
+        crate::support::amqp_url()
+    );
     let all = vec![
         "--amqp-url".to_owned(),
         urls.clone(),
@@ -259,7 +258,7 @@ async fn check_names_what_is_wrong_with_a_configuration() {
     }
     let fine = vec![
         "--amqp-url".to_owned(),
-        support::amqp_url().into(),
+        crate::support::amqp_url().into(),
         "--allow".into(),
         served.clone(),
         "--allow-waiting".into(),
@@ -283,8 +282,8 @@ async fn check_names_what_is_wrong_with_a_configuration() {
 async fn call_over_wss_with_a_private_authority() {
     let dir = std::env::temp_dir().join(format!("ferry-cli-tls-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
-    let ca = support::certs::authority(&dir);
-    let (cert, key) = support::certs::certificate(&dir, "bridge");
+    let ca = crate::support::certs::authority(&dir);
+    let (cert, key) = crate::support::certs::certificate(&dir, "bridge");
     let bridge = TestBridge::start(|c| {
         c.tls_cert = Some(cert.clone());
         c.tls_key = Some(key.clone());

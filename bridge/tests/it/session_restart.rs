@@ -5,17 +5,13 @@
 //! and `scripts/test.sh` runs them alone after everything else, one at a time; a guard starts
 //! the broker again whatever happens. The numbers they print are in docs/reliability.md.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
-
 use std::time::{Duration, Instant};
 
-use ferry_protocol::{Attach, Hello};
-use support::restart::{
+use crate::support::restart::{
     assert_broker_reachable, error_after_restart, rabbitmqctl_out, restart_broker, resumable,
 };
-use support::{Client, TestBridge, Worker, http_get, unique};
+use crate::support::{Client, TestBridge, Worker, http_get, unique};
+use ferry_protocol::{Attach, Hello};
 
 /// Each request's timeout: long, as a dashboard's is; every answer here must come long before.
 const TIMEOUT_MS: u32 = 120_000;

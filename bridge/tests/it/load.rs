@@ -1,12 +1,8 @@
 //! Load shapes: 1,000 concurrent requests on one socket answered in reverse order; 100 sockets.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
-
 use std::collections::HashSet;
 
-use support::{Client, TestBridge, Worker, echo_worker, unique};
+use crate::support::{Client, TestBridge, Worker, echo_worker, unique};
 
 #[tokio::test]
 async fn thousand_concurrent_requests_answered_in_reverse_order() {

@@ -2,13 +2,9 @@
 //! violations close with their RFC 6455 code (1002, 1007, 1009) as nats-server does, a deflate
 //! offer is not taken, and a client that stops reading is closed while others keep working.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
-
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

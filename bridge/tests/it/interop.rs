@@ -4,16 +4,12 @@
 //! `fixtures/pika_rpc_server.py` (needs `python3` with `pika`, which
 //! `scripts/setup.sh` installs; without it the test fails). The lapin variant below uses only literal header names.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
-
 use std::process::Stdio;
 
+use crate::support::{Client, STEP, TestBridge, amqp_url, unique};
 use lapin::options::{BasicConsumeOptions, BasicPublishOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Connection, ConnectionProperties};
-use support::{Client, STEP, TestBridge, amqp_url, unique};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 #[tokio::test]

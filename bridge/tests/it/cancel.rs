@@ -2,12 +2,9 @@
 //! publishes a notice to the cancel exchange naming the request by `reply_to` +
 //! `correlation_id`, which any worker can consume (docs/protocol.md §1, "Cancellation").
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{Client, TestBridge, Worker, amqp_url, unique};
 use ferry_protocol::headers::{CANCEL_EXCHANGE, CANCEL_REASON, KIND, KIND_CANCEL};
 use ferry_protocol::{Cancel, Frame};
 use futures_util::StreamExt;
@@ -16,7 +13,6 @@ use lapin::options::{
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Connection, ConnectionProperties, Consumer, ExchangeKind};
-use support::{Client, TestBridge, Worker, amqp_url, unique};
 
 /// How soon a worker must learn of a cancel.
 const WITHIN: Duration = Duration::from_secs(1);

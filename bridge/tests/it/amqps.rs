@@ -4,19 +4,15 @@
 //!
 //! Ignored by default: it boots a RabbitMQ node (~20 s). `scripts/test.sh` runs it.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
-
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
+use crate::support::*;
 use lapin::options::{BasicConsumeOptions, QueueDeclareOptions};
 use lapin::tcp::OwnedTLSConfig;
 use lapin::types::FieldTable;
 use lapin::{Connection, ConnectionProperties};
-use support::*;
 
 const NODE: &str = "ferry-amqps@localhost";
 const PORT: u16 = 5699;

@@ -3,14 +3,10 @@
 //! session, on the same bridge or another, exactly once after its ACK. After the grace
 //! period the queue is gone and a resume opens a new session.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{Client, STEP, TestBridge, Worker, unique};
 use ferry_protocol::{Ack, Attach, Frame, Hello};
-use support::{Client, STEP, TestBridge, Worker, unique};
 
 /// A HELLO that asks for a resumable session (and resumes `resume` with its token).
 fn hello<'a>(resume: Option<(&'a str, &'a str)>, attach: Vec<Attach<'a>>) -> Hello<'a> {
@@ -273,10 +269,12 @@ async fn a_client_without_acks_gets_no_resume_token() {
 
 /// Whether a queue exists, by a passive declare on a channel of its own.
 async fn declared(name: &str) -> bool {
-    let conn =
-        lapin::Connection::connect(support::amqp_url(), lapin::ConnectionProperties::default())
-            .await
-            .unwrap();
+    let conn = lapin::Connection::connect(
+        crate::support::amqp_url(),
+        lapin::ConnectionProperties::default(),
+    )
+    .await
+    .unwrap();
     let ch = conn.create_channel().await.unwrap();
     let opts = lapin::options::QueueDeclareOptions {
         passive: true,
@@ -298,7 +296,7 @@ async fn a_resume_spends_its_token_and_a_closed_session_leaves_no_lease() {
     // resume that may be consuming it), so the test waits for that.
     let bridge = TestBridge::start(|c| c.session_grace = Duration::from_secs(2)).await;
     let q = unique("spent");
-    let (_w, _task) = support::echo_worker(&q).await;
+    let (_w, _task) = crate::support::echo_worker(&q).await;
     let (mut c, t0, _) = Client::hello(&bridge.url(), hello(None, vec![])).await;
     let (t0, session) = (t0.unwrap(), c.session.clone());
     c.request("x", &q, b"1", Some(5_000)).await;

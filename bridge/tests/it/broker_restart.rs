@@ -4,21 +4,17 @@
 //! it is `#[ignore]`d and `scripts/test.sh` runs it alone after everything else; a guard starts
 //! the broker again whatever happens. The counts it prints are in docs/reliability.md.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
-
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::support::restart::{assert_broker_reachable, restart_broker, resumable};
+use crate::support::{Client, Received, TestBridge, amqp_url, http_get, unique};
 use ferry_protocol::{Ack, Frame, Hello};
 use futures_util::StreamExt;
 use lapin::options::{BasicConsumeOptions, BasicPublishOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
-use support::restart::{assert_broker_reachable, restart_broker, resumable};
-use support::{Client, Received, TestBridge, amqp_url, http_get, unique};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 

@@ -2,15 +2,11 @@
 //! refused with a clear error while a well-behaved client on the same bridge loses nothing,
 //! and every per-socket and per-address bound holds.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use ferry_protocol::validate::{MAX_HEADER_VALUE_LEN, MAX_HEADERS};
 use ferry_protocol::{Frame, Gather, Request};
-use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A well-behaved client keeps `n` requests going to an echo worker until `stop`, and
@@ -292,7 +288,7 @@ async fn the_bridge_works_with_a_broker_user_holding_only_the_documented_permiss
     let _guard = UserGuard(user.clone());
     let queue = unique("hostile.perms");
     let (_w, _task) = echo_worker(&queue).await;
-    let url = support::amqp_url_as(&user, "pw");
+    let url = crate::support::amqp_url_as(&user, "pw");
     let b = TestBridge::start(|c| c.amqp_url = vec![url]).await;
     // A request, a cancel notice, and a resumable session that resumes.
     let hello = ferry_protocol::Hello {
@@ -391,7 +387,7 @@ async fn behind_a_proxy_the_proxy_protocol_names_the_address_the_limits_count() 
             let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
             let header = format!("PROXY TCP4 {client} 127.0.0.1 40000 80\r\n");
             tcp.write_all(header.as_bytes()).await.unwrap();
-            let req = support::ws_request(&url);
+            let req = crate::support::ws_request(&url);
             tokio_tungstenite::client_async(req, tcp).await
         }
     };

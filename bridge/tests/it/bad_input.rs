@@ -1,13 +1,9 @@
 //! Bad input never takes the bridge down or disturbs other sockets: malformed frames, frames
 //! over the limit, text frames, bad and reserved headers, HELLO rules, subprotocols, origins.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
-
+use crate::support::{Client, TestBridge, Worker, closed, raw_socket, unique};
 use ferry_protocol::{Frame, Request};
 use futures_util::SinkExt;
-use support::{Client, TestBridge, Worker, closed, raw_socket, unique};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
@@ -116,9 +112,9 @@ async fn too_large_frames_are_refused_without_disturbing_other_sockets() {
 async fn first_frame_must_be_hello() {
     let bridge = TestBridge::start(|_| {}).await;
     let mut ws = raw_socket(&bridge.url(), &["ferry.v1"]).await;
-    let req = support::request("a", "test.x", b"", None).encode();
+    let req = crate::support::request("a", "test.x", b"", None).encode();
     ws.send(Message::Binary(req.into())).await.unwrap();
-    let msg = support::closed_after_error(&mut ws).await;
+    let msg = crate::support::closed_after_error(&mut ws).await;
     assert_eq!(msg.0, "bad_request");
     assert!(msg.1.contains("first frame must be hello"), "{}", msg.1);
     assert_eq!(msg.2.expect("close").code, CloseCode::Policy);
@@ -129,7 +125,7 @@ async fn hello_must_come_in_time() {
     let bridge =
         TestBridge::start(|c| c.hello_timeout = std::time::Duration::from_millis(100)).await;
     let mut ws = raw_socket(&bridge.url(), &["ferry.v1"]).await;
-    let msg = support::closed_after_error(&mut ws).await;
+    let msg = crate::support::closed_after_error(&mut ws).await;
     assert_eq!(msg.0, "bad_request");
     assert_eq!(msg.2.expect("close").code, CloseCode::Policy);
 }

@@ -1,13 +1,9 @@
 //! Operations: health, readiness and metrics, static files, the drain on shutdown, and the binary's
 //! CLI contract (stdout line, SIGTERM).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
-
 use std::time::Duration;
 
-use support::{Client, STEP, TestBridge, Worker, http_get, unique};
+use crate::support::{Client, STEP, TestBridge, Worker, http_get, unique};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 #[tokio::test]
@@ -53,7 +49,7 @@ async fn latency_histograms_by_allowlist_entry_and_outcome() {
     let mut client = Client::connect(&bridge.url()).await;
     client.request("ok", &queue, b"{}", None).await;
     let req = worker.next().await;
-    let mut h = support::headers(&[]);
+    let mut h = crate::support::headers(&[]);
     h.insert(
         "x-ferry-worker-ms".into(),
         lapin::types::AMQPValue::LongLongInt(0),
@@ -200,7 +196,7 @@ async fn binary_prints_its_address_and_drains_on_sigterm() {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ferry-bridge"))
         .args(["--listen", "127.0.0.1:0", "--allow", "test.*"])
         .args(["--admin-listen", "127.0.0.1:0"])
-        .env("FERRY_AMQP_URL", support::amqp_url())
+        .env("FERRY_AMQP_URL", crate::support::amqp_url())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
@@ -284,7 +280,7 @@ async fn json_logs_at_trace_carry_ids_and_never_bodies_or_tokens() {
         .args(["--allow", "test.*", "--log-format", "json"])
         .arg("--jwt-secret-file")
         .arg(&secret_file)
-        .env("FERRY_AMQP_URL", support::amqp_url())
+        .env("FERRY_AMQP_URL", crate::support::amqp_url())
         .env("RUST_LOG", "trace")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
