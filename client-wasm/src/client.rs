@@ -192,7 +192,9 @@ impl WasmClient {
             match millis(max_replies) {
                 Ok(max) => Some((routing_key, max)),
                 Err(()) => {
-                    let f = Failure::new(ErrorCode::BadRequest, "maxReplies must be at least 1");
+                    let f = crate::error::invalid(
+                        &ferry_protocol::validate::ValidationError::MaxReplies,
+                    );
                     return rejected(self.inner.borrow().error(&f));
                 }
             }

@@ -50,53 +50,150 @@ const BROKER_HEADERS: [&str; 8] = [
 /// Header name prefixes the broker itself interprets.
 const BROKER_PREFIXES: [&str; 3] = ["x-first-death-", "x-last-death-", "x-dead-letter-"];
 
-/// A request field breaks a rule. The `Display` text names the field and the rule.
+/// A request field breaks a rule. The `Display` text names the field and the rule; it is
+/// [`ValidationError::message`], defined here once for the bridge and the client.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum ValidationError {
     /// The correlation id is empty, too long, or has a character outside `!`..=`~`.
-    #[error("id must be 1 to {MAX_ID_LEN} printable ASCII characters without spaces")]
+    #[error("{}", self.message())]
     Id,
     /// The destination is empty, too long, or has a character outside `[A-Za-z0-9._:-]`.
-    #[error("destination must be 1 to {MAX_DESTINATION_LEN} characters from A-Z a-z 0-9 . _ : -")]
+    #[error("{}", self.message())]
     Destination,
     /// The destination starts with `amq.` (RabbitMQ's) or `ferry.` (the bridge's own queues).
-    #[error("destination may not start with \"amq.\" or \"ferry.\" (reserved)")]
+    #[error("{}", self.message())]
     ReservedDestination,
     /// The content type is too long or not printable ASCII.
-    #[error("content type must be at most {MAX_CONTENT_TYPE_LEN} printable ASCII characters")]
+    #[error("{}", self.message())]
     ContentType,
     /// Too many headers.
-    #[error("at most {MAX_HEADERS} headers are allowed")]
+    #[error("{}", self.message())]
     TooManyHeaders,
     /// The headers' names and values together are too long.
-    #[error("headers may total at most {MAX_HEADER_BYTES} bytes (names and values), got {0}")]
+    #[error("{}", self.message())]
     HeaderBytes(usize),
     /// A header name breaks the syntax rule.
-    #[error("header name {0:?} must be 1 to {MAX_HEADER_NAME_LEN} characters from a-z 0-9 - _")]
+    #[error("{}", self.message())]
     HeaderName(String),
     /// A header name is reserved for Ferry or interpreted by the broker.
-    #[error("header {0:?} is reserved and may not be set by a client")]
+    #[error("{}", self.message())]
     ReservedHeader(String),
     /// A gather asked for zero replies.
-    #[error("max_replies must be at least 1")]
+    #[error("{}", self.message())]
     MaxReplies,
     /// A routing key is too long or not printable ASCII.
-    #[error("routing key must be at most 255 printable ASCII characters")]
+    #[error("{}", self.message())]
     RoutingKey,
     /// A header value is too long or has control characters.
-    #[error(
-        "header {0:?} value must be at most {MAX_HEADER_VALUE_LEN} bytes without control characters"
-    )]
+    #[error("{}", self.message())]
     HeaderValue(String),
     /// A `traceparent` header that is not W3C Trace Context.
-    #[error(
-        "header \"traceparent\" must be a W3C trace context: 00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>, lowercase, ids not all zero"
-    )]
+    #[error("{}", self.message())]
     TraceParent,
 }
 
+/// A validation message in pieces: fixed text, what the request had (a header's name, a byte
+/// count) if the message names it, fixed text. `Display` writes them; a client without
+/// `core::fmt` (the wasm) joins them itself. The limits in the texts are the constants above
+/// (a test checks each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Message<'a> {
+    /// The text before the subject.
+    pub before: &'static str,
+    /// What the request had, if the message names it.
+    pub subject: Subject<'a>,
+    /// The text after the subject.
+    pub after: &'static str,
+}
+
+/// The part of a [`Message`] that comes from the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subject<'a> {
+    /// The message names nothing from the request.
+    None,
+    /// A name (in quotes in the text around it).
+    Text(&'a str),
+    /// A number.
+    Number(usize),
+}
+
+impl core::fmt::Display for Message<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.before)?;
+        match self.subject {
+            Subject::None => {}
+            Subject::Text(t) => f.write_str(t)?,
+            Subject::Number(n) => write!(f, "{n}")?,
+        }
+        f.write_str(self.after)
+    }
+}
+
 impl ValidationError {
+    /// What went wrong, in words a developer acts on (the one definition of these texts).
+    pub fn message(&self) -> Message<'_> {
+        let (before, subject, after) = match self {
+            Self::Id => (
+                "id must be 1 to 128 printable ASCII characters without spaces",
+                Subject::None,
+                "",
+            ),
+            Self::Destination => (
+                "destination must be 1 to 255 characters from A-Z a-z 0-9 . _ : -",
+                Subject::None,
+                "",
+            ),
+            Self::ReservedDestination => (
+                "destination may not start with \"amq.\" or \"ferry.\" (reserved)",
+                Subject::None,
+                "",
+            ),
+            Self::ContentType => (
+                "content type must be at most 255 printable ASCII characters",
+                Subject::None,
+                "",
+            ),
+            Self::TooManyHeaders => ("at most 32 headers are allowed", Subject::None, ""),
+            Self::HeaderBytes(n) => (
+                "headers may total at most 16384 bytes (names and values), got ",
+                Subject::Number(*n),
+                "",
+            ),
+            Self::HeaderName(n) => (
+                "header name \"",
+                Subject::Text(n),
+                "\" must be 1 to 64 characters from a-z 0-9 - _",
+            ),
+            Self::ReservedHeader(n) => (
+                "header \"",
+                Subject::Text(n),
+                "\" is reserved and may not be set by a client",
+            ),
+            Self::MaxReplies => ("maxReplies must be at least 1", Subject::None, ""),
+            Self::RoutingKey => (
+                "routing key must be at most 255 printable ASCII characters",
+                Subject::None,
+                "",
+            ),
+            Self::HeaderValue(n) => (
+                "header \"",
+                Subject::Text(n),
+                "\" value must be at most 4096 bytes without control characters",
+            ),
+            Self::TraceParent => (
+                "header \"traceparent\" must be a W3C trace context: 00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>, lowercase, ids not all zero",
+                Subject::None,
+                "",
+            ),
+        };
+        Message {
+            before,
+            subject,
+            after,
+        }
+    }
+
     /// The wire code: `forbidden` for reserved names, `too_large` for header bytes,
     /// `bad_request` for the rest.
     pub fn code(&self) -> ErrorCode {
@@ -287,5 +384,36 @@ mod tests {
         assert!(matches!(e, ValidationError::HeaderBytes(n) if n > MAX_HEADER_BYTES));
         assert_eq!(e.code(), ErrorCode::TooLarge);
         assert!(common("1", "q", None, &all[..3]).is_ok());
+    }
+
+    #[test]
+    fn messages_state_the_limits_the_rules_apply() {
+        use alloc::string::ToString;
+        let said = |e: ValidationError| e.to_string();
+        let has = |e: ValidationError, n: usize| {
+            let m = said(e.clone());
+            assert!(m.contains(&n.to_string()), "{m:?} should name {n}");
+        };
+        has(ValidationError::Id, MAX_ID_LEN);
+        has(ValidationError::Destination, MAX_DESTINATION_LEN);
+        has(ValidationError::ContentType, MAX_CONTENT_TYPE_LEN);
+        has(ValidationError::TooManyHeaders, MAX_HEADERS);
+        has(ValidationError::HeaderBytes(20_000), MAX_HEADER_BYTES);
+        has(ValidationError::HeaderName("X".into()), MAX_HEADER_NAME_LEN);
+        has(
+            ValidationError::HeaderValue("x-a".into()),
+            MAX_HEADER_VALUE_LEN,
+        );
+        for p in RESERVED_DESTINATIONS {
+            assert!(said(ValidationError::ReservedDestination).contains(p));
+        }
+        assert_eq!(
+            said(ValidationError::HeaderBytes(20_000)),
+            "headers may total at most 16384 bytes (names and values), got 20000"
+        );
+        assert_eq!(
+            said(ValidationError::ReservedHeader("x-ferry-user".into())),
+            "header \"x-ferry-user\" is reserved and may not be set by a client"
+        );
     }
 }
