@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ferry_protocol::headers::CancelReason;
-use ferry_protocol::{ErrorCode, Frame, Request, validate};
+use ferry_protocol::{ErrorCode, Frame, validate};
 use futures_util::stream::FuturesUnordered;
 use futures_util::{Stream, StreamExt};
 use lapin::message::Delivery;
@@ -24,16 +24,15 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tracing::{debug, info};
 
 use crate::Shared;
-use crate::amqp_props::{Call, done_frame, error_frame, request_properties};
+use crate::amqp_props::{done_frame, error_frame};
 use crate::auth::Identity;
 use crate::auth::rpc::Peer;
-use crate::broker::{Links, publish, replies::ReplySub};
+use crate::broker::replies::ReplySub;
 use crate::error::BridgeError;
 use crate::limits::Bucket;
 use crate::outbound::Outbound;
 use crate::pending::{Kind, Pending};
 use crate::resume::Claim;
-use crate::span::{Span, Started};
 use crate::stats::Outcome;
 
 mod accepted;
@@ -42,9 +41,7 @@ mod detach;
 mod gather;
 mod notices;
 mod replies;
-
-/// The least a reply queue's declare may take before the request fails.
-const DECLARE_MIN_BUDGET: Duration = Duration::from_secs(5);
+mod request;
 
 type PublishOutcome = (Box<str>, u64, Result<(), BridgeError>);
 type PublishFuture = Pin<Box<dyn Future<Output = PublishOutcome> + Send>>;
@@ -373,118 +370,6 @@ impl Session {
             }
         }
         Flow::Continue
-    }
-
-    /// The checks every published call passes (after its own validation and allowlist):
-    /// not draining, id not pending, room in the pending map, a broker; then the reply
-    /// queue, and the call's clamped timeout.
-    async fn admit(
-        &mut self,
-        id: &str,
-        timeout_ms: Option<u32>,
-    ) -> Result<(Arc<Links>, String, Duration), BridgeError> {
-        let cfg = &self.shared.config;
-        if self.draining {
-            return Err(BridgeError::ShuttingDown);
-        }
-        if self.pending.contains(id) {
-            return Err(BridgeError::DuplicateId(id.to_owned()));
-        }
-        if !self.requests.take() {
-            return Err(BridgeError::RateLimited(cfg.request_rate));
-        }
-        // Publishes still running count even when their entry is gone (cancelled, or
-        // answered before the confirm): CANCEL does not make room for more publishes.
-        let in_flight = self.pending.len() + self.publishes.len()
-            - self.pending.publishing().min(self.publishes.len());
-        if in_flight >= cfg.max_inflight as usize {
-            return Err(BridgeError::Overloaded(cfg.max_inflight));
-        }
-        let timeout = timeout_ms
-            .map_or(cfg.default_timeout, |ms| {
-                Duration::from_millis(u64::from(ms))
-            })
-            .min(cfg.max_timeout)
-            .max(Duration::from_millis(1));
-        let links = self
-            .shared
-            .broker
-            .current()
-            .ok_or_else(|| BridgeError::BrokerUnavailable("not connected".into()))?;
-        // After a burst of new sessions the broker works through their declares one after
-        // another: wait for this one about as long as the request would wait, but never so
-        // long that the loop (awaiting it here) misses a pong.
-        let budget = timeout.min(cfg.ping_interval / 2).max(DECLARE_MIN_BUDGET);
-        let reply_to = self.reply_queue(&links, budget).await?;
-        Ok((links, reply_to, timeout))
-    }
-
-    async fn on_request(&mut self, req: &Request<'_>, raw: &Bytes) -> Result<(), BridgeError> {
-        validate::request(req)?;
-        let Some(label) = self.allowed(req.destination) else {
-            return Err(BridgeError::Forbidden(req.destination.to_owned()));
-        };
-        if self.resent.remove(req.id) {
-            // Attached by the resume but never reported ACCEPTED: the client sends it again
-            // (docs/protocol.md §3.5); this publish replaces the attachment, and whichever
-            // copy's reply comes first answers it.
-            self.pending.remove(req.id, Outcome::NotOver);
-        }
-        let (links, reply_to, timeout) = self.admit(req.id, req.timeout_ms).await?;
-        let cfg = &self.shared.config;
-        let idle = req.idle_timeout_ms.map(|ms| {
-            Duration::from_millis(u64::from(ms)).clamp(Duration::from_millis(1), cfg.max_timeout)
-        });
-        let started = Started {
-            session: &self.id,
-            id: req.id,
-            destination: req.destination,
-            bytes: req.body.len(),
-        };
-        let tracer = self.shared.otlp.as_ref().map(|o| &o.tracer);
-        let span = Span::start(&req.headers, tracer, started);
-        let traceparent = span.as_ref().map(Span::traceparent);
-        let call = Call {
-            traceparent: traceparent.as_deref(),
-            ..req.into()
-        };
-        let props = request_properties(
-            call,
-            &reply_to,
-            &self.id,
-            timeout,
-            idle,
-            self.identity.as_ref(),
-        );
-        let seq = self
-            .pending
-            .insert(req.id, (req.destination, label.clone()), timeout, idle)?;
-        if let Some(span) = span {
-            self.pending.traced(req.id, span, req.body.len());
-        }
-        self.shared.stats.requests_total.inc();
-        let probe = !self.shared.waiting.allows(req.destination);
-        let body = raw.slice_ref(req.body);
-        let id: Box<str> = req.id.into();
-        let dest = req.destination.to_owned();
-        let stats = self.shared.stats.clone();
-        self.publishes.push(Box::pin(async move {
-            let started = std::time::Instant::now();
-            let work = async {
-                if probe {
-                    links.probe.check(links.consume_conn(), &dest).await?;
-                }
-                publish::publish(&links, "", &dest, &body, props).await
-            };
-            let result = tokio::time::timeout(timeout, work)
-                .await
-                .unwrap_or(Err(BridgeError::Timeout(timeout.as_millis() as u64)));
-            if result.is_ok() {
-                stats.confirmed(&label, started.elapsed());
-            }
-            (id, seq, result)
-        }));
-        Ok(())
     }
 
     /// Fails every pending request with `code`; with a `reason`, tells the workers too.
