@@ -3,12 +3,10 @@
 
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { startBridge, uniqueName } from "../support/bridge.mjs";
 import { startWorker } from "../support/worker.mjs";
 import { installedPackageDir } from "../support/package.mjs";
-import { launchBrowser } from "../support/browser.mjs";
+import { launchBrowser, writeTestPage } from "../support/browser.mjs";
 
 const PREFIX = uniqueName("ft.browser");
 const queue = `${PREFIX}.echo`;
@@ -18,25 +16,18 @@ let worker;
 let browser;
 let page;
 
-const HTML = `<!doctype html>
-<meta charset="utf-8">
-<title>ferry-client test page</title>
-<link rel="icon" href="data:,">
-<script type="importmap">{ "imports": { "ferry-client": "./node_modules/ferry-client/dist/index.js" } }</script>
-<script type="module">
+const SCRIPT = `
   import { connect, FerryError } from "ferry-client";
   window.ferry = { connect, FerryError };
   // Settles every promise into a plain, serialisable outcome.
   window.outcome = (p) => p.then(
     (value) => ({ ok: true, value: value instanceof Uint8Array ? { bytes: [...value] } : value }),
     (e) => ({ ok: false, code: e.code, message: e.message, isFerry: e instanceof FerryError, isError: e instanceof Error,
-              correlationId: e.correlationId, remoteCode: e.remoteCode, details: e.details }));
-  window.ready = true;
-</script>`;
+              correlationId: e.correlationId, remoteCode: e.remoteCode, details: e.details }));`;
 
 before(async () => {
   const dir = installedPackageDir();
-  writeFileSync(join(dir, PAGE), HTML);
+  writeTestPage(dir, PAGE, "ferry-client test page", SCRIPT);
   worker = await startWorker(queue);
   bridge = await startBridge({ allow: [`${PREFIX}.*`], args: ["--static-dir", dir] });
   browser = await launchBrowser();

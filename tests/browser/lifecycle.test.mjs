@@ -5,13 +5,11 @@
 
 import { after, afterEach, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { startBridge, uniqueName } from "../support/bridge.mjs";
 import { startWorker } from "../support/worker.mjs";
 import { startProxy, portOf } from "../support/proxy.mjs";
 import { installedPackageDir } from "../support/package.mjs";
-import { launchBrowser } from "../support/browser.mjs";
+import { launchBrowser, writeTestPage } from "../support/browser.mjs";
 
 const PREFIX = uniqueName("ft.lifecycle");
 const queue = `${PREFIX}.echo`;
@@ -25,12 +23,7 @@ let browser;
 let page;
 
 // The page counts the sockets the client opens and logs its state changes.
-const HTML = `<!doctype html>
-<meta charset="utf-8">
-<title>ferry-client lifecycle test page</title>
-<link rel="icon" href="data:,">
-<script type="importmap">{ "imports": { "ferry-client": "./node_modules/ferry-client/dist/index.js" } }</script>
-<script type="module">
+const SCRIPT = `
   import { connect } from "ferry-client";
   window.sockets = 0;
   class Counting extends WebSocket {
@@ -54,13 +47,11 @@ const HTML = `<!doctype html>
     };
     c.addEventListener("statechange", on);
     on();
-  });
-  window.ready = true;
-</script>`;
+  });`;
 
 before(async () => {
   const dir = installedPackageDir();
-  writeFileSync(join(dir, PAGE), HTML);
+  writeTestPage(dir, PAGE, "ferry-client lifecycle test page", SCRIPT);
   worker = await startWorker(queue);
   bridge = await startBridge({ allow: [`${PREFIX}.*`], args: ["--static-dir", dir, "--ping-interval", `${BEAT_MS}ms`] });
   proxy = await startProxy(portOf(bridge.wsUrl));

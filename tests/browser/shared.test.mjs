@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { bridgeBinary, startBridge, uniqueName } from "../support/bridge.mjs";
 import { startWorker } from "../support/worker.mjs";
 import { installedPackageDir } from "../support/package.mjs";
-import { launchBrowser } from "../support/browser.mjs";
+import { launchBrowser, writeTestPage } from "../support/browser.mjs";
 
 const PREFIX = uniqueName("ft.shared");
 const queue = `${PREFIX}.echo`;
@@ -22,17 +22,10 @@ let worker;
 let browser;
 let tabs;
 
-const HTML = `<!doctype html>
-<meta charset="utf-8">
-<title>ferry-client shared test page</title>
-<link rel="icon" href="data:,">
-<script type="importmap">{ "imports": { "ferry-client": "./node_modules/ferry-client/dist/index.js" } }</script>
-<script type="module">
+const SCRIPT = `
   import { connect, FerryClient } from "ferry-client";
   window.ferry = { connect, FerryClient };
-  window.outcome = (p) => p.then((value) => ({ ok: true, value }), (e) => ({ ok: false, code: e.code, message: e.message }));
-  window.ready = true;
-</script>`;
+  window.outcome = (p) => p.then((value) => ({ ok: true, value }), (e) => ({ ok: false, code: e.code, message: e.message }));`;
 
 /** A gauge or counter of the bridge's /metrics (summed over its labels). */
 async function metric(name) {
@@ -64,7 +57,7 @@ const delayed = (ms) => ({ headers: { "x-mode": "delay", "x-delay-ms": String(ms
 
 before(async () => {
   const dir = installedPackageDir();
-  writeFileSync(join(dir, PAGE), HTML);
+  writeTestPage(dir, PAGE, "ferry-client shared test page", SCRIPT);
   worker = await startWorker(queue);
   bridge = await startBridge({ allow: [`${PREFIX}.*`], args: ["--static-dir", dir] });
   browser = await launchBrowser();

@@ -1,6 +1,6 @@
 // Test helper: headless Debian Chromium through playwright-core, with a fresh empty profile.
 
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
@@ -40,4 +40,23 @@ export async function launchBrowser() {
       rmSync(profile, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Writes a test page into the installed package's project `dir` (served by a bridge's
+ * --static-dir): `ferry-client` mapped to the installed package, then `script` as a module
+ * that sets `window.ready` when done. Returns the page's file name.
+ */
+export function writeTestPage(dir, name, title, script) {
+  const html = `<!doctype html>
+<meta charset="utf-8">
+<title>${title}</title>
+<link rel="icon" href="data:,">
+<script type="importmap">{ "imports": { "ferry-client": "./node_modules/ferry-client/dist/index.js" } }</script>
+<script type="module">
+${script}
+  window.ready = true;
+</script>`;
+  writeFileSync(join(dir, name), html);
+  return name;
 }
