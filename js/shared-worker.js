@@ -5,6 +5,9 @@
 
 import { connect, FerryError } from "./index.js";
 
+/** How long a tab may take to hand over a token from its `token` function. */
+const TOKEN_WAIT_MS = 10_000;
+
 /** One shared connection: `key` (the bridges' URLs) → { client: Promise, tabs: Set<Tab> }. */
 const groups = new Map();
 
@@ -53,11 +56,23 @@ class Tab {
     }
   }
 
-  /** A token from this tab's `token` function (connect, reconnect, renewal). */
+  /**
+   * A token from this tab's `token` function (connect, reconnect, renewal). A tab that does
+   * not answer within TOKEN_WAIT_MS (frozen, or gone without a word) fails the ask, so the
+   * shared connection is never stuck on it.
+   */
   askToken() {
     const n = ++this.asked;
     return new Promise((resolve, reject) => {
-      this.tokenAsks.set(n, (m) => (m.error ? reject(new FerryError(m.error.code, m.error.message)) : resolve(m.value)));
+      const timer = setTimeout(() => {
+        this.tokenAsks.delete(n);
+        reject(new FerryError("unauthorized", `the tab asked for a token did not answer within ${TOKEN_WAIT_MS} ms`));
+      }, TOKEN_WAIT_MS);
+      this.tokenAsks.set(n, (m) => {
+        clearTimeout(timer);
+        if (m.error) reject(new FerryError(m.error.code, m.error.message));
+        else resolve(m.value);
+      });
       this.post({ t: "token?", n });
     });
   }
