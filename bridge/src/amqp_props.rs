@@ -1,14 +1,14 @@
-//! The AMQP side of the worker contract: request frame → message properties and headers,
-//! reply delivery → REPLY, ERROR (`remote`) or PROGRESS frame.
+//! The AMQP side of the worker contract: a request's message properties and headers, the
+//! properties of the bridge's own notices (cancel, lost reply), and what a reply's
+//! properties say (its kind, headers, the worker's time). [`crate::frames`] turns replies
+//! into frames.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ferry_protocol::{
-    Done, ErrorCode, ErrorFrame, Frame, Gather, Part, Progress, Reply, Request, headers,
-};
+use ferry_protocol::headers::CancelReason;
+use ferry_protocol::{Gather, Request, headers};
 
 use crate::auth::Identity;
-use crate::broker::publish::CancelNotice;
 use lapin::BasicProperties;
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 
@@ -112,18 +112,23 @@ pub fn request_properties(
 
 /// Properties of a cancel notice: the request's `correlation_id` and `reply_to` (which
 /// together name it), `x-ferry-kind: cancel`, the reason and the session.
-pub fn cancel_properties(n: &CancelNotice) -> BasicProperties {
+pub fn cancel_properties(
+    id: &str,
+    reply_to: &str,
+    session: &str,
+    reason: CancelReason,
+) -> BasicProperties {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
     let mut table = FieldTable::default();
     let text = |s: &str| AMQPValue::LongString(s.into());
     table.insert(headers::KIND.into(), text(headers::KIND_CANCEL));
-    table.insert(headers::CANCEL_REASON.into(), text(n.reason.as_str()));
-    table.insert(headers::SESSION.into(), text(&n.session));
+    table.insert(headers::CANCEL_REASON.into(), text(reason.as_str()));
+    table.insert(headers::SESSION.into(), text(session));
     BasicProperties::default()
-        .with_correlation_id((*n.id).into())
-        .with_reply_to(n.reply_to.as_str().into())
+        .with_correlation_id(id.into())
+        .with_reply_to(reply_to.into())
         .with_message_id(uuid::Uuid::new_v4().to_string().into())
         .with_timestamp(now.as_secs())
         .with_delivery_mode(1)
@@ -143,7 +148,7 @@ pub fn lost_properties(id: &str) -> BasicProperties {
 }
 
 /// A header value as text, if it is a string type.
-fn text(v: &AMQPValue) -> Option<&str> {
+pub(crate) fn text(v: &AMQPValue) -> Option<&str> {
     match v {
         AMQPValue::LongString(s) => std::str::from_utf8(s.as_bytes()).ok(),
         AMQPValue::ShortString(s) => Some(s.as_str()),
@@ -221,112 +226,6 @@ pub fn reply_headers(props: &BasicProperties) -> Vec<(&str, &str)> {
         .filter(|(k, _)| k.len() <= usize::from(u8::MAX))
         .take(ferry_protocol::validate::MAX_HEADERS)
         .collect()
-}
-
-/// The frame a reply delivery becomes for its request.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Relay {
-    /// A PROGRESS frame: the request stays pending.
-    Progress(Vec<u8>),
-    /// The final frame (REPLY, or ERROR for a worker's error reply or a lost-reply note):
-    /// the request ends, with `ended` as its error code (`None`: answered).
-    Final {
-        /// The encoded frame.
-        frame: Vec<u8>,
-        /// `remote`, `broker_unavailable`, or `None` for a reply.
-        ended: Option<ErrorCode>,
-    },
-}
-
-/// Encodes the frame a reply delivery becomes for the request `id`.
-pub fn reply_frame(id: &str, props: &BasicProperties, body: &[u8]) -> Relay {
-    let content_type = props.content_type().as_ref().map(ShortString::as_str);
-    let frame = match reply_kind(props) {
-        ReplyKind::Final => Frame::Reply(Reply {
-            id,
-            content_type,
-            headers: reply_headers(props),
-            body,
-        }),
-        ReplyKind::Progress => {
-            let frame = Frame::Progress(Progress {
-                id,
-                content_type,
-                body,
-            });
-            return Relay::Progress(frame.encode());
-        }
-        ReplyKind::Lost => Frame::Error(ErrorFrame {
-            id: Some(id),
-            code: ErrorCode::BrokerUnavailable,
-            message: "the broker restarted while the session was away; the reply may be lost",
-            remote_code: None,
-            content_type: None,
-            details: &[],
-        }),
-        ReplyKind::Error { code, message } => Frame::Error(ErrorFrame {
-            id: Some(id),
-            code: ErrorCode::Remote,
-            message: message.unwrap_or("the worker reported an error"),
-            remote_code: Some(code),
-            content_type,
-            details: body,
-        }),
-    };
-    let ended = match &frame {
-        Frame::Error(e) => Some(e.code),
-        _ => None,
-    };
-    Relay::Final {
-        frame: frame.encode(),
-        ended,
-    }
-}
-
-/// Encodes the PART a final reply to the gather `id` becomes (`None` for a progress message,
-/// which gathers do not forward). The replier is the reply's `app_id`, else its
-/// `x-ferry-replier` header.
-pub fn part_frame(id: &str, props: &BasicProperties, body: &[u8]) -> Option<Vec<u8>> {
-    let (remote_code, message) = match reply_kind(props) {
-        ReplyKind::Progress | ReplyKind::Lost => return None,
-        ReplyKind::Final => (None, None),
-        ReplyKind::Error { code, message } => (Some(code), message),
-    };
-    let replier = props
-        .app_id()
-        .as_ref()
-        .map(ShortString::as_str)
-        .or_else(|| {
-            let table = props.headers().as_ref()?;
-            table.inner().get(headers::REPLIER).and_then(text)
-        });
-    let frame = Frame::Part(Part {
-        id,
-        replier,
-        content_type: props.content_type().as_ref().map(ShortString::as_str),
-        remote_code,
-        message,
-        body,
-    });
-    Some(frame.encode())
-}
-
-/// Encodes the DONE frame that ends the gather `id` after `count` parts.
-pub fn done_frame(id: &str, count: u32) -> Vec<u8> {
-    Frame::Done(Done { id, count }).encode()
-}
-
-/// Encodes an ERROR frame.
-pub fn error_frame(id: Option<&str>, code: ErrorCode, message: &str) -> Vec<u8> {
-    Frame::Error(ErrorFrame {
-        id,
-        code,
-        message,
-        remote_code: None,
-        content_type: None,
-        details: &[],
-    })
-    .encode()
 }
 
 #[cfg(test)]
@@ -412,21 +311,6 @@ mod tests {
         assert_eq!(reply_kind(&p), ReplyKind::Progress);
         assert_eq!(reply_headers(&p), vec![("x-app", "v")]);
         assert_eq!(reply_kind(&BasicProperties::default()), ReplyKind::Final);
-        let lost = lost_properties("c1");
-        assert_eq!(reply_kind(&lost), ReplyKind::Lost);
-        let Relay::Final { frame, ended } = reply_frame("c1", &lost, b"") else {
-            panic!("a lost note is final");
-        };
-        assert_eq!(
-            ended,
-            Some(ErrorCode::BrokerUnavailable),
-            "never counted as remote"
-        );
-        match ferry_protocol::Frame::decode(&frame) {
-            Ok(ferry_protocol::Frame::Error(e)) => {
-                assert_eq!((e.id, e.code), (Some("c1"), ErrorCode::BrokerUnavailable));
-            }
-            other => panic!("{other:?}"),
-        }
+        assert_eq!(reply_kind(&lost_properties("c1")), ReplyKind::Lost);
     }
 }

@@ -15,12 +15,12 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tracing::{debug, info};
 
 use crate::Shared;
-use crate::amqp_props::error_frame;
 use crate::auth::Identity;
 use crate::auth::rpc::Peer;
 use crate::broker::replies::{ReplySub, Resumed};
 use crate::config::Config;
 use crate::error::BridgeError;
+use crate::frames::error_frame;
 use crate::outbound::Outbound;
 use crate::resume;
 

@@ -16,7 +16,8 @@
 //! - [`broker`]: the live broker links and their manager (one node of a cluster at a time,
 //!   failing over to the next), [`broker::publish`], [`broker::probe`], [`broker::replies`]
 //!   (reply queues, classic or quorum); [`amqp_props`]: the worker contract (properties and
-//!   headers).
+//!   headers); [`frames`]: what replies become on the socket (REPLY, PROGRESS, ERROR, PART,
+//!   DONE).
 //! - [`tls`]: `--tls-cert`/`--tls-key` (rustls), re-read on SIGHUP; [`proxy_protocol`]: the
 //!   PROXY header of a trusted load balancer.
 //! - [`error`]: `BridgeError` and its wire codes; [`stats`]: metrics (`/metrics`);
@@ -35,6 +36,7 @@ pub mod cli;
 pub mod config;
 pub mod config_file;
 pub mod error;
+pub mod frames;
 pub mod handshake;
 pub mod hello;
 pub mod http;

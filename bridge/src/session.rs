@@ -24,11 +24,11 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tracing::{debug, info};
 
 use crate::Shared;
-use crate::amqp_props::{done_frame, error_frame};
 use crate::auth::Identity;
 use crate::auth::rpc::Peer;
 use crate::broker::replies::ReplySub;
 use crate::error::BridgeError;
+use crate::frames::{done_frame, error_frame};
 use crate::limits::Bucket;
 use crate::outbound::Outbound;
 use crate::pending::{Kind, Pending};

@@ -89,7 +89,8 @@ pub async fn cancel_notice(links: &Links, notice: &CancelNotice) {
     let Some(exchange) = links.cancel_exchange.as_deref() else {
         return;
     };
-    let props = crate::amqp_props::cancel_properties(notice);
+    let n = notice;
+    let props = crate::amqp_props::cancel_properties(&n.id, &n.reply_to, &n.session, n.reason);
     let key = &*notice.destination;
     bounded(links, exchange, key, props, &notice.id, "cancel notice").await;
 }

@@ -7,9 +7,10 @@ use ferry_protocol::{Gather, validate};
 use lapin::message::Delivery;
 
 use super::Session;
-use crate::amqp_props::{done_frame, part_frame, request_properties};
+use crate::amqp_props::request_properties;
 use crate::broker::publish;
 use crate::error::BridgeError;
+use crate::frames::{done_frame, part_frame};
 use crate::pending::Kind;
 use crate::stats::Outcome;
 

@@ -9,9 +9,10 @@ use lapin::message::Delivery;
 use tracing::{debug, warn};
 
 use super::{Flow, Session};
-use crate::amqp_props::{Relay, ReplyKind, reply_frame, reply_kind, worker_time};
+use crate::amqp_props::{ReplyKind, reply_kind, worker_time};
 use crate::broker::{Links, replies::ReplySub};
 use crate::error::BridgeError;
+use crate::frames::{Relay, reply_frame};
 use crate::pending::Kind;
 use crate::stats::Outcome;
 
