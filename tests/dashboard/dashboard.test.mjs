@@ -139,9 +139,10 @@ test("cancelling a running summary frees the worker: the next queued one starts 
 
   const t0 = Date.now();
   await cardFor(page, 3).getByRole("button", { name: /Cancel/ }).click();
-  await page.locator('#cards > li.card[data-patient-id="7"][data-state="working"]').waitFor({ timeout: 5_000 });
+  await page.locator('#cards > li.card[data-patient-id="7"][data-state="working"]').waitFor({ timeout: 15_000 });
   const took = Date.now() - t0;
-  assert.ok(took < 2_000, `patient 7 started ${took} ms after the cancel (a summary takes 60 s)`);
+  // Held up, patient 7 would wait the 60 s patient 3's summary takes; 10 s is a loaded machine's margin.
+  assert.ok(took < 10_000, `patient 7 started ${took} ms after the cancel (a summary takes 60 s)`);
 
   await seven.getByRole("button", { name: /Cancel/ }).click();
   await page.locator('#cards > li.card[data-patient-id="7"][data-state="cancelled"]').waitFor();
