@@ -1,12 +1,13 @@
 // ferry-client/react in a Vite + React app, as an app would write it (JSX, `import ... from
-// "ferry-client/react"`, the package installed from `npm pack`, React the app's own): the
-// dashboard's summary flow against the example patient-summary worker, in headless Chromium.
+// "ferry-client/react"`, the package installed from `npm pack`, React the app's own, the
+// connection shared by the app's tabs through the SharedWorker entry): the dashboard's
+// summary flow against the example patient-summary worker, in headless Chromium.
 // Progress renders as it comes, a new patient cancels the request for the old one, and
 // unmounting cancels what is in flight.
 
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ROOT, startBridge, uniqueName } from "../support/bridge.mjs";
@@ -24,13 +25,17 @@ let page;
 
 const MAIN = `import { StrictMode, useEffect, useState } from "react";
 import { createRoot } from "react-dom/client";
-import { connect } from "ferry-client";
+import { connect, FerryClient } from "ferry-client";
 import { FerryProvider, useRequest, useStream } from "ferry-client/react";
 
 const q = new URLSearchParams(location.search);
 const QUEUE = q.get("queue");
-const client = connect(q.get("ws"));
-client.then((c) => (window.client = c));
+// One socket for the app's tabs: the SharedWorker entry, bundled by Vite from the package.
+const client = connect(q.get("ws"), { shared: true });
+client.then((c) => {
+  window.client = c;
+  window.inSharedWorker = !(c instanceof FerryClient);
+});
 window.progressSeen = [];
 
 function Summary({ patientId }) {
@@ -111,6 +116,12 @@ after(async () => {
 const status = () => page.getAttribute("#summary", "data-status");
 
 describe("ferry-client/react in a Vite + React app, in Chromium", () => {
+  test("Vite bundles the shared worker, and the app's connection runs in it", async () => {
+    assert.ok(readdirSync(join(app, "dist", "assets")).some((f) => /shared-worker/.test(f)), "no shared-worker asset");
+    await page.waitForFunction(() => window.client !== undefined);
+    assert.equal(await page.evaluate(() => window.inSharedWorker), true);
+  });
+
   test("useRequest renders the progress, then the summary", async () => {
     await page.waitForSelector("#summary progress");
     await page.waitForSelector('#summary[data-status="success"]');
