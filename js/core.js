@@ -497,10 +497,10 @@ function watchRuntime(w) {
 
 export function makeConnect(load) {
   return async function connect(url, options = {}) {
+    const hrefs = Array.isArray(url) ? url.map(wsUrl) : [wsUrl(url)];
+    if (hrefs.length === 0) throw new FerryError("bad_request", "connect needs at least one bridge URL");
     if (options?.shared && typeof globalThis.SharedWorker === "function" && !options.WebSocket) {
       // One socket for the browser's tabs, in a SharedWorker; where there is none, one per tab.
-      const hrefs = Array.isArray(url) ? url.map(wsUrl) : [wsUrl(url)];
-      if (hrefs.length === 0) throw new FerryError("bad_request", "connect needs at least one bridge URL");
       const { connectShared } = await import("./shared.js");
       return connectShared(hrefs, options);
     }
@@ -512,8 +512,6 @@ export function makeConnect(load) {
         "this runtime has no WebSocket: pass one as options.WebSocket (e.g. the \"ws\" package on Node 20)",
       );
     }
-    const hrefs = Array.isArray(url) ? url.map(wsUrl) : [wsUrl(url)];
-    if (hrefs.length === 0) throw new FerryError("bad_request", "connect needs at least one bridge URL");
     const policy = reconnectPolicy(options);
     const signal = options?.signal ?? undefined;
     // The first connection is retried under the reconnect policy, unless told to fail fast.
