@@ -115,8 +115,12 @@ fn push_capped<T>(
 }
 
 /// Reads the field list; returns the fields and the body that follows the end tag. Tags
-/// that only frames outside `DIRS` carry are skipped like unknown ones.
-fn read_fields<const DIRS: u8>(mut buf: &[u8]) -> Result<(Fields<'_>, &[u8]), DecodeError> {
+/// that only frames outside `DIRS` carry are skipped like unknown ones. `id_list`: the kind
+/// lists ids (ACK, ACCEPTED), so each `id` also goes to `ids`.
+fn read_fields<const DIRS: u8>(
+    mut buf: &[u8],
+    id_list: bool,
+) -> Result<(Fields<'_>, &[u8]), DecodeError> {
     let client = DIRS & FROM_CLIENT != 0;
     let bridge = DIRS & FROM_BRIDGE != 0;
     let mut f = Fields::default();
@@ -140,7 +144,7 @@ fn read_fields<const DIRS: u8>(mut buf: &[u8]) -> Result<(Fields<'_>, &[u8]), De
             tag::ID => {
                 let id = text(v, "id")?;
                 f.id = Some(id);
-                if client {
+                if id_list {
                     push_capped(&mut f.ids, id, MAX_ACK_IDS, "id")?;
                 }
             }
@@ -202,7 +206,7 @@ fn decode_in<const DIRS: u8>(buf: &[u8]) -> Result<Frame<'_>, DecodeError> {
     if name == "unknown" {
         return Err(DecodeError::UnknownKind(k));
     }
-    let (f, body) = read_fields::<DIRS>(rest)?;
+    let (f, body) = read_fields::<DIRS>(rest, k == kind::ACK || k == kind::ACCEPTED)?;
     Ok(match k {
         kind::HELLO if client => Frame::Hello(Hello {
             client: f.client,

@@ -337,3 +337,15 @@ fn repeatable_fields_are_capped_before_they_grow() {
         Err(DecodeError::TooMany("id"))
     );
 }
+
+#[test]
+fn each_side_reads_the_id_lists_meant_for_it() {
+    // The client learns which requests the broker took (ACCEPTED), the bridge which replies
+    // arrived (ACK); a decoder for one direction must still read the list of ids.
+    let accepted = Frame::Accepted(Ack {
+        ids: vec!["a", "b"],
+    });
+    assert_eq!(Frame::decode_from_bridge(&accepted.encode()), Ok(accepted));
+    let ack = Frame::Ack(Ack { ids: vec!["c"] });
+    assert_eq!(Frame::decode_from_client(&ack.encode()), Ok(ack));
+}
