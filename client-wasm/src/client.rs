@@ -1,5 +1,5 @@
-//! The exported `WasmClient`: connect, send (a request or a gather), close, and the getters
-//! `js/core.js` uses; [`call`] sends one request or gather.
+//! The exported `WasmClient`: what `js/core.js` calls (connect, send, close, the getters), each
+//! turned into an [`Event`] for the machine; [`restore`] is the page-reload half.
 
 use alloc::rc::Rc;
 use alloc::string::String;
@@ -9,33 +9,41 @@ use core::cell::RefCell;
 use ferry_protocol::ErrorCode;
 use js_sys::{Function, Promise};
 use wasm_bindgen::prelude::*;
-use web_sys::{AbortSignal, BinaryType, WebSocket};
+use web_sys::{AbortSignal, WebSocket};
 
-use crate::body;
 use crate::error::Failure;
-use crate::events::{self, attach};
+use crate::host::{self, AbortHook, Call, Inner, Shared, run, to_js};
 use crate::js::{self, Hooks};
-use crate::pending::{Pending, TimerPlan};
-use crate::session;
-use crate::state::{
-    CLOSE_WAIT_MS, CLOSING, CONNECT_TIMEOUT_MS, HANDSHAKE, Inner, Policy, Shared, Slot, State,
-    settle,
-};
+use crate::machine::{CONNECT_TIMEOUT_MS, Event, Machine, Outgoing, Policy, State, millis};
 
-mod call;
 mod restore;
-
-use call::{Call, millis};
-
-fn rejected(v: JsValue) -> Promise {
-    Promise::reject(&v)
-}
 
 /// A Ferry connection. Made by `connect()` in `js/core.js`; not meant to be used directly.
 #[wasm_bindgen(js_name = WasmClient)]
 pub struct WasmClient {
     inner: Shared,
     ready: Promise,
+}
+
+/// A promise and its two functions (the executor runs at once, inside `Promise::new`).
+fn promise() -> (Promise, Option<(Function, Function)>) {
+    let mut fns = None;
+    let p = Promise::new(&mut |resolve, reject| fns = Some((resolve, reject)));
+    (p, fns)
+}
+
+/// `prefix: <the JS error's message>`.
+fn js_message(prefix: &str, error: &JsValue) -> String {
+    let detail = js_sys::Reflect::get(error, &"message".into())
+        .ok()
+        .and_then(|m| m.as_string())
+        .or_else(|| error.as_string());
+    let mut out = String::from(prefix);
+    if let Some(d) = detail {
+        out.push_str(": ");
+        out.push_str(&d);
+    }
+    out
 }
 
 #[wasm_bindgen(js_class = WasmClient)]
@@ -56,12 +64,12 @@ impl WasmClient {
         persist: bool,
         restore: JsValue,
     ) -> Result<WasmClient, JsValue> {
-        let bad = |msg: &str| Failure::new(ErrorCode::BadRequest, msg).to_js(&hooks);
+        let bad = |msg: &str| to_js(&hooks, &Failure::new(ErrorCode::BadRequest, msg));
         let default_timeout_ms =
-            millis(default_timeout_ms).map_err(|_| bad("timeoutMs must be a positive number"))?;
+            millis(default_timeout_ms).map_err(|()| bad("timeoutMs must be a positive number"))?;
         let connect_timeout = millis(connect_timeout_ms)
-            .map_err(|_| bad("connectTimeoutMs must be a positive number"))?
-            .map_or(CONNECT_TIMEOUT_MS, u64::from);
+            .map_err(|()| bad("connectTimeoutMs must be a positive number"))?
+            .unwrap_or(CONNECT_TIMEOUT_MS as u32);
         if urls.is_empty() {
             return Err(bad("connect needs at least one bridge URL"));
         }
@@ -69,70 +77,34 @@ impl WasmClient {
             let j = ((js::random_unit() * (i + 1) as f64) as usize).min(i);
             urls.swap(i, j);
         }
-        let args = js_sys::Array::of2(
-            &urls[0].as_str().into(),
-            &ferry_protocol::SUBPROTOCOL.into(),
-        );
-        let ws: WebSocket = match js_sys::Reflect::construct(ws_ctor, &args) {
-            Ok(ws) => ws.unchecked_into(),
-            Err(e) => {
-                let f = Failure::new(
-                    ErrorCode::BadRequest,
-                    body::js_message("cannot open a WebSocket", &e),
-                );
-                return Err(f.to_js(&hooks));
-            }
-        };
-        ws.set_binary_type(BinaryType::Arraybuffer);
+        let ws = host::open_socket(ws_ctor, &urls[0])
+            .map_err(|e| bad(&js_message("cannot open a WebSocket", &e)))?;
         let n = |i: usize| reconnect.get(i).map_or(0, |v| *v as u32); // saturating; NaN → 0
         let policy = Policy {
             initial_ms: n(0),
             max_ms: n(1),
             attempts: n(2),
             max_queued: n(3),
-            connect_timeout_ms: connect_timeout as u32,
+            connect_timeout_ms: connect_timeout,
             persist,
         };
-        let inner = Rc::new(RefCell::new(Inner {
+        let (ready, Some(fns)) = promise() else {
+            return Err(bad("the runtime's Promise did not run its executor"));
+        };
+        let now = js::now_ms();
+        let mut machine = Machine::new(policy, default_timeout_ms, now, fns);
+        if let Some(snapshot) = restore::parse(&restore) {
+            machine.restore(now, snapshot);
+        }
+        let inner = Rc::new(RefCell::new(Inner::new(
+            machine,
+            hooks,
             ws,
             urls,
-            url_at: 0,
-            ws_ctor: ws_ctor.clone(),
-            policy,
-            attempt: 0,
-            resume: None,
-            acks: Vec::new(),
-            ack_cb: None,
-            retry_cb: None,
-            retry_handle: None,
-            heartbeat_ms: 0,
-            last_seen: 0,
-            watch_due: 0,
-            offline: false,
-            hooks,
-            state: State::Connecting,
-            pending: Pending::default(),
-            timer: TimerPlan::default(),
-            timer_handle: None,
-            timer_cb: None,
-            handlers: None,
-            limits: None,
-            session: None,
-            default_timeout_ms,
-            bridge_error: None,
-            socket_error: None,
-        }));
-        restore::restore(&mut inner.borrow_mut(), &restore);
-        let weak = Rc::downgrade(&inner);
-        let ready = Promise::new(&mut |resolve, reject| {
-            let _ = inner.borrow_mut().pending.insert(
-                HANDSHAKE.into(),
-                js::now_ms() + connect_timeout,
-                Slot::Handshake { resolve, reject },
-            );
-        });
-        attach(&inner, &weak);
-        inner.borrow_mut().rearm();
+            ws_ctor.clone(),
+        )));
+        host::attach(&inner);
+        run(&inner, Event::Timer);
         Ok(WasmClient { inner, ready })
     }
 
@@ -145,14 +117,14 @@ impl WasmClient {
     /// Number of requests awaiting a reply.
     #[wasm_bindgen(getter)]
     pub fn pending(&self) -> u32 {
-        self.inner.borrow().awaited() as u32
+        self.inner.borrow().machine.awaited() as u32
     }
 
     /// 0 `connecting`, 1 `open`, 2 `reconnecting`, 3 `closed` (`js/core.js` names them: a
     /// number costs the module and the glue less than a string).
     #[wasm_bindgen(getter)]
     pub fn state(&self) -> u8 {
-        match self.inner.borrow().state {
+        match self.inner.borrow().machine.state() {
             State::Connecting => 0,
             State::Open => 1,
             State::Reconnecting => 2,
@@ -163,7 +135,7 @@ impl WasmClient {
     /// The session id the bridge assigned (after `ready`).
     #[wasm_bindgen(getter)]
     pub fn session(&self) -> Option<String> {
-        self.inner.borrow().session.clone()
+        self.inner.borrow().machine.session().map(String::from)
     }
 
     /// Sends a request, or with `gather` a gather: `body` already encoded by `js/core.js`
@@ -188,89 +160,77 @@ impl WasmClient {
         routing_key: Option<String>,
         max_replies: Option<f64>,
     ) -> Promise {
-        let gather = if gather {
-            match millis(max_replies) {
-                Ok(max) => Some((routing_key, max)),
-                Err(()) => {
-                    let f = crate::error::invalid(
-                        &ferry_protocol::validate::ValidationError::MaxReplies,
-                    );
-                    return rejected(self.inner.borrow().error(&f));
-                }
-            }
-        } else {
-            None
+        let (promise, Some((resolve, reject))) = promise() else {
+            return Promise::reject(&JsValue::UNDEFINED);
         };
-        self.call(Call {
+        let headers: Vec<String> = headers
+            .iter()
+            .map(|v| v.as_string().unwrap_or_default())
+            .collect();
+        let id = js::uuid_v4();
+        let aborted = signal.as_ref().is_some_and(AbortSignal::aborted);
+        let abort = signal
+            .filter(|_| !aborted)
+            .map(|s| AbortHook::new(&self.inner, s, id.clone()));
+        let socket_open = self.inner.borrow().ws.ready_state() == WebSocket::OPEN;
+        let call = Outgoing {
+            id,
             destination,
             body,
-            content_type,
+            content_type: content_type.as_deref(),
             timeout_ms,
             idle_timeout_ms,
-            signal,
-            headers: headers
-                .iter()
-                .map(|v| v.as_string().unwrap_or_default())
-                .collect(),
-            callback,
-            gather,
+            headers: &headers,
+            gather: gather.then_some((routing_key.as_deref(), max_replies)),
             meta,
-        })
+            call: Call {
+                resolve,
+                reject,
+                _abort: abort,
+            },
+            progress: callback,
+            aborted,
+            socket_open,
+        };
+        run(&self.inner, Event::Request(call));
+        promise
     }
 
-    /// The runtime went offline (`false`) or back online (`true`): see [`session::network`].
+    /// The runtime went offline (`false`) or back online (`true`).
     pub fn network(&self, online: bool) {
-        session::network(&self.inner, online);
+        run(&self.inner, Event::Network(online));
     }
 
     /// The page may have slept (lifecycle `resume`, tab visible again): runs what fell due
     /// now instead of when a throttled timer gets to it.
     pub fn wake(&self) {
-        events::wake(&self.inner);
+        host::wake(&self.inner);
     }
 
     /// Sends a renewed access token (AUTH) on the open socket; false when not open.
     pub fn auth(&self, token: &str) -> bool {
         let inner = self.inner.borrow();
-        inner.state == State::Open
-            && inner
-                .send(&ferry_protocol::Frame::Auth(ferry_protocol::Auth { token }))
-                .is_ok()
+        let frame = inner.machine.auth(token);
+        frame.is_some_and(|f| {
+            inner.send(&f);
+            true
+        })
     }
 
     /// Closes the connection: pending requests reject with `closed`; settles once the
     /// socket has closed (or after a few seconds if the bridge does not answer).
     pub fn close(&self) -> Promise {
-        let (drained, hooks, ws) = {
-            let mut inner = self.inner.borrow_mut();
-            if matches!(inner.state, State::Ended(_)) {
-                return Promise::resolve(&JsValue::UNDEFINED);
-            }
-            inner.state = State::Ended(ErrorCode::Closed);
-            inner.stop_retry();
-            let drained = inner.pending.drain();
-            inner.rearm();
-            (drained, inner.hooks.clone(), inner.ws.clone())
-        };
-        let failure = Failure::new(ErrorCode::Closed, "the client was closed");
-        for (id, slot) in drained {
-            settle(&hooks, &id, slot, &failure);
-        }
-        hooks.ended(&failure.to_js(&hooks));
-        if ws.ready_state() == WebSocket::CLOSED {
-            self.inner.borrow_mut().detach();
+        let (promise, Some((resolve, _))) = promise() else {
             return Promise::resolve(&JsValue::UNDEFINED);
-        }
-        let _ = ws.close_with_code_and_reason(1000, "client closed");
-        let inner = self.inner.clone();
-        Promise::new(&mut |resolve, _| {
-            let mut i = inner.borrow_mut();
-            let _ = i.pending.insert(
-                CLOSING.into(),
-                js::now_ms() + CLOSE_WAIT_MS,
-                Slot::Closing { resolve },
-            );
-            i.rearm();
-        })
+        };
+        let socket_closed = self.inner.borrow().ws.ready_state() == WebSocket::CLOSED;
+        run(
+            &self.inner,
+            Event::Close {
+                closing: resolve,
+                socket_closed,
+            },
+        );
+        promise
     }
 }

@@ -1,14 +1,14 @@
-//! Failures before they become JS `FerryError`s, and their messages (built without
-//! `core::fmt`, which would cost the wasm several kilobytes).
+//! Failures before they become JS `FerryError`s (`host.rs` makes them), and their messages
+//! (built without `core::fmt`, which would cost the wasm several kilobytes). No JS here.
 
+use alloc::boxed::Box;
 use alloc::string::String;
+use alloc::vec::Vec;
 use ferry_protocol::ErrorCode;
-use ferry_protocol::validate::{self, Subject, ValidationError};
-use wasm_bindgen::JsValue;
-
-use crate::js::Hooks;
+use ferry_protocol::validate::{Subject, ValidationError};
 
 /// A failure the client reports: a code, a message, and optional extras.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Failure {
     /// The stable code (`error.code`).
     pub code: ErrorCode,
@@ -16,8 +16,8 @@ pub struct Failure {
     pub message: String,
     /// The request's correlation id.
     pub id: Option<String>,
-    /// The decoded details (a worker's error body) or `undefined`.
-    pub details: JsValue,
+    /// A worker's error body and its content type (decoded by the host), if any.
+    pub details: Option<Box<(Vec<u8>, Option<String>)>>,
     /// The worker's own error code (for `remote`).
     pub remote_code: Option<String>,
 }
@@ -29,7 +29,7 @@ impl Failure {
             code,
             message: message.into(),
             id: None,
-            details: JsValue::UNDEFINED,
+            details: None,
             remote_code: None,
         }
     }
@@ -38,17 +38,6 @@ impl Failure {
     pub fn with_id(mut self, id: impl Into<String>) -> Self {
         self.id = Some(id.into());
         self
-    }
-
-    /// Builds the JS `FerryError`.
-    pub fn to_js(&self, hooks: &Hooks) -> JsValue {
-        hooks.error(
-            self.code.as_str(),
-            &self.message,
-            self.id.clone(),
-            &self.details,
-            self.remote_code.clone(),
-        )
     }
 }
 
@@ -93,11 +82,6 @@ pub fn invalid(e: &ValidationError) -> Failure {
     Failure::new(e.code(), msg)
 }
 
-/// Validates a destination, mapping the error to a [`Failure`].
-pub fn check_destination(dest: &str) -> Result<(), Failure> {
-    validate::destination(dest).map_err(|e| invalid(&e))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,7 +105,5 @@ mod tests {
         assert_eq!(invalid(&e).message, e.to_string());
         let f = invalid(&ValidationError::Destination);
         assert_eq!(f.code, ErrorCode::BadRequest);
-        assert!(check_destination("amq.direct").is_err());
-        assert!(check_destination("patient_summary_request").is_ok());
     }
 }

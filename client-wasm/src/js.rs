@@ -34,9 +34,9 @@ extern "C" {
         this: &Hooks,
         code: &str,
         message: &str,
-        id: Option<String>,
+        id: Option<&str>,
         details: &JsValue,
-        remote_code: Option<String>,
+        remote_code: Option<&str>,
     ) -> JsValue;
 
     /// `hooks.decode(bytes, contentType)`: a received body as a JS value (`bytes` is a view

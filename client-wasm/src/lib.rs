@@ -1,29 +1,26 @@
 //! Ferry client for WebAssembly: request-reply over a WebSocket to a Ferry bridge.
 //!
 //! The npm package `ferry-client` wraps this crate with hand-written JS (`js/`): `connect()`,
-//! the `FerryError` class and the wasm loading live there; everything stateful lives here.
+//! the `FerryError` class and body encoding live there; everything stateful lives here.
 //!
-//! - [`client`]: `WasmClient`: connect, request, gather, close (what JS calls).
-//! - `events`: socket, timer and abort handlers (what calls back from JS).
-//! - `session`: HELLO/WELCOME, resuming, ACKs, reconnecting with backoff.
-//! - `state`: `Inner` (socket, closures, pending slots, timer) and its cleanup on drop.
-//! - [`pending`]: the pending map and its one timer (pure, unit-tested natively).
-//! - [`body`]: received bodies → JS values (decoded by the JS hooks: `TextDecoder`, `JSON`).
-//! - [`error`]: failures and their messages, turned into `FerryError`s by a JS hook.
+//! - [`machine`]: the client's states, events and transitions, without I/O (`handle(event)
+//!   -> effects`), unit-tested natively.
+//! - [`pending`]: the pending map and its one timer (pure).
+//! - [`error`]: failures and their messages (pure).
+//! - [`client`]: `WasmClient`, what JS calls: each call becomes a machine event.
+//! - `host`: the socket, the host's timers and closures; feeds events, performs effects.
 //! - [`js`]: bindings to host globals (`setTimeout`, `crypto`, `Date`) and the hooks object.
 
 #![cfg_attr(target_arch = "wasm32", no_std)]
 
 extern crate alloc;
 
-pub mod body;
 pub mod client;
 pub mod error;
-mod events;
+mod host;
 pub mod js;
+pub mod machine;
 pub mod pending;
-mod session;
-mod state;
 
 pub use client::WasmClient;
 
