@@ -74,7 +74,6 @@ async fn malformed_text_and_bad_headers_get_bad_request_and_the_socket_lives_on(
 
     still_works(&mut client, &mut worker, "ok").await;
     assert_eq!(bridge.stats.snapshot().requests_total, 1);
-    worker.delete().await;
 }
 
 #[tokio::test]
@@ -105,7 +104,6 @@ async fn too_large_frames_are_refused_without_disturbing_other_sockets() {
     bridge
         .until("pending back to zero", |s| s.pending == 0)
         .await;
-    worker.delete().await;
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::support::restart::{assert_broker_reachable, restart_broker, resumable};
-use crate::support::{Client, Received, TestBridge, amqp_url, http_get, unique};
+use crate::support::{Cleanup, Client, Received, TestBridge, amqp_url, http_get, unique};
 use ferry_protocol::{Ack, Frame, Hello};
 use futures_util::StreamExt;
 use lapin::options::{BasicConsumeOptions, BasicPublishOptions, QueueDeclareOptions};
@@ -155,6 +155,7 @@ async fn broker_restart_under_load_hangs_nothing_and_service_resumes() {
     }
     let bridge = TestBridge::start(|_| {}).await;
     let queue = unique("restart");
+    let _cleanup = Cleanup(vec![queue.clone()]);
     let stop = CancellationToken::new();
     // The worker outlives the load: the requests in flight when the load stops are answered.
     let stop_echo = CancellationToken::new();

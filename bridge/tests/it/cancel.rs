@@ -162,7 +162,6 @@ async fn abort_timeout_and_close_each_reach_the_worker() {
     bridge
         .until("counted", |s| s.cancel_notices == 4 && s.pending == 0)
         .await;
-    worker.delete().await;
 }
 
 #[tokio::test]
@@ -177,7 +176,6 @@ async fn notices_can_be_turned_off() {
     client.send(Frame::Cancel(Cancel { id: "c" })).await;
     bridge.until("cancel processed", |s| s.pending == 0).await;
     assert_eq!(bridge.stats.snapshot().cancel_notices, 0);
-    worker.delete().await;
 }
 
 #[tokio::test]
@@ -194,5 +192,4 @@ async fn a_drain_that_gives_up_tells_the_worker() {
     assert_eq!(client.recv().await.error().1, "shutting_down");
     let notice = cancels.next_within(Duration::from_secs(2)).await;
     assert_eq!(notice, ("s".into(), reply_to(&req), "shutting_down".into()));
-    worker.delete().await;
 }

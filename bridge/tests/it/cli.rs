@@ -78,7 +78,6 @@ async fn call_prints_the_reply_and_progress_from_a_stdin_body() {
         "pretty-printed JSON"
     );
     assert!(stderr.contains(r#"progress: {"pct":50}"#), "{stderr}");
-    worker.delete().await;
 }
 
 #[tokio::test]
@@ -116,7 +115,6 @@ async fn call_exits_1_naming_the_error_code() {
         .unwrap();
     assert_eq!(code, 1);
     assert!(stderr.contains("timeout"), "{stderr}");
-    worker.delete().await;
 }
 
 #[tokio::test]
@@ -199,7 +197,7 @@ async fn check_names_what_is_wrong_with_a_configuration() {
     let idle = unique("test.check-idle");
     let missing = unique("test.check-missing");
     let worker = Worker::start(&served).await;
-    let unconsumed = Worker::declare(&idle).await;
+    let _unconsumed = Worker::declare(&idle).await;
     let exchange = unique("test.check-x");
     worker
         .channel
@@ -272,8 +270,6 @@ async fn check_names_what_is_wrong_with_a_configuration() {
         out.contains(&format!("note queue {idle}: no consumers now")),
         "{out}"
     );
-    unconsumed.delete().await;
-    worker.delete().await;
 }
 
 /// `call` over `wss://` to a bridge serving TLS, trusting its CA with `--ca-file`; without it
@@ -304,6 +300,5 @@ async fn call_over_wss_with_a_private_authority() {
         stderr.contains("cannot connect") && stderr.to_lowercase().contains("certificate"),
         "{stderr}"
     );
-    worker.delete().await;
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -42,8 +42,6 @@ async fn queue_without_consumers_is_no_responders_unless_allowed_to_wait() {
     let req = late.next().await;
     late.reply(&req, b"done").await;
     assert_eq!(client.recv().await.reply(), ("b".into(), b"done".to_vec()));
-    idle.delete().await;
-    late.delete().await;
 }
 
 #[tokio::test]
@@ -63,7 +61,6 @@ async fn forbidden_destination_publishes_nothing() {
     // bridge accepted no request.
     assert_eq!(worker.depth().await, 0);
     assert_eq!(bridge.stats.snapshot().requests_total, 0);
-    worker.delete().await;
 }
 
 #[tokio::test]
@@ -89,7 +86,6 @@ async fn worker_error_reply_is_a_remote_error_with_details() {
     bridge
         .until("pending back to zero", |s| s.pending == 0)
         .await;
-    worker.delete().await;
 }
 
 #[tokio::test]
@@ -108,7 +104,6 @@ async fn progress_then_final_reply() {
         other => panic!("expected progress, got {other:?}"),
     }
     assert_eq!(client.recv().await.reply(), ("p".into(), b"done".to_vec()));
-    worker.delete().await;
 }
 
 #[tokio::test]
@@ -134,7 +129,6 @@ async fn timeout_then_late_reply_is_dropped_and_counted() {
         client.recv().await.reply(),
         ("u".into(), b"on time".to_vec())
     );
-    worker.delete().await;
 }
 
 #[tokio::test]
@@ -151,7 +145,6 @@ async fn timeouts_are_clamped_to_max_timeout() {
         "300"
     );
     assert_eq!(client.recv().await.error().1, "timeout");
-    worker.delete().await;
 }
 
 #[tokio::test]
@@ -174,7 +167,6 @@ async fn cancel_removes_the_entry_and_the_reply_is_dropped() {
         client.recv().await.reply(),
         ("d".into(), b"wanted".to_vec())
     );
-    worker.delete().await;
 }
 
 #[tokio::test]
@@ -203,7 +195,6 @@ async fn duplicate_pending_id_is_bad_request_and_overload_is_refused() {
     bridge
         .until("pending back to zero", |s| s.pending == 0)
         .await;
-    worker.delete().await;
 }
 
 #[tokio::test]
@@ -232,7 +223,6 @@ async fn headers_reach_the_worker_with_the_deadline_and_session() {
     assert!(h.contains_key("x-tenant"));
     worker.reply(&req, b"").await;
     client.recv().await.reply();
-    worker.delete().await;
 }
 
 #[tokio::test]
@@ -310,5 +300,4 @@ async fn progress_keeps_an_idle_timeout_request_alive() {
         .await;
     worker.next().await;
     assert_eq!(client.recv().await.error().1, "timeout");
-    worker.delete().await;
 }

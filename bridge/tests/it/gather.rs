@@ -133,9 +133,6 @@ async fn every_reply_in_the_window_is_a_part_tagged_with_its_replier() {
         "done at the window's end"
     );
     bridge.until("gather over", |s| s.pending == 0).await;
-    for w in workers {
-        w.delete().await;
-    }
 }
 
 #[tokio::test]
@@ -164,14 +161,11 @@ async fn max_replies_ends_the_gather_early_and_later_replies_are_dropped() {
             s.dropped_replies == 1 && s.pending == 0
         })
         .await;
-    for w in workers {
-        w.delete().await;
-    }
 }
 
 #[tokio::test]
 async fn refused_gathers_fail_at_once_and_the_bridge_keeps_serving() {
-    let (exchange, workers) = fanout(1).await;
+    let (exchange, _workers) = fanout(1).await;
     let missing = unique("gather.missing");
     let unbound = unique("gather.unbound");
     let bridge = TestBridge::start(|c| c.allow_exchange = vec!["test.gather.*".into()]).await;
@@ -214,8 +208,4 @@ async fn refused_gathers_fail_at_once_and_the_bridge_keeps_serving() {
         .channel
         .exchange_delete(unbound.as_str().into(), Default::default())
         .await;
-    w.delete().await;
-    for w in workers {
-        w.delete().await;
-    }
 }

@@ -34,5 +34,4 @@ async fn request_reaches_the_worker_and_the_reply_comes_back() {
     bridge
         .until("pending back to zero", |s| s.pending == 0)
         .await;
-    worker.delete().await;
 }

@@ -239,10 +239,10 @@ async fn a_full_request_queue_refuses_with_broker_rejected_not_a_timeout() {
         "x-overflow".into(),
         AMQPValue::LongString("reject-publish".into()),
     );
-    args.insert("x-expires".into(), AMQPValue::LongInt(60_000));
     ch.queue_declare(queue.as_str().into(), QueueDeclareOptions::default(), args)
         .await
         .unwrap();
+    let _cleanup = Cleanup(vec![queue.clone()]);
     let b = TestBridge::start(|c| c.allow_waiting = vec![queue.clone()]).await;
     let mut c = Client::connect(&b.url()).await;
     c.request("fits", &queue, b"1", Some(30_000)).await;
@@ -409,7 +409,7 @@ async fn behind_a_proxy_the_proxy_protocol_names_the_address_the_limits_count() 
 #[tokio::test]
 async fn a_channel_error_ends_that_channel_alone_not_the_broker_connection() {
     use lapin::options::QueueDeclareOptions;
-    use lapin::types::{AMQPValue, FieldTable};
+    use lapin::types::FieldTable;
     let queue = unique("hostile.channel");
     let (_w, _task) = echo_worker(&queue).await;
     let b = TestBridge::start(|_| {}).await;
@@ -420,12 +420,12 @@ async fn a_channel_error_ends_that_channel_alone_not_the_broker_connection() {
         .await
         .unwrap();
     let ch = conn.create_channel().await.unwrap();
-    let mut args = FieldTable::default();
-    args.insert("x-expires".into(), AMQPValue::LongInt(60_000));
     let name = format!("ferry.reply.{}", victim.session);
+    let args = FieldTable::default();
     ch.queue_declare(name.as_str().into(), QueueDeclareOptions::default(), args)
         .await
         .unwrap();
+    let _cleanup = Cleanup(vec![name.clone()]);
     victim.request("v", &queue, b"1", Some(5_000)).await;
     assert_eq!(victim.recv().await.error().1, "broker_unavailable");
     // Sessions on every consume channel (the failed one is replaced) are served, and the
@@ -440,13 +440,6 @@ async fn a_channel_error_ends_that_channel_alone_not_the_broker_connection() {
         metrics.contains("ferry_broker_connects_total 1\n"),
         "{metrics}"
     );
-    let _ = ch
-        .queue_delete(
-            name.as_str().into(),
-            lapin::options::QueueDeleteOptions::default(),
-        )
-        .await;
-    let _ = conn.close(200, "bye".into()).await;
 }
 
 #[tokio::test]

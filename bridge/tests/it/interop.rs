@@ -6,7 +6,7 @@
 
 use std::process::Stdio;
 
-use crate::support::{Client, STEP, TestBridge, amqp_url, unique};
+use crate::support::{Cleanup, Client, STEP, TestBridge, amqp_url, unique};
 use lapin::options::{BasicConsumeOptions, BasicPublishOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Connection, ConnectionProperties};
@@ -66,11 +66,11 @@ async fn lapin_rpc_server_with_literal_headers() {
         .await
         .unwrap();
     let ch = conn.create_channel().await.unwrap();
-    let mut args = FieldTable::default();
-    args.insert("x-expires".into(), AMQPValue::LongInt(60_000));
+    let args = FieldTable::default();
     ch.queue_declare(queue.as_str().into(), QueueDeclareOptions::default(), args)
         .await
         .unwrap();
+    let _cleanup = Cleanup(vec![queue.clone()]);
     let mut consumer = ch
         .basic_consume(
             queue.as_str().into(),

@@ -34,7 +34,6 @@ async fn two_sockets_with_the_same_correlation_id_get_only_their_own_reply() {
         );
     }
     assert_eq!(bridge.stats.snapshot().dropped_replies, 0);
-    worker.delete().await;
 }
 
 #[tokio::test]
@@ -66,7 +65,6 @@ async fn closing_with_requests_in_flight_releases_everything() {
         worker.reply(d, b"late").await;
     }
     assert_eq!(bridge.stats.snapshot().pending, 0);
-    worker.delete().await;
 }
 
 /// A plain session's reply queue is exclusive to the bridge's connection (RabbitMQ 4.3 refuses
@@ -95,7 +93,6 @@ async fn a_plain_sessions_reply_queue_is_exclusive_to_the_bridge() {
     assert!(err.to_string().contains("RESOURCE_LOCKED"), "{err}");
     worker.reply(&d, b"mine").await;
     assert_eq!(client.recv().await.reply(), ("x1".into(), b"mine".to_vec()));
-    worker.delete().await;
 }
 
 /// With `--reply-queue-pool`, a plain session's first request takes a queue declared ahead
@@ -138,7 +135,6 @@ async fn plain_sessions_take_pooled_reply_queues_and_the_pool_refills() {
     drop(client);
     bridge.until("session gone", |s| s.sessions == 0).await;
     queue_gone(&worker.conn, &reply_queue).await;
-    worker.delete().await;
 }
 
 /// Waits until `queue` is deleted (a passive declare on a fresh channel gets 404), polling:

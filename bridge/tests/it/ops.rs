@@ -112,7 +112,6 @@ async fn latency_histograms_by_allowlist_entry_and_outcome() {
             .unwrap_or(0);
         assert!(value > 0, "{counter} counts frames: {text}");
     }
-    worker.delete().await;
 }
 
 #[tokio::test]
@@ -163,7 +162,6 @@ async fn drain_lets_pending_finish_then_closes_with_1001() {
     let close = client.closed().await.expect("close frame");
     assert_eq!(close.code, CloseCode::Away);
     bridge.stopped().await;
-    worker.delete().await;
 }
 
 #[tokio::test]
@@ -178,7 +176,6 @@ async fn drain_timeout_fails_what_is_left() {
     assert_eq!((id.as_deref(), code.as_str()), (Some("s"), "shutting_down"));
     assert_eq!(client.closed().await.expect("close").code, CloseCode::Away);
     assert_eq!(bridge.stats.snapshot().pending, 0);
-    worker.delete().await;
 }
 
 /// The next line the binary printed (within [`STEP`]).
@@ -371,7 +368,7 @@ async fn json_logs_at_trace_carry_ids_and_never_bodies_or_tokens() {
         .unwrap()
         .unwrap();
     let lines = tokio::time::timeout(STEP, logs).await.unwrap().unwrap();
-    worker.delete().await;
+    drop(worker);
     let _ = std::fs::remove_file(&secret_file);
 
     let hex = |s: &str| s.bytes().map(|b| format!("{b:02x}")).collect::<String>();
@@ -484,5 +481,4 @@ async fn traceparent_reaches_the_worker_as_a_child_of_the_bridges_span() {
         (Some("malformed"), "bad_request")
     );
     assert!(message.contains("traceparent"), "{message}");
-    worker.delete().await;
 }

@@ -77,7 +77,6 @@ async fn broker_loss_fails_pending_fast_and_the_bridge_reconnects() {
             }
         }
     }
-    worker.delete().await;
 }
 
 #[tokio::test]
@@ -119,7 +118,6 @@ async fn a_resumable_session_keeps_its_requests_through_a_broker_connection_loss
     );
     client.send(Frame::Ack(Ack { ids: vec!["kept"] })).await;
     bridge.until("nothing pending", |s| s.pending == 0).await;
-    worker.delete().await;
 }
 
 #[tokio::test]

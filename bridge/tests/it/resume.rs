@@ -76,7 +76,6 @@ async fn a_reply_sent_while_the_socket_was_down_arrives_after_resume() {
     c.send(Frame::Ack(Ack { ids: vec!["r1"] })).await;
     bridge.until("nothing pending", |s| s.pending == 0).await;
     assert_eq!(bridge.stats.snapshot().sessions_resumed_total, 1);
-    worker.delete().await;
 }
 
 #[tokio::test]
@@ -124,7 +123,6 @@ async fn a_reply_the_client_did_not_ack_is_delivered_again_until_acked() {
         c.nothing_within(Duration::from_millis(500)).await,
         "an ACKed reply is not delivered again"
     );
-    worker.delete().await;
 }
 
 #[tokio::test]
@@ -177,7 +175,6 @@ async fn a_session_resumes_on_another_bridge_after_the_first_shuts_down() {
         "each reply once"
     );
     b.until("nothing pending", |s| s.pending == 0).await;
-    worker.delete().await;
 }
 
 #[tokio::test]
@@ -198,7 +195,6 @@ async fn a_resume_on_the_same_bridge_takes_over_a_socket_not_yet_known_dead() {
     assert_eq!(u16::from(close.code), ferry_protocol::CLOSE_TAKEN_OVER);
     worker.reply(&req, b"1").await;
     assert_eq!(new.recv().await.reply().0, "t1");
-    worker.delete().await;
 }
 
 #[tokio::test]
@@ -231,7 +227,6 @@ async fn after_the_grace_period_the_queue_is_gone_and_a_resume_opens_a_new_sessi
     bridge
         .until("the expiry's cancel notice", |s| s.cancel_notices == 1)
         .await;
-    worker.delete().await;
 }
 
 #[tokio::test]
@@ -254,7 +249,6 @@ async fn a_wrong_token_does_not_resume() {
         c.nothing_within(Duration::from_millis(200)).await,
         "the owner keeps its socket"
     );
-    worker.delete().await;
 }
 
 #[tokio::test]

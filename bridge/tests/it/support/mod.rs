@@ -316,10 +316,11 @@ pub struct Worker {
     pub channel: Channel,
     pub queue: String,
     consumer: Option<Consumer>,
+    _cleanup: Cleanup,
 }
 
 impl Worker {
-    /// Declares `queue` (auto-deleted when the worker goes) without consuming it yet.
+    /// Declares `queue` (deleted when the worker is dropped) without consuming it yet.
     pub async fn declare(queue: &str) -> Self {
         let conn = Connection::connect(amqp_url(), ConnectionProperties::default())
             .await
@@ -336,6 +337,7 @@ impl Worker {
             channel,
             queue: queue.to_owned(),
             consumer: None,
+            _cleanup: Cleanup(vec![queue.to_owned()]),
         }
     }
 
@@ -419,13 +421,41 @@ impl Worker {
             .unwrap()
             .message_count()
     }
+}
 
-    pub async fn delete(self) {
-        let _ = self
-            .channel
-            .queue_delete(self.queue.as_str().into(), QueueDeleteOptions::default())
-            .await;
-        let _ = self.conn.close(200, "bye".into()).await;
+/// Deletes its queues when dropped, so a test cleans up on every exit path, a failed
+/// assertion included. The delete runs on a thread, runtime and connection of its own: the
+/// test's runtime may be the one dropping it, and cannot be blocked on.
+#[derive(Default)]
+pub struct Cleanup(pub Vec<String>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let queues = std::mem::take(&mut self.0);
+        if queues.is_empty() {
+            return;
+        }
+        let deleted = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime for the clean-up");
+            rt.block_on(async {
+                let conn = Connection::connect(amqp_url(), ConnectionProperties::default())
+                    .await
+                    .expect("the broker, to delete the test's queues");
+                let ch = conn.create_channel().await.expect("a channel");
+                for q in &queues {
+                    let opts = QueueDeleteOptions::default();
+                    let _ = ch.queue_delete(q.as_str().into(), opts).await;
+                }
+                let _ = conn.close(200, "bye".into()).await;
+            });
+        })
+        .join();
+        if deleted.is_err() && !std::thread::panicking() {
+            panic!("the test's queues could not be deleted");
+        }
     }
 }
 
