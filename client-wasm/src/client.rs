@@ -89,7 +89,7 @@ impl WasmClient {
             persist,
         };
         let (ready, Some(fns)) = promise() else {
-            return Err(bad("the runtime's Promise did not run its executor"));
+            return Err(JsValue::UNDEFINED); // a Promise runs its executor at once
         };
         let now = js::now_ms();
         let mut machine = Machine::new(policy, default_timeout_ms, now, fns);
@@ -152,7 +152,7 @@ impl WasmClient {
         content_type: Option<String>,
         timeout_ms: Option<f64>,
         signal: Option<AbortSignal>,
-        headers: js_sys::Array,
+        headers: Vec<String>,
         callback: Option<Function>,
         idle_timeout_ms: Option<f64>,
         meta: JsValue,
@@ -163,10 +163,6 @@ impl WasmClient {
         let (promise, Some((resolve, reject))) = promise() else {
             return Promise::reject(&JsValue::UNDEFINED);
         };
-        let headers: Vec<String> = headers
-            .iter()
-            .map(|v| v.as_string().unwrap_or_default())
-            .collect();
         let id = js::uuid_v4();
         let aborted = signal.as_ref().is_some_and(AbortSignal::aborted);
         let abort = signal

@@ -432,7 +432,7 @@ impl<H: Host> Machine<H> {
         let mut silent = false;
         if let Some(due) = self.watch_due.filter(|d| *d <= now) {
             self.watch_due = None;
-            if self.state == State::Open {
+            if matches!(self.state, State::Open) {
                 // Silent for a few heartbeats: the socket is half-open (dead without a close).
                 let beat = u64::from(self.heartbeat_ms);
                 if now.saturating_sub(self.last_seen) < MISSED_HEARTBEATS * beat {
@@ -496,7 +496,7 @@ impl<H: Host> Machine<H> {
                 self.end(ErrorCode::Disconnected, msg.into(), out);
             }
         }
-        if handshake_timed_out && self.state == State::Connecting {
+        if handshake_timed_out && matches!(self.state, State::Connecting) {
             self.end(ErrorCode::Timeout, HANDSHAKE_LATE.into(), out);
         }
     }
@@ -597,7 +597,10 @@ pub(crate) fn cancel_frame(id: &str) -> Vec<u8> {
 /// Rejects what a request owed with `failure` (and its id); a parked one owes nothing yet.
 pub(crate) fn settle<H: Host>(id: String, slot: Slot<H>, failure: &Failure, out: &mut Out<'_, H>) {
     if let Slot::Request(r) = slot {
-        let failure = failure.clone().with_id(id);
+        let failure = Failure {
+            id: Some(id),
+            ..failure.clone()
+        };
         out.push(Effect::Reject {
             call: r.call,
             failure,

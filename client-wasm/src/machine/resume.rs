@@ -179,7 +179,7 @@ impl<H: Host> Machine<H> {
         self.watch_due = None;
         out.push(Effect::Detach);
         self.acks.clear(); // a reply not ACKed is redelivered, then ignored
-        let was_open = self.state == State::Open;
+        let was_open = matches!(self.state, State::Open);
         self.state = State::Reconnecting;
         self.dirty = true;
         if was_open || !lost.is_empty() {
@@ -211,7 +211,7 @@ impl<H: Host> Machine<H> {
 
     /// The reconnect timer fired: open a new socket (its HELLO resumes the session).
     pub(super) fn on_retry(&mut self, now: u64, out: &mut Out<'_, H>) {
-        if self.state != State::Reconnecting {
+        if !matches!(self.state, State::Reconnecting) {
             return;
         }
         self.attempt_due = Some(now + u64::from(self.policy.connect_timeout_ms));
@@ -237,7 +237,7 @@ impl<H: Host> Machine<H> {
             out.push(Effect::StopRetry);
             return;
         }
-        if self.state == State::Reconnecting && self.attempt_due.is_none() {
+        if matches!(self.state, State::Reconnecting) && self.attempt_due.is_none() {
             out.push(Effect::StopRetry);
             self.attempt = 0;
             self.on_retry(now, out);
@@ -258,7 +258,7 @@ impl<H: Host> Machine<H> {
     /// Sends the ACKs noted since the last flush.
     pub(super) fn flush_acks(&mut self, out: &mut Out<'_, H>) {
         let ids = core::mem::take(&mut self.acks);
-        if ids.is_empty() || self.state != State::Open {
+        if ids.is_empty() || !matches!(self.state, State::Open) {
             return;
         }
         let ids = ids.iter().map(String::as_str).collect();
@@ -267,7 +267,7 @@ impl<H: Host> Machine<H> {
 
     /// An AUTH frame with a renewed token, if the socket is open.
     pub fn auth(&self, token: &str) -> Option<Vec<u8>> {
-        (self.state == State::Open).then(|| Frame::Auth(Auth { token }).encode())
+        (matches!(self.state, State::Open)).then(|| Frame::Auth(Auth { token }).encode())
     }
 
     /// What a persisted client keeps in storage: session, resume token and the requests a
