@@ -3,8 +3,9 @@
 #
 #   scripts/bench.sh           full run (release build, 3 rounds, 10,000 connections); rewrites
 #                              the generated part of docs/benchmarks.md and docs/bench-concurrency.svg
-#   scripts/bench.sh --smoke   a few seconds (debug build, 1 short round, 200 connections) so CI
-#                              keeps the harness working; writes only target/ferry-bench/smoke.json
+#   scripts/bench.sh --smoke   a few seconds (debug build, 1 short round, 200 connections, a
+#                              storm of 50 sessions) so CI keeps the harness working; writes
+#                              only target/ferry-bench/smoke.json
 #
 # Needs RabbitMQ on 127.0.0.1:5672 (guest/guest; FERRY_AMQP_URL overrides) and, for the
 # real-client row, the npm package built (`npm run build`) with `ws` installed.
@@ -32,10 +33,13 @@ if [[ "$mode" == smoke ]]; then
   # Built as `cargo test` builds (dev-dependencies' features included), so after the test
   # suite this reuses its dependencies instead of recompiling them under other features.
   cargo build -q --workspace --all-targets
-  exec "$TARGET_DIR/debug/ferry-bench" run --smoke \
+  "$TARGET_DIR/debug/ferry-bench" run --smoke \
     --bridge "$TARGET_DIR/debug/ferry-bridge" \
     --json "$TARGET_DIR/ferry-bench/smoke.json" \
     --command "scripts/bench.sh --smoke" "$@"
+  # The reconnect storm, small: 50 resumable sessions move to a second bridge.
+  exec "$TARGET_DIR/debug/ferry-bench" storm --sessions 50 --arrive-ms 200 \
+    --bridge "$TARGET_DIR/debug/ferry-bridge"
 fi
 
 cargo build -q --release -p ferry-bench -p ferry-bridge

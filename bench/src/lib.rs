@@ -7,6 +7,8 @@
 //! - [`node`]: drives `bench/node/load.mjs`, the npm package in Node.
 //! - [`session`]: WebSocket handshake + HELLO → WELCOME, shared by the Rust Ferry clients.
 //! - [`conns`]: many idle sessions on one bridge, memory per connection.
+//! - [`many`]: many lightly active sockets; [`storm`]: a reconnect storm (a bridge stopped
+//!   under N resumable sessions with requests pending).
 //! - [`connect`]: what authentication costs a new session (HELLO → WELCOME with and without).
 //! - [`stats`]: the closed-loop window, latency histograms, medians.
 //! - [`results`], [`report`], [`plot`]: what a run produced, as markdown, JSON and SVG.
@@ -30,5 +32,6 @@ pub mod runner;
 pub mod session;
 pub mod size;
 pub mod stats;
+pub mod storm;
 
 pub use error::{BenchError, Result};

@@ -57,6 +57,18 @@ enum Cmd {
         #[arg(long, value_delimiter = ',', default_value = "0")]
         reply_queue_pool: Vec<usize>,
     },
+    /// The reconnect storm: resumable sessions, each with a request pending, lose their bridge
+    /// at once and resume on a second one; prints one JSON line and a markdown row per point.
+    Storm {
+        /// Session counts, one point each.
+        #[arg(long, value_delimiter = ',', default_value = "2000")]
+        sessions: Vec<usize>,
+        /// The sessions open evenly spread over this many milliseconds.
+        #[arg(long, default_value_t = 4000)]
+        arrive_ms: u64,
+        #[arg(long, default_value = "target/release/ferry-bridge")]
+        bridge: PathBuf,
+    },
     /// Rewrites the doc and plot from a saved results file (no measuring).
     Report {
         #[arg(long, default_value = "target/ferry-bench/results.json")]
@@ -225,6 +237,11 @@ async fn dispatch(cli: Cli, cancel: CancellationToken) -> ExitCode {
             }
             many::run_points(&cli.amqp_url, &bridge, points).await
         }
+        Cmd::Storm {
+            sessions,
+            arrive_ms,
+            bridge,
+        } => Ok(storm(&cli.amqp_url, &bridge, &sessions, arrive_ms).await),
         Cmd::Report {
             json,
             doc,
@@ -341,4 +358,59 @@ fn publish(
     }
     println!("{md}");
     Ok(())
+}
+
+/// Runs each storm point; fails when a session was not resumed or its reply not delivered.
+async fn storm(
+    amqp_url: &str,
+    bridge: &std::path::Path,
+    sessions: &[usize],
+    arrive_ms: u64,
+) -> ExitCode {
+    println!(
+        "| sessions | resumed | replies delivered | failed | resumes retried | resumed after p50 / p99 / max | reply after p50 / p99 / max | bridge / broker CPU s |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let mut ok = true;
+    for &n in sessions {
+        let spec = ferry_bench::storm::StormSpec {
+            sessions: n,
+            arrive: Duration::from_millis(arrive_ms),
+        };
+        match ferry_bench::storm::run(amqp_url, bridge, &spec).await {
+            Ok(r) => {
+                eprintln!("{}", serde_json::to_string(&r).unwrap_or_default());
+                let s = |v: Option<f64>| v.map_or_else(|| "—".to_owned(), |v| format!("{v:.1}"));
+                println!(
+                    "| {} | {} | {} | {} | {} | {} / {} / {} ms | {} / {} / {} ms | {} / {} |",
+                    r.sessions,
+                    r.resumed,
+                    r.delivered,
+                    r.failed,
+                    r.retries,
+                    r.resume_p50_ms,
+                    r.resume_p99_ms,
+                    r.resume_max_ms,
+                    r.reply_p50_ms,
+                    r.reply_p99_ms,
+                    r.reply_max_ms,
+                    s(r.bridge_cpu_s),
+                    s(r.broker_cpu_s),
+                );
+                if let Some(e) = &r.first_error {
+                    eprintln!("ferry-bench storm: first failure: {e}");
+                }
+                ok &= r.failed == 0;
+            }
+            Err(e) => {
+                eprintln!("ferry-bench storm: {} error: {e}", e.code());
+                ok = false;
+            }
+        }
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }

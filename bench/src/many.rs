@@ -296,7 +296,7 @@ pub async fn run_points(
 
 /// Waits until a request through the bridge at `url` is answered (the bridge listens before
 /// its broker connection is up).
-async fn ready(url: &str, queue: &str) -> Result<()> {
+pub(crate) async fn ready(url: &str, queue: &str) -> Result<()> {
     let spec = crate::stats::LoadSpec {
         concurrency: 1,
         body: crate::stats::json_body(100),
