@@ -55,6 +55,10 @@ pub struct StormResult {
     pub reply_p50_ms: u64,
     pub reply_p99_ms: u64,
     pub reply_max_ms: u64,
+    /// What the second bridge counted: sessions resumed, and resumes that found the session
+    /// expired (the rest of those not resumed presented a token that was not current).
+    pub bridge_resumed: Option<f64>,
+    pub bridge_expired: Option<f64>,
     /// CPU seconds over the storm (until the last reply or failure).
     pub bridge_cpu_s: Option<f64>,
     pub broker_cpu_s: Option<f64>,
@@ -166,6 +170,8 @@ pub async fn run(
         }
     }
     let (b1, k1) = (cpu(Some(second.proc.pid())), cpu(broker));
+    result.bridge_resumed = second.metric("ferry_sessions_resumed_total").await.ok();
+    result.bridge_expired = second.metric("ferry_sessions_expired_total").await.ok();
     result.bridge_cpu_s = b1.zip(b0).map(|(a, b)| a - b);
     result.broker_cpu_s = k1.zip(k0).map(|(a, b)| a - b);
     result.resume_p50_ms = resume.value_at_quantile(0.5);
@@ -238,6 +244,7 @@ async fn one(
     // A resume the bridge cannot complete in time (`broker_unavailable`, close 1013) is tried
     // again after a jittered pause, as the npm client's reconnect does.
     let mut retries = 0;
+    let mut last = String::new();
     let (mut ws, resumed_at) = loop {
         let (mut ws, _) =
             tokio_tungstenite::connect_async_with_config(session::request(b)?, None, true).await?;
@@ -259,10 +266,13 @@ async fn one(
         match Frame::decode_from_bridge(&data) {
             Ok(Frame::Welcome(w)) if w.resumed => break (ws, stopped_at.elapsed()),
             Ok(Frame::Welcome(_)) => {
-                return Err(BenchError::Protocol("the session was not resumed".into()));
+                return Err(BenchError::Protocol(format!(
+                    "the session was not resumed (after {retries} refused attempts: {last})"
+                )));
             }
             Ok(Frame::Error(e)) if e.code == ErrorCode::BrokerUnavailable && retries < 5 => {
                 retries += 1;
+                last = e.message.to_owned();
                 let pause = rand::random_range(0..1_000u64 << retries.min(3));
                 tokio::time::sleep(Duration::from_millis(pause)).await;
             }
