@@ -504,6 +504,15 @@ fn a_dropped_socket_without_reconnecting_ends_with_what_it_said() {
     assert!(show(&fx).contains(&"ended:disconnected".into()));
 }
 
+/// The reconnect timer fires, the new socket opens, WELCOME (`resumed` or not) comes: the
+/// HELLO sent and what WELCOME did.
+fn reconnect(m: &mut Machine<T>, resumed: bool) -> (String, Vec<String>) {
+    handle(m, T0, Event::Retry);
+    let hello = handle(m, T0, Event::Opened { token: None }).remove(0);
+    let w = welcome(resumed, Some("tok2"), 0);
+    (hello, handle(m, T0, Event::Frame(&w)))
+}
+
 /// An open resumable client with request `a` (call 1) sent, then its socket dropped.
 fn dropped_with_one_request() -> Machine<T> {
     let mut m = open(true, Some("tok"), 0);
@@ -571,15 +580,12 @@ fn a_session_not_resumed_rejects_what_was_published_and_resends_what_was_not() {
             reason: "",
         },
     );
-    handle(&mut m, T0, Event::Retry);
-    let fx = handle(&mut m, T0, Event::Opened { token: None });
+    let (hello, fx) = reconnect(&mut m, false);
     // Both are attached: the bridge knows the one it published, and says so.
     assert!(
-        fx[0].contains("attach=[\"published\", \"unsure\"]"),
-        "{fx:?}"
+        hello.contains("attach=[\"published\", \"unsure\"]"),
+        "{hello}"
     );
-    let w = welcome(false, Some("tok2"), 0);
-    let fx = handle(&mut m, T0, Event::Frame(&w));
     assert!(has(&fx, "send:REQUEST unsure"), "{fx:?}");
     assert!(has(&fx, "reject:1:session_expired"), "{fx:?}");
     assert_eq!(m.awaited(), 1);
@@ -597,14 +603,11 @@ fn requests_made_while_reconnecting_wait_for_the_next_socket_up_to_a_limit() {
         show(&m.handle(T0, Event::Request(g))),
         ["reject:5:disconnected"]
     );
-    handle(&mut m, T0, Event::Retry);
-    let fx = handle(&mut m, T0, Event::Opened { token: None });
+    let (hello, fx) = reconnect(&mut m, true);
     assert!(
-        fx[0].ends_with("attach=[\"a\"]"),
-        "queued ones are not attached: {fx:?}"
+        hello.ends_with("attach=[\"a\"]"),
+        "queued ones are not attached: {hello}"
     );
-    let w = welcome(true, Some("t"), 0);
-    let fx = handle(&mut m, T0, Event::Frame(&w));
     let sent: Vec<_> = fx.iter().filter(|e| e.starts_with("send")).collect();
     assert_eq!(sent.len(), 2, "{fx:?}");
 }
@@ -623,10 +626,8 @@ fn a_request_on_a_socket_the_bridge_closed_waits_for_the_resumed_session() {
             reason: "draining",
         },
     );
-    handle(&mut m, T0, Event::Retry);
-    handle(&mut m, T0, Event::Opened { token: None });
-    let w = welcome(true, Some("t"), 0);
-    assert!(has(&handle(&mut m, T0, Event::Frame(&w)), "send:REQUEST a"));
+    let (_, fx) = reconnect(&mut m, true);
+    assert!(has(&fx, "send:REQUEST a"), "{fx:?}");
 }
 
 #[test]
@@ -796,18 +797,31 @@ fn a_persisted_session_is_restored_parked_and_reattached() {
     assert_eq!(fx, ["queue_acks", "reply:1:done", "changed", "timer:clear"]);
 }
 
-#[test]
-fn a_restored_request_whose_session_expired_rejects_when_reattached() {
+/// A persisting client restored from a snapshot of session `s1` (token `tok`) with `entries`.
+fn restored(entries: Vec<(String, String, f64, Option<u32>, u32)>) -> Machine<T> {
     let mut m: Machine<T> = Machine::new(policy(true, true), None, T0, ());
-    let entries = vec![("a".into(), "q".into(), (T0 + 9_000) as f64, Some(0), 7)];
+    let session = "s1".into();
+    let token = "tok".into();
     m.restore(
         T0,
         Restored {
-            session: "s1".into(),
-            token: "tok".into(),
+            session,
+            token,
             entries,
         },
     );
+    m
+}
+
+#[test]
+fn a_restored_request_whose_session_expired_rejects_when_reattached() {
+    let mut m = restored(vec![(
+        "a".into(),
+        "q".into(),
+        (T0 + 9_000) as f64,
+        Some(0),
+        7,
+    )]);
     handle(&mut m, T0, Event::Opened { token: None });
     let w = welcome(false, Some("new"), 0);
     handle(&mut m, T0, Event::Frame(&w));
@@ -826,16 +840,7 @@ fn a_restored_request_whose_session_expired_rejects_when_reattached() {
 
 #[test]
 fn an_expired_restored_reply_is_acked_without_a_caller() {
-    let mut m: Machine<T> = Machine::new(policy(true, true), None, T0, ());
-    let entries = vec![("a".into(), "q".into(), (T0 + 100) as f64, None, 7)];
-    m.restore(
-        T0,
-        Restored {
-            session: "s1".into(),
-            token: "tok".into(),
-            entries,
-        },
-    );
+    let mut m = restored(vec![("a".into(), "q".into(), (T0 + 100) as f64, None, 7)]);
     handle(&mut m, T0, Event::Opened { token: None });
     let w = welcome(true, Some("t"), 0);
     handle(&mut m, T0, Event::Frame(&w));
