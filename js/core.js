@@ -99,7 +99,8 @@ function decodeBody(view, contentType) {
 // collected (which would close it) while connected, only after it ended.
 const live = new Set();
 
-function flatHeaders(headers) {
+/** The headers as `[name, value]` pairs of strings (from an object, a Map, `Headers` or pairs). */
+function headerPairs(headers) {
   if (headers == null) return [];
   const entries = Array.isArray(headers)
     ? headers
@@ -108,7 +109,7 @@ function flatHeaders(headers) {
       : Object.entries(headers);
   const out = [];
   for (const [name, value] of entries) {
-    if (value !== undefined) out.push(String(name), String(value));
+    if (value !== undefined) out.push([String(name), String(value)]);
   }
   return out;
 }
@@ -124,17 +125,15 @@ export function progressCallback(onProgress) {
   return onProgress ?? undefined;
 }
 
-const num = (v) => (v == null ? undefined : Number(v));
-
-/** A call's [flat headers, body bytes, content type]; throws a FerryError `bad_request`. */
+/** A call's [header pairs, body bytes, content type]; throws a FerryError `bad_request`. */
 export function prepare(body, headers, contentType) {
-  let flat;
+  let pairs;
   try {
-    flat = flatHeaders(headers);
+    pairs = headerPairs(headers);
   } catch (e) {
     throw new FerryError("bad_request", "headers must be an object of strings", { cause: e });
   }
-  return [flat, ...encodeBody(body, contentType == null ? undefined : String(contentType))];
+  return [pairs, ...encodeBody(body, contentType == null ? undefined : String(contentType))];
 }
 
 // W3C Trace Context (docs/protocol.md §1): version 00, lowercase hex, ids not all zero. Only
@@ -158,23 +157,20 @@ function freshTraceparent() {
 }
 
 /**
- * Puts the request's trace context into its flat headers: the `traceparent` option, else a
+ * Puts the request's trace context into its header pairs: the `traceparent` option, else a
  * `traceparent` header, else a fresh one when the client traces; `tracestate` likewise.
  * Returns the trace id, or undefined (none, or a malformed one the wasm will refuse).
  */
-export function traceContext(flat, options, tracing) {
-  const at = (name) => {
-    for (let i = 0; i < flat.length; i += 2) if (flat[i] === name) return i;
-    return -1;
-  };
+export function traceContext(pairs, options, tracing) {
+  const at = (name) => pairs.find((p) => p[0] === name);
   const set = (name, value) => {
-    const i = at(name);
-    if (i >= 0) flat[i + 1] = value;
-    else flat.push(name, value);
+    const p = at(name);
+    if (p) p[1] = value;
+    else pairs.push([name, value]);
   };
   if (options?.tracestate != null) set("tracestate", String(options.tracestate));
   let tp = options?.traceparent != null ? String(options.traceparent) : undefined;
-  if (tp === undefined && at("traceparent") >= 0) tp = flat[at("traceparent") + 1];
+  if (tp === undefined) tp = at("traceparent")?.[1];
   if (tp === undefined && tracing) tp = freshTraceparent();
   if (tp === undefined) return undefined;
   set("traceparent", tp);
@@ -305,26 +301,16 @@ export class FerryClient extends EventTarget {
   /** A request's [promise, trace id]. */
   #call(destination, body, options) {
     const { timeoutMs, idleTimeoutMs, signal, headers, contentType, meta } = options ?? {};
-    let flat, bytes, type, onProgress, traceId;
+    let pairs, bytes, type, onProgress, traceId;
     try {
       onProgress = progressCallback(options?.onProgress);
-      [flat, bytes, type] = prepare(body, headers, contentType);
-      traceId = traceContext(flat, options, this.#tracing);
+      [pairs, bytes, type] = prepare(body, headers, contentType);
+      traceId = traceContext(pairs, options, this.#tracing);
     } catch (e) {
       return [Promise.reject(e), undefined];
     }
-    const reply = this.#w.send(
-      String(destination),
-      bytes,
-      type,
-      num(timeoutMs),
-      signal ?? undefined,
-      flat,
-      onProgress,
-      num(idleTimeoutMs),
-      meta,
-      false,
-    );
+    const opts = { timeoutMs, idleTimeoutMs, meta, headers: pairs, contentType: type };
+    const reply = this.#w.send(String(destination), bytes, opts, signal ?? undefined, onProgress, false);
     return [withTraceId(reply, traceId), traceId];
   }
 
@@ -335,23 +321,12 @@ export class FerryClient extends EventTarget {
    */
   async gather(destination, body, options = {}) {
     const { windowMs, maxReplies, routingKey, signal, headers, contentType } = options ?? {};
-    const [flat, bytes, type] = prepare(body, headers, contentType);
+    const [pairs, bytes, type] = prepare(body, headers, contentType);
     const parts = [];
     const onPart = (replier, value, error) => parts.push(error === undefined ? { replier, value } : { replier, error });
-    await this.#w.send(
-      String(destination),
-      bytes,
-      type,
-      num(windowMs),
-      signal ?? undefined,
-      flat,
-      onPart,
-      undefined,
-      undefined,
-      true,
-      routingKey == null ? undefined : String(routingKey),
-      num(maxReplies),
-    );
+    const key = routingKey == null ? undefined : String(routingKey);
+    const opts = { timeoutMs: windowMs, maxReplies, routingKey: key, headers: pairs, contentType: type };
+    await this.#w.send(String(destination), bytes, opts, signal ?? undefined, onPart, true);
     return parts;
   }
 
@@ -385,29 +360,6 @@ export class FerryClient extends EventTarget {
     this.#forget();
     return this.#w.close();
   }
-}
-
-/** `[initialMs, maxMs, attempts, maxQueued]` for the wasm client, or [] for no reconnecting. */
-function reconnectPolicy(options) {
-  const r = options?.reconnect ?? true;
-  if (r === false) return [];
-  const o = typeof r === "object" ? r : {};
-  const positive = (v, dflt, name) => {
-    if (v == null) return dflt;
-    const n = Number(v);
-    if (!(n >= 0)) throw new FerryError("bad_request", `${name} must be a number >= 0`);
-    return n;
-  };
-  if (options?.whileReconnecting != null && !["queue", "reject"].includes(options.whileReconnecting)) {
-    throw new FerryError("bad_request", 'whileReconnecting must be "queue" or "reject"');
-  }
-  const queued = options?.whileReconnecting === "reject" ? 0 : positive(options?.maxQueued, 1000, "maxQueued");
-  return [
-    Math.max(1, positive(o.initialDelayMs, 250, "reconnect.initialDelayMs")),
-    Math.max(1, positive(o.maxDelayMs, 10_000, "reconnect.maxDelayMs")),
-    positive(o.maxAttempts, 0, "reconnect.maxAttempts"),
-    queued,
-  ];
 }
 
 /** Where a persisted client keeps its session: `{ storage, key }`, or undefined. */
@@ -512,10 +464,7 @@ export function makeConnect(load) {
         "this runtime has no WebSocket: pass one as options.WebSocket (e.g. the \"ws\" package on Node 20)",
       );
     }
-    const policy = reconnectPolicy(options);
     const signal = options?.signal ?? undefined;
-    // The first connection is retried under the reconnect policy, unless told to fail fast.
-    const retrying = !options?.failFast && policy.length > 0;
     const store = persistence(hrefs.join(" "), options?.persist);
     const tokens = tokenSource(options?.token, (code, message) => new FerryError(code, message));
     await tokens.refresh();
@@ -584,15 +533,21 @@ export function makeConnect(load) {
     try {
       for (let attempt = 1; ; attempt++) {
         if (signal?.aborted) throw new FerryError("cancelled", "connect was aborted");
-        w = new WasmClient(hrefs, Ctor, num(options?.connectTimeoutMs), num(options?.timeoutMs), hooks, policy, !!store, restored(store));
+        // The wasm reads and checks `options` (timeouts, reconnect policy, queueing).
+        w = new WasmClient(hrefs, Ctor, options ?? {}, hooks, !!store, restored(store));
         client = new FerryClient(w, closed, forget, options?.tracing);
         try {
           await w.ready;
           break;
         } catch (e) {
           if (signal?.aborted) throw new FerryError("cancelled", "connect was aborted");
-          const [initialMs, maxMs, maxAttempts] = policy;
-          const again = retrying && RETRYABLE.has(e?.code) && !(maxAttempts > 0 && attempt >= maxAttempts);
+          // Retried under the reconnect policy (if any), unless told to fail fast.
+          const backoff = w.backoff;
+          const again =
+            !options?.failFast &&
+            backoff !== undefined &&
+            RETRYABLE.has(e?.code) &&
+            !(backoff.attempts > 0 && attempt >= backoff.attempts);
           if (!again) throw e;
           // Full-jitter backoff, as for a reconnect; each attempt may pick another bridge.
           if (typeof onStateChange === "function") onStateChange("reconnecting");
@@ -601,7 +556,7 @@ export function makeConnect(load) {
             await whenOnline(signal);
             attempt = 0;
           } else {
-            await pause(Math.random() * Math.min(maxMs, initialMs * 2 ** (attempt - 1)), signal);
+            await pause(Math.random() * Math.min(backoff.maxMs, backoff.initialMs * 2 ** (attempt - 1)), signal);
           }
           await tokens.refresh();
         }

@@ -134,17 +134,15 @@ class SharedClient extends EventTarget {
 
   /** Posts one call; returns [promise, trace id]. */
   #send(destination, body, options, gather) {
-    let flat, bytes, type, onProgress, traceId;
+    let headers, bytes, type, onProgress, traceId;
     try {
       if (this.#state === "closed") throw new FerryError("closed", "the client was closed");
       onProgress = progressCallback(options?.onProgress);
-      [flat, bytes, type] = prepare(body, options?.headers, options?.contentType);
-      if (!gather) traceId = traceContext(flat, options, this.#options.tracing);
+      [headers, bytes, type] = prepare(body, options?.headers, options?.contentType);
+      if (!gather) traceId = traceContext(headers, options, this.#options.tracing);
     } catch (e) {
       return [Promise.reject(e), undefined];
     }
-    const headers = [];
-    for (let i = 0; i < flat.length; i += 2) headers.push([flat[i], flat[i + 1]]);
     const { timeoutMs, idleTimeoutMs, meta, windowMs, maxReplies, routingKey, signal } = options ?? {};
     const id = ++this.#next;
     const promise = new Promise((resolve, reject) => {

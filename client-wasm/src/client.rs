@@ -7,14 +7,16 @@ use alloc::vec::Vec;
 use core::cell::RefCell;
 
 use ferry_protocol::ErrorCode;
+use ferry_protocol::validate::ValidationError;
 use js_sys::{Function, Promise};
 use wasm_bindgen::prelude::*;
 use web_sys::{AbortSignal, WebSocket};
 
-use crate::error::Failure;
-use crate::host::{self, AbortHook, Call, Inner, Shared, run, to_js};
+use crate::error::{Failure, invalid};
+use crate::host::{self, AbortHook, Call, Inner, Shared, promise, run, to_js};
 use crate::js::{self, Hooks};
-use crate::machine::{CONNECT_TIMEOUT_MS, Event, Machine, Outgoing, Policy, State, millis};
+use crate::machine::{Event, Machine, Outgoing, State};
+use crate::options::{Backoff, CallOptions, ConnectOptions};
 
 mod restore;
 
@@ -23,13 +25,7 @@ mod restore;
 pub struct WasmClient {
     inner: Shared,
     ready: Promise,
-}
-
-/// A promise and its two functions (the executor runs at once, inside `Promise::new`).
-fn promise() -> (Promise, Option<(Function, Function)>) {
-    let mut fns = None;
-    let p = Promise::new(&mut |resolve, reject| fns = Some((resolve, reject)));
-    (p, fns)
+    backoff: Option<Backoff>,
 }
 
 /// `prefix: <the JS error's message>`.
@@ -49,51 +45,44 @@ fn js_message(prefix: &str, error: &JsValue) -> String {
 #[wasm_bindgen(js_class = WasmClient)]
 impl WasmClient {
     /// Opens the socket (`new WebSocketCtor(url, "ferry.v1")`) to one of `urls` (shuffled;
-    /// each reconnect goes to the next). `ready` settles after WELCOME.
-    /// `reconnect` is `[initialMs, maxMs, attempts, maxQueued]` (empty: no reconnecting);
-    /// `restore` is what [`WasmClient::snapshot`] returned before a page reload.
+    /// each reconnect goes to the next). `ready` settles after WELCOME. `options` is the
+    /// app's `connect` options object (read as [`ConnectOptions`], checked once); `restore`
+    /// is what [`WasmClient::snapshot`] returned before a page reload.
     #[wasm_bindgen(constructor)]
-    #[allow(clippy::too_many_arguments)] // mirrors the JS call in js/core.js
     pub fn new(
         mut urls: Vec<String>,
         ws_ctor: &Function,
-        connect_timeout_ms: Option<f64>,
-        default_timeout_ms: Option<f64>,
+        options: JsValue,
         hooks: Hooks,
-        reconnect: &[f64],
         persist: bool,
         restore: JsValue,
     ) -> Result<WasmClient, JsValue> {
-        let bad = |msg: &str| to_js(&hooks, &Failure::new(ErrorCode::BadRequest, msg));
-        let default_timeout_ms =
-            millis(default_timeout_ms).map_err(|()| bad("timeoutMs must be a positive number"))?;
-        let connect_timeout = millis(connect_timeout_ms)
-            .map_err(|()| bad("connectTimeoutMs must be a positive number"))?
-            .unwrap_or(CONNECT_TIMEOUT_MS as u32);
+        let bad = |e: &ValidationError| to_js(&hooks, &invalid(e));
+        let options: ConnectOptions =
+            serde_wasm_bindgen::from_value(options).map_err(|_| bad(&ValidationError::Options))?;
+        let config = options.check(persist).map_err(|e| bad(&e))?;
         if urls.is_empty() {
-            return Err(bad("connect needs at least one bridge URL"));
+            let f = Failure::new(
+                ErrorCode::BadRequest,
+                "connect needs at least one bridge URL",
+            );
+            return Err(to_js(&hooks, &f));
         }
         for i in (1..urls.len()).rev() {
             let j = ((js::random_unit() * (i + 1) as f64) as usize).min(i);
             urls.swap(i, j);
         }
-        let ws = host::open_socket(ws_ctor, &urls[0])
-            .map_err(|e| bad(&js_message("cannot open a WebSocket", &e)))?;
-        let n = |i: usize| reconnect.get(i).map_or(0, |v| *v as u32); // saturating; NaN → 0
-        let policy = Policy {
-            initial_ms: n(0),
-            max_ms: n(1),
-            attempts: n(2),
-            max_queued: n(3),
-            connect_timeout_ms: connect_timeout,
-            persist,
-        };
-        let (ready, Some(fns)) = promise() else {
-            return Err(JsValue::UNDEFINED); // a Promise runs its executor at once
-        };
+        let ws = host::open_socket(ws_ctor, &urls[0]).map_err(|e| {
+            let f = Failure::new(
+                ErrorCode::BadRequest,
+                js_message("cannot open a WebSocket", &e),
+            );
+            to_js(&hooks, &f)
+        })?;
+        let (ready, settle) = promise();
         let now = js::now_ms();
-        let mut machine = Machine::new(policy, default_timeout_ms, now, fns);
-        if let Some(snapshot) = restore::parse(&restore) {
+        let mut machine = Machine::new(config.policy, config.default_timeout_ms, now, settle);
+        if let Some(snapshot) = restore::parse(restore) {
             machine.restore(now, snapshot);
         }
         let inner = Rc::new(RefCell::new(Inner::new(
@@ -105,7 +94,18 @@ impl WasmClient {
         )));
         host::attach(&inner);
         run(&inner, Event::Timer);
-        Ok(WasmClient { inner, ready })
+        Ok(WasmClient {
+            inner,
+            ready,
+            backoff: config.backoff(),
+        })
+    }
+
+    /// How `connect()` retries a first connection that failed: `{ initialMs, maxMs,
+    /// attempts }`, or `undefined` without reconnecting.
+    #[wasm_bindgen(getter)]
+    pub fn backoff(&self) -> JsValue {
+        serde_wasm_bindgen::to_value(&self.backoff).unwrap_or(JsValue::UNDEFINED)
     }
 
     /// Settles once the bridge has welcomed the connection.
@@ -138,30 +138,29 @@ impl WasmClient {
         self.inner.borrow().machine.session().map(String::from)
     }
 
-    /// Sends a request, or with `gather` a gather: `body` already encoded by `js/core.js`
-    /// with its `content_type`; `headers` is a flat `[name, value, name, value, ...]` list.
-    /// A request's `callback` gets each progress message; a gather's gets each part as
-    /// `(replier, value, error)`, `timeout_ms` is its window, and it resolves with the number
-    /// of parts once the window closes or `max_replies` came. One export for both keeps the
-    /// module and its glue smaller.
-    #[allow(clippy::too_many_arguments)] // mirrors the JS call in js/core.js
+    /// Sends a request, or with `gather` a gather: `body` already encoded by `js/core.js`;
+    /// `options` its [`CallOptions`] (headers as `[name, value]` pairs, the content type
+    /// chosen with the body's encoding, `meta` kept as the app gave it). A request's
+    /// `callback` gets each progress message; a gather's gets each part as `(replier, value,
+    /// error)`, `timeoutMs` is its window, and it resolves with the number of parts once the
+    /// window closes or `maxReplies` came. One export for both keeps the module smaller.
     pub fn send(
         &self,
         destination: &str,
         body: &[u8],
-        content_type: Option<String>,
-        timeout_ms: Option<f64>,
+        options: JsValue,
         signal: Option<AbortSignal>,
-        headers: Vec<String>,
         callback: Option<Function>,
-        idle_timeout_ms: Option<f64>,
-        meta: JsValue,
         gather: bool,
-        routing_key: Option<String>,
-        max_replies: Option<f64>,
     ) -> Promise {
-        let (promise, Some((resolve, reject))) = promise() else {
-            return Promise::reject(&JsValue::UNDEFINED);
+        let (promise, settle) = promise();
+        let options: CallOptions = match serde_wasm_bindgen::from_value(options) {
+            Ok(o) => o,
+            Err(_) => {
+                let hooks = self.inner.borrow().hooks.clone();
+                let _ = settle.send(Err(to_js(&hooks, &invalid(&ValidationError::Options))));
+                return promise;
+            }
         };
         let id = js::uuid_v4();
         let aborted = signal.as_ref().is_some_and(AbortSignal::aborted);
@@ -173,15 +172,14 @@ impl WasmClient {
             id,
             destination,
             body,
-            content_type: content_type.as_deref(),
-            timeout_ms,
-            idle_timeout_ms,
-            headers: &headers,
-            gather: gather.then_some((routing_key.as_deref(), max_replies)),
-            meta,
+            content_type: options.content_type.as_deref(),
+            timeout_ms: options.timeout_ms.value(),
+            idle_timeout_ms: options.idle_timeout_ms.value(),
+            headers: &options.headers,
+            gather: gather.then_some((options.routing_key.as_deref(), options.max_replies.value())),
+            meta: options.meta.clone(),
             call: Call {
-                resolve,
-                reject,
+                settle,
                 _abort: abort,
             },
             progress: callback,
@@ -216,14 +214,12 @@ impl WasmClient {
     /// Closes the connection: pending requests reject with `closed`; settles once the
     /// socket has closed (or after a few seconds if the bridge does not answer).
     pub fn close(&self) -> Promise {
-        let (promise, Some((resolve, _))) = promise() else {
-            return Promise::resolve(&JsValue::UNDEFINED);
-        };
+        let (promise, settle) = promise();
         let socket_closed = self.inner.borrow().ws.ready_state() == WebSocket::CLOSED;
         run(
             &self.inner,
             Event::Close {
-                closing: resolve,
+                closing: settle,
                 socket_closed,
             },
         );

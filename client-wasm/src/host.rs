@@ -12,7 +12,9 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::cell::RefCell;
 
-use js_sys::{Array, Function, Reflect, Uint8Array};
+use futures::channel::oneshot;
+use js_sys::futures::future_to_promise;
+use js_sys::{Array, Function, Promise, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 use web_sys::{AbortSignal, BinaryType, CloseEvent, MessageEvent, WebSocket};
 
@@ -28,14 +30,25 @@ impl Host for Js {
     type Call = Call;
     type Progress = Function;
     type Meta = JsValue;
-    type Ready = (Function, Function);
-    type Closing = Function;
+    type Ready = Settle;
+    type Closing = Settle;
 }
 
-/// What a request's caller waits with: its promise's functions and its abort listener.
+/// Settles a promise the app awaits: the sending half of the channel its future awaits.
+pub(crate) type Settle = oneshot::Sender<Result<JsValue, JsValue>>;
+
+/// A promise for the app and what settles it: a future awaiting a `oneshot` channel, run
+/// by js-sys's executor. A sender dropped unsent (the machine settles every call on every
+/// path, so only a bug could) rejects the promise with `undefined`.
+pub(crate) fn promise() -> (Promise, Settle) {
+    let (settle, settled) = oneshot::channel();
+    let p = future_to_promise(async move { settled.await.unwrap_or(Err(JsValue::UNDEFINED)) });
+    (p, settle)
+}
+
+/// What a request's caller waits with: what settles its promise, and its abort listener.
 pub(crate) struct Call {
-    pub(crate) resolve: Function,
-    pub(crate) reject: Function,
+    pub(crate) settle: Settle,
     pub(crate) _abort: Option<AbortHook>,
 }
 
@@ -248,21 +261,16 @@ fn perform(shared: &Shared, effects: Vec<Effect<'_, Js>>) {
 fn deliver(hooks: &Hooks, effect: Effect<'_, Js>) {
     let this = &JsValue::UNDEFINED;
     match effect {
-        Effect::Reply { call, id, body } => match decode(hooks, body) {
-            Ok(v) => {
-                let _ = call.resolve.call1(this, &v);
-            }
-            Err(text) => {
-                let _ = call.reject.call1(this, &unparsable(hooks, id, &text));
-            }
-        },
+        Effect::Reply { call, id, body } => {
+            let settled = decode(hooks, body).map_err(|text| unparsable(hooks, id, &text));
+            let _ = call.settle.send(settled);
+        }
         Effect::Done { call, count } => {
-            let _ = call
-                .resolve
-                .call1(this, &count.map_or(JsValue::UNDEFINED, JsValue::from));
+            let count = count.map_or(JsValue::UNDEFINED, JsValue::from);
+            let _ = call.settle.send(Ok(count));
         }
         Effect::Reject { call, failure } => {
-            let _ = call.reject.call1(this, &to_js(hooks, &failure));
+            let _ = call.settle.send(Err(to_js(hooks, &failure)));
         }
         Effect::Progress { callback, body } => {
             if let Ok(v) = decode(hooks, body) {
@@ -288,14 +296,11 @@ fn deliver(hooks: &Hooks, effect: Effect<'_, Js>) {
             };
             let _ = callback.call3(this, &replier, &value, &error);
         }
-        Effect::Ready((resolve, _)) => {
-            let _ = resolve.call0(this);
+        Effect::Ready(settle) | Effect::Closed(settle) => {
+            let _ = settle.send(Ok(JsValue::UNDEFINED));
         }
         Effect::NotReady { ready, failure } => {
-            let _ = ready.1.call1(this, &to_js(hooks, &failure));
-        }
-        Effect::Closed(resolve) => {
-            let _ = resolve.call0(this);
+            let _ = ready.send(Err(to_js(hooks, &failure)));
         }
         Effect::Changed => hooks.changed(),
         Effect::State(name) => hooks.state(name),

@@ -7,11 +7,10 @@
 //!   -> effects`), unit-tested natively.
 //! - [`pending`]: the pending map and its one timer (pure).
 //! - [`error`]: failures and their messages (pure).
+//! - [`options`]: the app's options as typed structs (serde-wasm-bindgen), checked once.
 //! - [`client`]: `WasmClient`, what JS calls: each call becomes a machine event.
 //! - `host`: the socket, the host's timers and closures; feeds events, performs effects.
 //! - [`js`]: bindings to host globals (`setTimeout`, `crypto`, `Date`) and the hooks object.
-
-#![cfg_attr(target_arch = "wasm32", no_std)]
 
 extern crate alloc;
 
@@ -20,17 +19,10 @@ pub mod error;
 mod host;
 pub mod js;
 pub mod machine;
+pub mod options;
 pub mod pending;
 
 pub use client::WasmClient;
-
-/// Without std on wasm, no panic machinery (and no `core::fmt` it would pull in): a panic
-/// traps, which JS sees as a `RuntimeError: unreachable`.
-#[cfg(target_arch = "wasm32")]
-#[panic_handler]
-fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
-    core::arch::wasm32::unreachable()
-}
 
 /// A small free-list allocator instead of std's dlmalloc: saves the wasm ~6 KB. The module
 /// is single-threaded; the lock is uncontended.

@@ -91,6 +91,21 @@ pub enum ValidationError {
     /// A `traceparent` header that is not W3C Trace Context.
     #[error("{}", self.message())]
     TraceParent,
+    /// A client option (named) that must be a positive number is not one.
+    #[error("{}", self.message())]
+    Positive(&'static str),
+    /// A client option (named) that must be a number >= 0 is not one.
+    #[error("{}", self.message())]
+    NotNegative(&'static str),
+    /// The client option `whileReconnecting` is neither `"queue"` nor `"reject"`.
+    #[error("{}", self.message())]
+    WhileReconnecting,
+    /// The client option `reconnect` is neither a boolean nor an object.
+    #[error("{}", self.message())]
+    Reconnect,
+    /// A client's options are not an object (or not what the client can read).
+    #[error("{}", self.message())]
+    Options,
 }
 
 /// A validation message in pieces: fixed text, what the request had (a header's name, a byte
@@ -180,6 +195,23 @@ impl ValidationError {
                 "header \"",
                 Subject::Text(n),
                 "\" value must be at most 4096 bytes without control characters",
+            ),
+            Self::Positive(name) => ("", Subject::Text(name), " must be a positive number"),
+            Self::NotNegative(name) => ("", Subject::Text(name), " must be a number >= 0"),
+            Self::WhileReconnecting => (
+                "whileReconnecting must be \"queue\" or \"reject\"",
+                Subject::None,
+                "",
+            ),
+            Self::Reconnect => (
+                "reconnect must be true, false or an object",
+                Subject::None,
+                "",
+            ),
+            Self::Options => (
+                "options must be an object of the documented types",
+                Subject::None,
+                "",
             ),
             Self::TraceParent => (
                 "header \"traceparent\" must be a W3C trace context: 00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>, lowercase, ids not all zero",

@@ -186,6 +186,11 @@ describe("failures", () => {
     await rejectsWith(client.request("has space", {}), "bad_request");
     await rejectsWith(client.request(queue, {}, { headers: { "X-Upper": "a" } }), "bad_request");
     await rejectsWith(client.request(queue, {}, { timeoutMs: -1 }), "bad_request");
+    // A wrong type is named like a wrong value (the wasm reads the options as typed fields).
+    for (const options of [{ timeoutMs: "5000" }, { timeoutMs: {} }, { idleTimeoutMs: true }]) {
+      const err = await rejectsWith(client.request(queue, {}, options), "bad_request");
+      assert.match(err.message, new RegExp(`^${Object.keys(options)[0]} must be a positive number$`));
+    }
     const cyclic = {};
     cyclic.self = cyclic;
     await rejectsWith(client.request(queue, cyclic), "bad_request");
@@ -319,6 +324,9 @@ describe("connection", () => {
       [{ whileReconnecting: "maybe" }, /whileReconnecting/],
       [{ maxQueued: -1 }, /maxQueued/],
       [{ reconnect: { initialDelayMs: "soon" } }, /reconnect\.initialDelayMs/],
+      [{ reconnect: 5 }, /^reconnect must be true, false or an object$/],
+      [{ timeoutMs: "soon" }, /^timeoutMs must be a positive number$/],
+      [{ connectTimeoutMs: 0 }, /^connectTimeoutMs must be a positive number$/],
       [{ persist: { storage: {} } }, /storage/],
     ];
     for (const [options, message] of bad) {

@@ -316,6 +316,43 @@ describe("reconnect and resume", () => {
     }
   });
 
+  test("persist: a snapshot of another format is refused whole, and the client starts a new session", async () => {
+    const bridge = await startBridge({ allow: [`${PREFIX}.*`] });
+    const storageOf = (map) => ({
+      getItem: (k) => map.get(k) ?? null,
+      setItem: (k, v) => map.set(k, v),
+      removeItem: (k) => map.delete(k),
+    });
+    const stale = [
+      // the unversioned arrays an earlier release kept
+      JSON.stringify(["s-old", "t-old", [["r1", queue, Date.now() + 60_000, null, { patient: "ann" }]]]),
+      // a later release's format
+      JSON.stringify({ version: 3, session: "s-new", token: "t", requests: [] }),
+      // this format with a field of the wrong type
+      JSON.stringify({ version: 2, session: "s", token: 7, requests: [] }),
+      "{not json",
+    ];
+    try {
+      for (const text of stale) {
+        const map = new Map([["page", text]]);
+        const client = await lib.connect(bridge.wsUrl, { WebSocket, persist: { storage: storageOf(map), key: "page" } });
+        try {
+          assert.deepEqual(client.resumed(), [], text);
+          assert.equal(client.pending, 0);
+          assert.ok(!["s-old", "s-new", "s"].includes(client.session), "a session of the bridge's own");
+          await Promise.resolve(); // the snapshot is written in a microtask
+          const saved = JSON.parse(map.get("page"));
+          assert.equal(saved.version, 2);
+          assert.equal(saved.session, client.session);
+        } finally {
+          await client.close();
+        }
+      }
+    } finally {
+      await bridge.stop();
+    }
+  });
+
   test("persist: a new client with the same storage (a reloaded page) reattaches and gets the reply", async () => {
     const bridge = await startBridge({ allow: [`${PREFIX}.*`] });
     const proxy = await startProxy(portOf(bridge.wsUrl));
@@ -333,6 +370,7 @@ describe("reconnect and resume", () => {
     await worker.holding(1);
     await Promise.resolve(); // the snapshot is written in a microtask
     assert.ok(before.get("page"), "the session is in storage");
+    assert.equal(JSON.parse(before.get("page")).version, 2, "the snapshot says its format");
     const map = new Map(before); // the storage the reloaded page finds
     proxy.cut();
     assert.equal((await lost).code, "disconnected");

@@ -39,8 +39,8 @@ pub struct Outgoing<'a, H: Host> {
     pub timeout_ms: Option<f64>,
     /// `idleTimeoutMs`.
     pub idle_timeout_ms: Option<f64>,
-    /// Headers, flat: `[name, value, name, value, ...]`.
-    pub headers: &'a [String],
+    /// Headers, `(name, value)`.
+    pub headers: &'a [(String, String)],
     /// A gather's routing key and `maxReplies`; `None` for a request.
     pub gather: Option<(Option<&'a str>, Option<f64>)>,
     /// The app's `meta`.
@@ -178,8 +178,8 @@ impl<H: Host> Machine<H> {
             validate::content_type(ct).map_err(|e| invalid(&e))?;
         }
         let pairs: Vec<(&str, &str)> = headers
-            .chunks_exact(2)
-            .map(|p| (p[0].as_str(), p[1].as_str()))
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
             .collect();
         if pairs.len() > validate::MAX_HEADERS {
             return Err(invalid(&ValidationError::TooManyHeaders));

@@ -143,7 +143,7 @@ fn open(reconnect: bool, token: Option<&str>, heartbeat_ms: u32) -> Machine<T> {
     m
 }
 
-fn call<'a>(id: &str, call: u32, headers: &'a [String]) -> Outgoing<'a, T> {
+fn call<'a>(id: &str, call: u32, headers: &'a [(String, String)]) -> Outgoing<'a, T> {
     Outgoing {
         id: id.into(),
         destination: "patient_summary_request",
@@ -309,7 +309,7 @@ fn calls_are_checked_before_anything_is_sent() {
         9,
     );
     assert_eq!(f.message, "timeoutMs must be a positive number");
-    let reserved = ["x-ferry-kind".to_string(), "1".to_string()];
+    let reserved = [("x-ferry-kind".to_string(), "1".to_string())];
     let f = failure_of(&m.handle(T0, Event::Request(call("x", 10, &reserved))), 10);
     assert_eq!(f.code, ErrorCode::Forbidden);
     assert_eq!(m.awaited(), 0);
