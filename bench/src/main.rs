@@ -397,8 +397,8 @@ async fn storm(
                     s(r.bridge_cpu_s),
                     s(r.broker_cpu_s),
                 );
-                if let Some(e) = &r.first_error {
-                    eprintln!("ferry-bench storm: first failure: {e}");
+                for (e, n) in &r.errors {
+                    eprintln!("ferry-bench storm: {n} failed with: {e}");
                 }
                 ok &= r.failed == 0;
             }

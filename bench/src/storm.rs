@@ -48,7 +48,8 @@ pub struct StormResult {
     pub failed: usize,
     /// Resume attempts the bridge refused (`broker_unavailable`) and the client made again.
     pub retries: u64,
-    pub first_error: Option<String>,
+    /// How many sessions failed with each error (its text, numbers of the session left out).
+    pub errors: std::collections::BTreeMap<String, usize>,
     pub resume_p50_ms: u64,
     pub resume_p99_ms: u64,
     pub resume_max_ms: u64,
@@ -59,6 +60,8 @@ pub struct StormResult {
     /// expired (the rest of those not resumed presented a token that was not current).
     pub bridge_resumed: Option<f64>,
     pub bridge_expired: Option<f64>,
+    /// Replies the second bridge dropped: no request of the session awaited them.
+    pub bridge_dropped: Option<f64>,
     /// CPU seconds over the storm (until the last reply or failure).
     pub bridge_cpu_s: Option<f64>,
     pub broker_cpu_s: Option<f64>,
@@ -165,13 +168,14 @@ pub async fn run(
             }
             Err(e) => {
                 result.failed += 1;
-                result.first_error.get_or_insert_with(|| e.to_string());
+                *result.errors.entry(e.to_string()).or_default() += 1;
             }
         }
     }
     let (b1, k1) = (cpu(Some(second.proc.pid())), cpu(broker));
     result.bridge_resumed = second.metric("ferry_sessions_resumed_total").await.ok();
     result.bridge_expired = second.metric("ferry_sessions_expired_total").await.ok();
+    result.bridge_dropped = second.metric("ferry_dropped_replies_total").await.ok();
     result.bridge_cpu_s = b1.zip(b0).map(|(a, b)| a - b);
     result.broker_cpu_s = k1.zip(k0).map(|(a, b)| a - b);
     result.resume_p50_ms = resume.value_at_quantile(0.5);
@@ -184,7 +188,20 @@ pub async fn run(
         .await
         .map_err(|e| BenchError::Child(e.to_string()))??;
     second.proc.stop().await?;
-    worker.abort();
+    if worker.is_finished() {
+        // The worker stopped answering: say why (its held requests never got a reply).
+        let why = match worker.await {
+            Ok(Err(e)) => e.to_string(),
+            Ok(Ok(())) => "its consumer ended".to_owned(),
+            Err(e) => e.to_string(),
+        };
+        *result
+            .errors
+            .entry(format!("the worker stopped: {why}"))
+            .or_default() += 1;
+    } else {
+        worker.abort();
+    }
     delete_queue(amqp_url, &queue).await;
     Ok(result)
 }
@@ -371,11 +388,16 @@ async fn holding_worker(
         )
         .await?;
     let mut waiting = Vec::new();
+    // The storm drops its sender once it has said `true`; the worker keeps answering until
+    // the storm aborts it (returning then would close the connection with the last replies
+    // still queued in lapin, never published).
+    let mut watching = true;
     loop {
         tokio::select! {
-            changed = release.changed() => {
+            changed = release.changed(), if watching => {
                 if changed.is_err() {
-                    break;
+                    watching = false;
+                    continue;
                 }
                 if *release.borrow() {
                     for d in waiting.drain(..) {
