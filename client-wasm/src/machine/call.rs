@@ -188,19 +188,12 @@ impl<H: Host> Machine<H> {
             validate::header(n, v).map_err(|e| invalid(&e))?;
         }
         let timeout = millis(timeout_ms)
-            .map_err(|()| {
-                Failure::new(ErrorCode::BadRequest, "timeoutMs must be a positive number")
-            })?
+            .map_err(|()| invalid(&ValidationError::Positive("timeoutMs")))?
             .or(self.default_timeout_ms)
             .unwrap_or(limits.default_timeout_ms)
             .min(limits.max_timeout_ms);
         let idle_ms = millis(idle_timeout_ms)
-            .map_err(|()| {
-                Failure::new(
-                    ErrorCode::BadRequest,
-                    "idleTimeoutMs must be a positive number",
-                )
-            })?
+            .map_err(|()| invalid(&ValidationError::Positive("idleTimeoutMs")))?
             .map(|ms| ms.min(limits.max_timeout_ms));
         let frame = match gather {
             None => Frame::Request(Request {
