@@ -14,17 +14,23 @@ use wasm_bindgen::JsValue;
 
 use crate::machine::{CONNECT_TIMEOUT_MS, Policy, millis};
 
-/// A number the app may have given: absent (`undefined`, `null`), a number, or something else.
+/// An option the app may have given: absent (`undefined`, `null`), a value of its type, or
+/// a value of another type.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub enum Number {
+pub enum Given<T> {
     /// Not given.
     #[default]
     Absent,
-    /// A number (any: the check decides whether it is in range).
-    Given(f64),
-    /// Given, but not a number.
+    /// A value of the option's type (the check decides whether it is in range).
+    Value(T),
+    /// Given, but of another type.
     Wrong,
 }
+
+/// A number option.
+pub type Number = Given<f64>;
+/// A string option (`whileReconnecting`).
+pub type Choice = Given<String>;
 
 impl Number {
     /// As the machine takes it: a wrong type becomes NaN, which the machine's range check
@@ -32,19 +38,25 @@ impl Number {
     pub fn value(self) -> Option<f64> {
         match self {
             Self::Absent => None,
-            Self::Given(v) => Some(v),
+            Self::Value(v) => Some(v),
             Self::Wrong => Some(f64::NAN),
         }
     }
 }
 
 /// What a lenient option holds: the JS value's kind, and its contents where kept.
-enum Leaf {
+pub enum Leaf {
+    /// `undefined` or `null`.
     Absent,
+    /// A number.
     Number(f64),
+    /// A boolean.
     Bool(bool),
+    /// A string.
     Text(String),
+    /// An object, read as a reconnect policy.
     Policy(ReconnectPolicy),
+    /// Anything else.
     Other,
 }
 
@@ -97,34 +109,35 @@ fn read<'de, D: Deserializer<'de>>(d: D) -> Result<Leaf, D::Error> {
     d.deserialize_any(Lenient)
 }
 
-impl<'de> Deserialize<'de> for Number {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(match read(d)? {
-            Leaf::Absent => Self::Absent,
-            Leaf::Number(v) => Self::Given(v),
-            _ => Self::Wrong,
-        })
+/// The types a [`Given`] option can hold: what of a JS value is one.
+pub trait FromLeaf: Sized {
+    /// The value, if the JS value is of this type.
+    fn from_leaf(leaf: Leaf) -> Option<Self>;
+}
+
+impl FromLeaf for f64 {
+    fn from_leaf(leaf: Leaf) -> Option<Self> {
+        match leaf {
+            Leaf::Number(v) => Some(v),
+            _ => None,
+        }
     }
 }
 
-/// `whileReconnecting`, as given.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub enum Choice {
-    /// Not given.
-    #[default]
-    Absent,
-    /// A string.
-    Given(String),
-    /// Given, but not a string.
-    Wrong,
+impl FromLeaf for String {
+    fn from_leaf(leaf: Leaf) -> Option<Self> {
+        match leaf {
+            Leaf::Text(s) => Some(s),
+            _ => None,
+        }
+    }
 }
 
-impl<'de> Deserialize<'de> for Choice {
+impl<'de, T: FromLeaf> Deserialize<'de> for Given<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         Ok(match read(d)? {
             Leaf::Absent => Self::Absent,
-            Leaf::Text(s) => Self::Given(s),
-            _ => Self::Wrong,
+            leaf => T::from_leaf(leaf).map_or(Self::Wrong, Self::Value),
         })
     }
 }
@@ -208,7 +221,7 @@ pub struct Backoff {
 fn at_least_zero(n: Number, dflt: u32, name: &'static str) -> Result<u32, ValidationError> {
     match n {
         Number::Absent => Ok(dflt),
-        Number::Given(v) if v >= 0.0 => Ok(if v >= f64::from(u32::MAX) {
+        Number::Value(v) if v >= 0.0 => Ok(if v >= f64::from(u32::MAX) {
             u32::MAX
         } else {
             v as u32
@@ -227,8 +240,8 @@ impl ConnectOptions {
             .unwrap_or(CONNECT_TIMEOUT_MS as u32);
         let reject = match &self.while_reconnecting {
             Choice::Absent => false,
-            Choice::Given(s) if s == "queue" => false,
-            Choice::Given(s) if s == "reject" => true,
+            Choice::Value(s) if s == "queue" => false,
+            Choice::Value(s) if s == "reject" => true,
             _ => return Err(ValidationError::WhileReconnecting),
         };
         let max_queued = if reject {
@@ -370,7 +383,7 @@ mod tests {
         );
         for (choice, ok) in [("queue", true), ("reject", true), ("maybe", false)] {
             let o = ConnectOptions {
-                while_reconnecting: Choice::Given(choice.into()),
+                while_reconnecting: Choice::Value(choice.into()),
                 ..ConnectOptions::default()
             };
             assert_eq!(o.check(false).is_ok(), ok, "{choice}");
@@ -392,7 +405,7 @@ mod tests {
         assert_eq!(c.backoff(), None);
         assert_eq!(c.policy.max_queued, 0);
         let o = ConnectOptions {
-            while_reconnecting: Choice::Given("reject".into()),
+            while_reconnecting: Choice::Value("reject".into()),
             ..ConnectOptions::default()
         };
         assert_eq!(o.check(false).unwrap().policy.max_queued, 0);
