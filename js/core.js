@@ -114,8 +114,6 @@ function headerPairs(headers) {
   return out;
 }
 
-/** The names of `WasmClient.state`'s numbers. */
-const STATES = ["connecting", "open", "reconnecting", "closed"];
 
 /** `onProgress` as the wasm takes it; throws a FerryError `bad_request` unless a function. */
 export function progressCallback(onProgress) {
@@ -271,7 +269,7 @@ export class FerryClient extends EventTarget {
 
   /** `connecting`, `open`, `reconnecting` or `closed`. */
   get state() {
-    return STATES[this.#w.state];
+    return this.#w.state;
   }
 
   /**

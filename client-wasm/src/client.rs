@@ -120,16 +120,16 @@ impl WasmClient {
         self.inner.borrow().machine.awaited() as u32
     }
 
-    /// 0 `connecting`, 1 `open`, 2 `reconnecting`, 3 `closed` (`js/core.js` names them: a
-    /// number costs the module and the glue less than a string).
+    /// `connecting`, `open`, `reconnecting` or `closed`.
     #[wasm_bindgen(getter)]
-    pub fn state(&self) -> u8 {
-        match self.inner.borrow().machine.state() {
-            State::Connecting => 0,
-            State::Open => 1,
-            State::Reconnecting => 2,
-            State::Ended(_) => 3,
-        }
+    pub fn state(&self) -> String {
+        let name = match self.inner.borrow().machine.state() {
+            State::Connecting => "connecting",
+            State::Open => "open",
+            State::Reconnecting => "reconnecting",
+            State::Ended(_) => "closed",
+        };
+        name.into()
     }
 
     /// The session id the bridge assigned (after `ready`).
