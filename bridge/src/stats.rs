@@ -160,6 +160,11 @@ fn reg<C: prometheus::core::Collector + Clone + 'static>(
 }
 
 impl Stats {
+    /// The counters a broker manager ([`crate::broker::Settings`]) counts into.
+    pub fn broker_counters(&self) -> BrokerCounters {
+        self.broker.clone()
+    }
+
     /// Every metric at zero, in a registry of its own.
     pub fn new() -> Self {
         let r = Registry::new();

@@ -211,6 +211,7 @@ async fn connect(
             node: node.into(),
             reply_queue_type: names.reply_queue_type,
             pool: super::pool::ReplyPool::new(names.reply_pool),
+            tasks: tokio_util::task::TaskTracker::new(),
         },
         events,
     ))

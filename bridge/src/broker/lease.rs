@@ -10,8 +10,8 @@
 
 use std::time::Duration;
 
-use lapin::options::{BasicCancelOptions, BasicConsumeOptions, QueueDeclareOptions};
-use lapin::types::{AMQPValue, FieldTable};
+use lapin::options::{BasicCancelOptions, BasicConsumeOptions};
+use lapin::types::FieldTable;
 use lapin::{Channel, Consumer};
 
 use super::Links;
@@ -37,14 +37,7 @@ impl Lease {
         grace: Duration,
         kind: ReplyQueueType,
     ) -> Result<Self, lapin::Error> {
-        let mut args = FieldTable::default();
-        let expires = i32::try_from(grace.as_millis()).unwrap_or(i32::MAX).max(1);
-        args.insert("x-expires".into(), AMQPValue::LongInt(expires));
-        super::replies::queue_type(&mut args, kind);
-        let opts = QueueDeclareOptions {
-            durable: true,
-            ..QueueDeclareOptions::default()
-        };
+        let (opts, args) = super::declare::lease(grace, kind);
         channel.queue_declare(name.into(), opts, args).await?;
         let opts = BasicConsumeOptions {
             no_ack: true,
@@ -53,6 +46,7 @@ impl Lease {
         let consumer = channel
             .basic_consume(name.into(), "".into(), opts, FieldTable::default())
             .await?;
+        tracing::debug!(lease = name, channel = channel.id(), consumer = %consumer.tag(), "lease held");
         Ok(Self {
             name: name.to_owned(),
             channel: channel.clone(),

@@ -5,6 +5,7 @@
 //! `None` in the watch means "no broker": new requests fail with `broker_unavailable` at once.
 
 mod connect;
+pub mod declare;
 pub mod epoch;
 pub mod lease;
 pub mod pool;
@@ -58,6 +59,9 @@ pub struct Links {
     pub(crate) reply_queue_type: ReplyQueueType,
     /// Plain sessions' reply queues declared ahead of demand ([`pool`]).
     pub(crate) pool: pool::ReplyPool,
+    /// Consumes whose caller stopped waiting, finishing so that what they opened is detached
+    /// ([`replies::ReplySub`]); the manager closes it with the links.
+    pub(crate) tasks: tokio_util::task::TaskTracker,
 }
 
 impl Links {
@@ -128,7 +132,19 @@ impl Links {
 
     /// Closes both connections. Bounded: on a connection that just died, lapin's close can
     /// wait forever, and the manager must get on with reconnecting.
+    /// Late consumes ([`Links::tasks`]) get `CLOSE_TIMEOUT` to detach while the connections
+    /// are up; whatever is left fails with them.
     async fn close(&self) {
+        self.tasks.close();
+        if tokio::time::timeout(CLOSE_TIMEOUT, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            debug!(
+                left = self.tasks.len(),
+                "late consumes still running at close"
+            );
+        }
         for conn in [&self.publish_conn, &self.consume_conn] {
             let close = conn.close(200, "bridge stopping".into());
             if tokio::time::timeout(CLOSE_TIMEOUT, close).await.is_err() {

@@ -5,9 +5,7 @@
 //! unacknowledged replies go back to the queue ([`ReplySub::detach`]), and `x-expires` (the
 //! grace period) deletes it unless a client resumes it ([`ReplySub::resume`]) on any bridge.
 //! Consumers are not exclusive, so a resume never waits for a half-open old one to go.
-//!
-//! A resumable session's queue is durable, a plain session's exclusive to the bridge's consume
-//! connection: RabbitMQ 4.3 refuses queues that are neither (`transient_nonexcl_queues`).
+//! How the queue is declared is [`super::declare`]'s.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,55 +16,18 @@ use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions,
     QueueDeclareOptions, QueueDeleteOptions,
 };
-use lapin::types::{AMQPValue, DeliveryTag, FieldTable};
+use lapin::types::{DeliveryTag, FieldTable};
 use lapin::{Channel, Consumer};
+use tracing::debug;
 
-use super::Links;
 use super::lease::Lease;
-use crate::config::ReplyQueueType;
+use super::{Links, declare};
 use crate::error::BridgeError;
 
 /// Prefix of every reply queue name.
 pub const REPLY_QUEUE_PREFIX: &str = "ferry.reply.";
-/// `x-expires` of a reply queue when sessions do not resume: a bridge that dies without
-/// deleting its queues leaves them this long.
-const REPLY_QUEUE_EXPIRES_MS: i32 = 60_000;
 /// Longest a declare/consume/delete may take.
 const OP_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// How a session's reply queue is declared: `grace` zero (not resumable) makes it exclusive
-/// to the consume connection, otherwise durable and of `kind`; `x-expires` is the grace period.
-pub(crate) fn declaration(
-    grace: Duration,
-    kind: ReplyQueueType,
-) -> (QueueDeclareOptions, FieldTable) {
-    let expires = if grace.is_zero() {
-        REPLY_QUEUE_EXPIRES_MS
-    } else {
-        i32::try_from(grace.as_millis()).unwrap_or(i32::MAX)
-    };
-    let mut args = FieldTable::default();
-    args.insert("x-expires".into(), AMQPValue::LongInt(expires));
-    if !grace.is_zero() {
-        queue_type(&mut args, kind);
-    }
-    let opts = QueueDeclareOptions {
-        durable: !grace.is_zero(),
-        exclusive: grace.is_zero(),
-        ..QueueDeclareOptions::default()
-    };
-    (opts, args)
-}
-
-/// Names the queue type in a declaration's arguments: always, so a vhost's default queue
-/// type never decides it.
-pub(super) fn queue_type(args: &mut FieldTable, kind: ReplyQueueType) {
-    let name = match kind {
-        ReplyQueueType::Classic => "classic",
-        ReplyQueueType::Quorum => "quorum",
-    };
-    args.insert("x-queue-type".into(), AMQPValue::LongString(name.into()));
-}
 
 /// A session's live reply queue and its consumer, and a resumable session's lease.
 pub struct ReplySub {
@@ -101,13 +62,8 @@ impl ReplySub {
         limit: Duration,
     ) -> Result<Self, BridgeError> {
         let queue = format!("{REPLY_QUEUE_PREFIX}{session}");
-        let declare = declaration(grace, links.reply_queue_type);
-        // The steps' own bounds are `limit` and a little more, so `limit` decides.
-        let steps = limit.saturating_add(Duration::from_secs(1));
-        let open = Self::consume(links, session, queue, declare, lease, grace, steps);
-        tokio::time::timeout(limit, open)
-            .await
-            .map_err(|_| BridgeError::Timeout(limit.as_millis() as u64))?
+        let declare = declare::reply_queue(grace, links.reply_queue_type);
+        Self::consume(links, session, queue, declare, lease, grace, limit).await
     }
 
     /// Takes over a resumable session: `old` must be the lease of the token presented, and
@@ -135,7 +91,7 @@ impl ReplySub {
             links.clone(),
             session,
             queue,
-            declaration(grace, links.reply_queue_type),
+            declare::reply_queue(grace, links.reply_queue_type),
             Some(next),
             grace,
             OP_TIMEOUT,
@@ -169,15 +125,21 @@ impl ReplySub {
         {
             return Ok(None);
         }
-        let declare = declaration(grace, links.reply_queue_type);
+        let declare = declare::reply_queue(grace, links.reply_queue_type);
         Self::consume(links, session, queue, declare, lease, grace, OP_TIMEOUT)
             .await
             .map(Some)
     }
 
     /// Declares `queue` with `declare`'s options and arguments, then consumes it (and holds
-    /// the lease `lease`, if any); getting the channel and the rest are each bounded by
-    /// `limit`.
+    /// the lease `lease`, if any), within `limit`.
+    ///
+    /// Once `basic.consume` is sent the broker may deliver a waiting reply at once, so the
+    /// steps are never dropped half-way: a consumer abandoned then would keep its delivery
+    /// unacknowledged on a channel other sessions share until that channel closed (a reply
+    /// lost for its session, found in a reconnect storm). Past `limit` the caller hears
+    /// `broker_unavailable` and the steps finish on [`Links::tasks`], which then detach what
+    /// they opened: the reply goes back to the queue for the client's next resume.
     #[allow(clippy::too_many_arguments)]
     async fn consume(
         links: Arc<Links>,
@@ -188,55 +150,106 @@ impl ReplySub {
         grace: Duration,
         limit: Duration,
     ) -> Result<Self, BridgeError> {
-        let channel = tokio::time::timeout(limit, links.consume_channel(session))
+        let deadline = tokio::time::Instant::now() + limit;
+        // No consumer exists before the channel is had: waiting for it may be dropped.
+        let channel = tokio::time::timeout_at(deadline, links.consume_channel(session))
             .await
             .map_err(|_| BridgeError::BrokerUnavailable("consume channel timed out".into()))??;
-        let (consumer, lease) = tokio::time::timeout(limit, async {
-            let (opts, args) = declare;
-            channel
-                .queue_declare(queue.as_str().into(), opts, args)
-                .await?;
-            let opts = BasicConsumeOptions {
-                no_ack: false,
-                ..BasicConsumeOptions::default()
-            };
-            let consumer = channel
-                .basic_consume(
-                    queue.as_str().into(),
-                    // Server-named: a resumed session's consumer may briefly share the
-                    // channel with the old one, and a reused tag would close the channel.
-                    "".into(),
-                    opts,
-                    FieldTable::default(),
-                )
-                .await?;
-            let lease = match lease {
-                Some(name) => {
-                    let kind = links.reply_queue_type;
-                    Some(Lease::hold(&channel, name, grace, kind).await?)
-                }
-                None => None,
-            };
-            Ok::<_, lapin::Error>((consumer, lease))
-        })
-        .await
-        .map_err(|_| BridgeError::BrokerUnavailable("reply queue declare timed out".into()))?
-        .map_err(|e| {
-            // A channel error (a queue declared elsewhere with other arguments) ends this
-            // channel alone: it is replaced on its next use. Only a dead connection (which
-            // the manager also hears of) reconnects everything.
-            if !links.connected() {
-                links.mark_lost("consume connection closed");
+        let lease = lease.map(str::to_owned);
+        let mut steps = Box::pin(Self::subscribe(
+            links.clone(),
+            channel,
+            queue,
+            declare,
+            lease,
+            grace,
+        ));
+        match tokio::time::timeout_at(deadline, &mut steps).await {
+            Ok(done) => done,
+            Err(_) => {
+                links.tasks.spawn(async move {
+                    if let Ok(sub) = steps.await {
+                        debug!(queue = %sub.queue, "a consume finished after its caller gave up; detaching it");
+                        sub.detach().await;
+                    }
+                });
+                Err(BridgeError::BrokerUnavailable(
+                    "reply queue declare timed out".into(),
+                ))
             }
-            BridgeError::from(e)
-        })?;
-        Ok(Self {
+        }
+    }
+
+    /// The steps of [`ReplySub::consume`] on `channel`: declare, consume, hold the lease.
+    /// A lease that cannot be held detaches the consumer just made (its deliveries go back).
+    async fn subscribe(
+        links: Arc<Links>,
+        channel: Channel,
+        queue: String,
+        declare: (QueueDeclareOptions, FieldTable),
+        lease: Option<String>,
+        grace: Duration,
+    ) -> Result<Self, BridgeError> {
+        let (opts, args) = declare;
+        let declared = channel
+            .queue_declare(queue.as_str().into(), opts, args)
+            .await;
+        let consumed = match declared {
+            Ok(_) => {
+                let opts = BasicConsumeOptions {
+                    no_ack: false,
+                    ..BasicConsumeOptions::default()
+                };
+                // Server-named: a resumed session's consumer may briefly share the channel
+                // with the old one, and a reused tag would close the channel.
+                channel
+                    .basic_consume(
+                        queue.as_str().into(),
+                        "".into(),
+                        opts,
+                        FieldTable::default(),
+                    )
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        let consumer = consumed.map_err(|e| Self::failed(&links, e))?;
+        let mut sub = Self {
             queue,
             channel,
             consumer,
             links,
-            lease,
-        })
+            lease: None,
+        };
+        if let Some(name) = lease {
+            let kind = sub.links.reply_queue_type;
+            match Lease::hold(&sub.channel, &name, grace, kind).await {
+                Ok(held) => sub.lease = Some(held),
+                Err(e) => {
+                    let e = Self::failed(&sub.links, e);
+                    sub.detach().await;
+                    return Err(e);
+                }
+            }
+        }
+        debug!(
+            queue = %sub.queue,
+            channel = sub.channel.id(),
+            consumer = %sub.consumer.tag(),
+            lease = sub.lease.as_ref().map(Lease::name),
+            "reply queue consumed"
+        );
+        Ok(sub)
+    }
+
+    /// A step of [`ReplySub::subscribe`] failed. A channel error (a queue declared elsewhere
+    /// with other arguments) ends this channel alone: it is replaced on its next use. Only a
+    /// dead connection (which the manager also hears of) reconnects everything.
+    fn failed(links: &Links, e: lapin::Error) -> BridgeError {
+        if !links.connected() {
+            links.mark_lost("consume connection closed");
+        }
+        BridgeError::from(e)
     }
 
     /// The queue name workers reply to.
@@ -314,20 +327,22 @@ impl ReplySub {
             .channel
             .basic_cancel(tag.as_str().into(), BasicCancelOptions::default());
         if !matches!(tokio::time::timeout(OP_TIMEOUT, cancel).await, Ok(Ok(()))) {
+            // Its cancel-ok may still come; until then what arrives goes back, below.
             tracing::warn!(queue = %self.queue, "reply consumer cancel failed");
-            return;
         }
         if let Some(lease) = &self.lease {
             let _ = tokio::time::timeout(OP_TIMEOUT, lease.release()).await;
         }
-        // After cancel-ok nothing more is delivered; what lapin buffered goes back.
+        // After cancel-ok nothing more is delivered (the stream ends); what lapin buffered
+        // goes back. A delivery left unsettled would stay unacknowledged on a channel other
+        // sessions share, lost to its session until that channel closed.
         let drain = async {
             while let Some(Ok(d)) = self.consumer.next().await {
                 self.requeue(d.delivery_tag);
             }
         };
         let _ = tokio::time::timeout(OP_TIMEOUT, drain).await;
-        tracing::debug!(queue = %self.queue, "reply queue detached");
+        debug!(queue = %self.queue, "reply queue detached");
     }
 
     /// Ends the session's queue. A plain session's exclusive queue is deleted. A resumable

@@ -130,7 +130,7 @@ async fn reply_queues(conn: &Connection, report: &mut Report) {
     let name = format!("ferry.reply.check-{}", uuid::Uuid::new_v4().simple());
     let tried = async {
         let ch = conn.create_channel().await?;
-        let (opts, args) = crate::broker::replies::declaration(
+        let (opts, args) = crate::broker::declare::reply_queue(
             Duration::ZERO,
             crate::config::ReplyQueueType::Classic,
         );

@@ -23,6 +23,7 @@ mod isolation;
 mod load;
 mod ops;
 mod reconnect;
+mod reply_consume;
 mod resume;
 mod session_restart;
 mod tls;
