@@ -28,6 +28,12 @@ use crate::error::BridgeError;
 pub const REPLY_QUEUE_PREFIX: &str = "ferry.reply.";
 /// Longest a declare/consume/delete may take.
 const OP_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest a resume's checks and consume may take before the client hears
+/// `broker_unavailable` and tries again: inside the npm client's 10 s wait for WELCOME (a
+/// WELCOME it no longer waits for would carry the only copy of the session's next token), and
+/// as long as that allows, since every refused resume is done again (a storm of 4,000 resumes
+/// at once with 5 s: 2,300 to 6,200 refused and p99 13–21 s; with 8 s: none and 9.9 s).
+const RESUME_LIMIT: Duration = Duration::from_secs(8);
 
 /// A session's live reply queue and its consumer, and a resumable session's lease.
 pub struct ReplySub {
@@ -69,6 +75,7 @@ impl ReplySub {
     /// Takes over a resumable session: `old` must be the lease of the token presented, and
     /// the reply queue must exist; then the queue is consumed, the lease `next` (of the
     /// token WELCOME hands out) is held and `old` is deleted, so the old token is spent.
+    /// Checks and consume together take [`RESUME_LIMIT`] at most.
     pub async fn resume(
         links: Arc<Links>,
         session: &str,
@@ -77,14 +84,20 @@ impl ReplySub {
         next: &str,
     ) -> Result<Resumed, BridgeError> {
         let queue = format!("{REPLY_QUEUE_PREFIX}{session}");
-        if !links
-            .probe
-            .queue_exists(links.consume_conn(), &queue)
-            .await?
+        let deadline = tokio::time::Instant::now() + RESUME_LIMIT;
+        let late = |_| BridgeError::BrokerUnavailable("resume checks timed out".into());
+        let exists = links.probe.queue_exists(links.consume_conn(), &queue);
+        if !tokio::time::timeout_at(deadline, exists)
+            .await
+            .map_err(late)??
         {
             return Ok(Resumed::Expired);
         }
-        if !Lease::exists(&links, old).await? {
+        let current = Lease::exists(&links, old);
+        if !tokio::time::timeout_at(deadline, current)
+            .await
+            .map_err(late)??
+        {
             return Ok(Resumed::NotYours);
         }
         let sub = Self::consume(
@@ -94,7 +107,7 @@ impl ReplySub {
             declare::reply_queue(grace, links.reply_queue_type),
             Some(next),
             grace,
-            OP_TIMEOUT,
+            deadline.saturating_duration_since(tokio::time::Instant::now()),
         )
         .await?;
         Lease::delete(&links, old).await;
