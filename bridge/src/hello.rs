@@ -4,11 +4,12 @@
 //! A client that sends ACKs (HELLO `acks`) gets a resumable session when `--session-grace`
 //! is not zero: a resume token, and a session id derived from it ([`crate::resume`]). A later
 //! HELLO with that id and token resumes the session if its reply queue still exists, on this
-//! bridge or any other on the broker; otherwise it opens a new one (`resumed = false`).
+//! bridge or any other on the broker ([`crate::session::resume::take_over`]); otherwise it
+//! opens a new one (`resumed = false`).
 
 use std::sync::Arc;
 
-use ferry_protocol::{Frame, Hello, Limits, Welcome, validate};
+use ferry_protocol::{Frame, Hello, Limits, Welcome};
 use futures_util::{Stream, StreamExt};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
@@ -17,12 +18,13 @@ use tracing::{debug, info};
 use crate::Shared;
 use crate::auth::Identity;
 use crate::auth::rpc::Peer;
-use crate::broker::replies::{ReplySub, Resumed};
+use crate::broker::replies::ReplySub;
 use crate::config::Config;
 use crate::error::BridgeError;
 use crate::frames::error_frame;
 use crate::outbound::Outbound;
 use crate::resume;
+use crate::session::resume::take_over;
 
 /// A request a resuming client still awaits (HELLO's `attach`).
 #[derive(Debug, Clone)]
@@ -197,62 +199,17 @@ async fn open(
     identity: Option<Identity>,
 ) -> Result<(Opened, Option<String>, bool), BridgeError> {
     let client = log_name(h.client);
-    let user = identity.as_ref().map_or("", |i| i.user.as_str());
+    let user = identity.as_ref().map_or(String::new(), |i| i.user.clone());
+    let user = user.as_str();
     let resumable = h.acks && !shared.config.session_grace.is_zero();
     if !resumable {
         let id = uuid::Uuid::new_v4().to_string();
         info!(session = %id, client, user, "session opened");
         return Ok((Opened::new(shared, id, false, identity), None, false));
     }
-    if let (Some(id), Some(token)) = (h.resume, h.resume_token)
-        && validate::id(id).is_ok()
-    {
-        // The lease of (user, session, token) proves the token is this user's current one;
-        // resuming spends it: WELCOME carries the next.
-        let links = shared
-            .broker
-            .current()
-            .ok_or_else(|| BridgeError::BrokerUnavailable("not connected".into()))?;
-        let old = resume::lease_queue(user, id, token);
-        let next = resume::new_token();
-        let lease = resume::lease_queue(user, id, &next);
-        let grace = shared.config.session_grace;
-        match ReplySub::resume(links, id, grace, &old, &lease).await? {
-            Resumed::Yes(sub) => {
-                // A holder of this session on this bridge (a socket not yet known dead, or
-                // one in its grace period) lets go now.
-                let claim = shared.holders.claim(id);
-                shared.stats.sessions_resumed_total.inc();
-                let attach = attached(shared, h, identity.as_ref());
-                info!(
-                    session = id,
-                    client,
-                    requests = attach.len(),
-                    "session resumed"
-                );
-                let opened = Opened {
-                    id: id.to_owned(),
-                    resumable,
-                    reply: Some(*sub),
-                    attach,
-                    claim,
-                    identity,
-                    lease: Some(lease),
-                };
-                return Ok((opened, Some(next), true));
-            }
-            Resumed::Expired => {
-                shared.stats.sessions_expired_total.inc();
-                info!(
-                    session = id,
-                    client, "session to resume has expired; opening a new one"
-                );
-            }
-            Resumed::NotYours => debug!(
-                client,
-                user, "resume with a token that is not current for this user; opening a new one"
-            ),
-        }
+    let mut identity = identity;
+    if let Some((opened, next)) = take_over(shared, h, &mut identity, client).await? {
+        return Ok((opened, Some(next), true));
     }
     let token = resume::new_token();
     let id = resume::new_session_id();
@@ -271,28 +228,6 @@ fn log_name(client: Option<&str>) -> &str {
         end -= 1;
     }
     &c[..end]
-}
-
-/// HELLO's `attach` list, kept where id and destination are valid and the caller may still
-/// call the destination (it names the routing key of the request's cancel notice), at most
-/// `--max-inflight` of them.
-fn attached(shared: &Shared, h: &Hello<'_>, identity: Option<&Identity>) -> Vec<Attached> {
-    let may_call = |d: &str| shared.allow.allows(d) && identity.is_none_or(|i| i.allows(d));
-    h.attach
-        .iter()
-        .filter(|a| {
-            validate::id(a.id).is_ok()
-                && validate::destination(a.destination).is_ok()
-                && may_call(a.destination)
-        })
-        .take(shared.config.max_inflight as usize)
-        .map(|a| Attached {
-            id: a.id.to_owned(),
-            destination: a.destination.to_owned(),
-            timeout_ms: a.timeout_ms.max(1),
-            idle_timeout_ms: a.idle_timeout_ms,
-        })
-        .collect()
 }
 
 /// The limits every WELCOME announces (`session_grace_ms` is set per session).

@@ -3,7 +3,7 @@
 //! connection; the writer runs in [`crate::outbound`].
 //!
 //! A resumable session outlives its socket: the socket halves are locals of [`run`], the
-//! session state lives in [`Session`], and [`detach`] hands it back to RabbitMQ when the
+//! session state lives in [`Session`], and [`resume`] hands it back to RabbitMQ when the
 //! socket drops.
 
 use std::collections::HashMap;
@@ -37,11 +37,11 @@ use crate::stats::Outcome;
 
 mod accepted;
 mod auth;
-mod detach;
 mod gather;
 mod notices;
 mod replies;
 mod request;
+pub(crate) mod resume;
 
 type PublishOutcome = (Box<str>, u64, Result<(), BridgeError>);
 type PublishFuture = Pin<Box<dyn Future<Output = PublishOutcome> + Send>>;
@@ -392,7 +392,7 @@ impl Session {
 
     /// Releases everything the session holds: pending entries (workers get a cancel notice
     /// for each), notices still being published, the reply queue. A resumable session whose
-    /// socket did not close normally is detached instead ([`detach`]).
+    /// socket did not close normally is detached instead ([`resume`]).
     async fn finish(mut self) {
         self.shared.stats.sessions.dec();
         if self.resumable && self.end != End::Closed {

@@ -152,31 +152,4 @@ impl Session {
             sub.ack(d);
         }
     }
-
-    /// The broker is back after the reply consumer of a resumable session ended: consume its
-    /// queue again if the broker kept it and its replies (the connection was lost); if the
-    /// broker restarted since (its transient replies are gone even where the durable queue
-    /// survived) or the queue is gone, fail what is pending.
-    pub(super) async fn rebind(&mut self, links: Arc<Links>) {
-        let Some(restarts) = self.rebind.take() else {
-            return;
-        };
-        if links.restarts > restarts {
-            let why = "the broker restarted; the replies it held are lost";
-            self.fail_all(ErrorCode::BrokerUnavailable, why, None).await;
-            return;
-        }
-        let grace = self.shared.config.session_grace;
-        let why = match ReplySub::rebind(links, &self.id, grace, self.lease.as_deref()).await {
-            Ok(Some(sub)) => {
-                debug!(session = %self.id, "reply queue consumed again");
-                self.held.clear(); // tags of the ended consumer (cleared when it ended, too)
-                self.reply = Some(sub);
-                return;
-            }
-            Ok(None) => "the session's reply queue is gone; the replies it held are lost",
-            Err(_) => "the broker connection was lost",
-        };
-        self.fail_all(ErrorCode::BrokerUnavailable, why, None).await;
-    }
 }

@@ -1,22 +1,34 @@
-//! Resumable sessions: the requests a resuming client re-attaches, final replies held until
-//! the client's ACK, and the detach when the socket drops: held replies go back to the
-//! reply queue, the consumer is cancelled, and the session waits in RabbitMQ for its grace
-//! period. Cancel notices for what was pending are published only if nobody resumed it; if
-//! the broker restarts meanwhile, a note for each goes into the queue, so the client that
-//! resumes learns the replies may be lost instead of waiting out their timeouts.
+//! A resumable session across sockets, in one place: taken over by a resuming HELLO
+//! ([`take_over`]: the token's lease, the reply queue, the requests the client re-attaches),
+//! its final replies held until the client's ACK, its reply queue consumed again after a
+//! broker outage ([`Session::rebind`]), and the detach when the socket drops: held replies go
+//! back to the reply queue, the consumer is cancelled, and the session waits in RabbitMQ for
+//! its grace period. Cancel notices for what was pending are published only if nobody resumed
+//! it; if the broker restarts meanwhile, a note for each goes into the queue, so the client
+//! that resumes learns the replies may be lost instead of waiting out their timeouts. (The
+//! token and lease names are [`crate::resume`]'s; the AMQP side is [`crate::broker::replies`]
+//! and [`crate::broker::lease`].)
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_protocol::headers::CancelReason;
+use ferry_protocol::{ErrorCode, Hello, validate};
 use futures_util::StreamExt;
 use lapin::message::Delivery;
 use tracing::{debug, info};
 
 use super::notices::counted;
 use super::{End, Session};
+use crate::Shared;
+use crate::auth::Identity;
+use crate::broker::Links;
 use crate::broker::publish::{self, CancelNotice};
-use crate::hello::Attached;
+use crate::broker::replies::{ReplySub, Resumed};
+use crate::error::BridgeError;
+use crate::hello::{Attached, Opened};
 use crate::pending::Kind;
+use crate::resume;
 use crate::stats::Outcome;
 
 /// Extra wait past the grace period before checking whether the reply queue expired (the
@@ -33,7 +45,7 @@ impl Session {
                 .idle_timeout_ms
                 .map(|ms| Duration::from_millis(u64::from(ms)).min(max));
             let Some(label) = self.shared.allow.entry(&a.destination).cloned() else {
-                continue; // `hello::attached` kept only allowed destinations
+                continue; // `attached` kept only allowed destinations
             };
             if self
                 .pending
@@ -142,6 +154,33 @@ impl Session {
             shared.holders.release(&id, &claim);
         });
     }
+
+    /// The broker is back after the reply consumer of a resumable session ended: consume its
+    /// queue again if the broker kept it and its replies (the connection was lost); if the
+    /// broker restarted since (its transient replies are gone even where the durable queue
+    /// survived) or the queue is gone, fail what is pending.
+    pub(super) async fn rebind(&mut self, links: Arc<Links>) {
+        let Some(restarts) = self.rebind.take() else {
+            return;
+        };
+        if links.restarts > restarts {
+            let why = "the broker restarted; the replies it held are lost";
+            self.fail_all(ErrorCode::BrokerUnavailable, why, None).await;
+            return;
+        }
+        let grace = self.shared.config.session_grace;
+        let why = match ReplySub::rebind(links, &self.id, grace, self.lease.as_deref()).await {
+            Ok(Some(sub)) => {
+                debug!(session = %self.id, "reply queue consumed again");
+                self.held.clear(); // tags of the ended consumer (cleared when it ended, too)
+                self.reply = Some(sub);
+                return;
+            }
+            Ok(None) => "the session's reply queue is gone; the replies it held are lost",
+            Err(_) => "the broker connection was lost",
+        };
+        self.fail_all(ErrorCode::BrokerUnavailable, why, None).await;
+    }
 }
 
 /// At the end of a grace period: if the reply queue is gone, nobody resumed the session and
@@ -173,4 +212,93 @@ async fn expired_notices(
         };
         publish::cancel_notice(&links, &notice).await;
     }
+}
+
+/// Takes over the session a resuming HELLO names, if its token is this user's current one
+/// and its reply queue is still there: `Some((opened, next token))`, `identity` moved into
+/// it. `None` (open a new session) when the session expired or the token is not current;
+/// `Err` when the broker cannot be asked now (the client tries again).
+pub(crate) async fn take_over(
+    shared: &Arc<Shared>,
+    h: &Hello<'_>,
+    identity: &mut Option<Identity>,
+    client: &str,
+) -> Result<Option<(Opened, String)>, BridgeError> {
+    let user = identity.as_ref().map_or("", |i| i.user.as_str()).to_owned();
+    let user = user.as_str();
+    let (Some(id), Some(token)) = (h.resume, h.resume_token) else {
+        return Ok(None);
+    };
+    if validate::id(id).is_err() {
+        return Ok(None);
+    }
+    // The lease of (user, session, token) proves the token is this user's current one;
+    // resuming spends it: WELCOME carries the next.
+    let links = shared
+        .broker
+        .current()
+        .ok_or_else(|| BridgeError::BrokerUnavailable("not connected".into()))?;
+    let old = resume::lease_queue(user, id, token);
+    let next = resume::new_token();
+    let lease = resume::lease_queue(user, id, &next);
+    let grace = shared.config.session_grace;
+    match ReplySub::resume(links, id, grace, &old, &lease).await? {
+        Resumed::Yes(sub) => {
+            // A holder of this session on this bridge (a socket not yet known dead, or
+            // one in its grace period) lets go now.
+            let claim = shared.holders.claim(id);
+            shared.stats.sessions_resumed_total.inc();
+            let attach = attached(shared, h, identity.as_ref());
+            info!(
+                session = id,
+                client,
+                requests = attach.len(),
+                "session resumed"
+            );
+            let opened = Opened {
+                id: id.to_owned(),
+                resumable: true,
+                reply: Some(*sub),
+                attach,
+                claim,
+                identity: identity.take(),
+                lease: Some(lease),
+            };
+            return Ok(Some((opened, next)));
+        }
+        Resumed::Expired => {
+            shared.stats.sessions_expired_total.inc();
+            info!(
+                session = id,
+                client, "session to resume has expired; opening a new one"
+            );
+        }
+        Resumed::NotYours => debug!(
+            client,
+            user, "resume with a token that is not current for this user; opening a new one"
+        ),
+    }
+    Ok(None)
+}
+
+/// HELLO's `attach` list, kept where id and destination are valid and the caller may still
+/// call the destination (it names the routing key of the request's cancel notice), at most
+/// `--max-inflight` of them.
+fn attached(shared: &Shared, h: &Hello<'_>, identity: Option<&Identity>) -> Vec<Attached> {
+    let may_call = |d: &str| shared.allow.allows(d) && identity.is_none_or(|i| i.allows(d));
+    h.attach
+        .iter()
+        .filter(|a| {
+            validate::id(a.id).is_ok()
+                && validate::destination(a.destination).is_ok()
+                && may_call(a.destination)
+        })
+        .take(shared.config.max_inflight as usize)
+        .map(|a| Attached {
+            id: a.id.to_owned(),
+            destination: a.destination.to_owned(),
+            timeout_ms: a.timeout_ms.max(1),
+            idle_timeout_ms: a.idle_timeout_ms,
+        })
+        .collect()
 }
