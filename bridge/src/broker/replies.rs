@@ -35,6 +35,24 @@ const OP_TIMEOUT: Duration = Duration::from_secs(5);
 /// at once with 5 s: 2,300 to 6,200 refused and p99 13–21 s; with 8 s: none and 9.9 s).
 const RESUME_LIMIT: Duration = Duration::from_secs(8);
 
+/// What the caller of a consume hears when its limit passes.
+#[derive(Debug, Clone, Copy)]
+enum Late {
+    /// A request waited for its queue as long as it would for its reply: `timeout`.
+    Timeout(Duration),
+    /// A resume or rebind: `broker_unavailable`, the client tries again.
+    Unavailable,
+}
+
+impl Late {
+    fn error(self, what: &str) -> BridgeError {
+        match self {
+            Late::Timeout(limit) => BridgeError::Timeout(limit.as_millis() as u64),
+            Late::Unavailable => BridgeError::BrokerUnavailable(what.into()),
+        }
+    }
+}
+
 /// A session's live reply queue and its consumer, and a resumable session's lease.
 pub struct ReplySub {
     queue: String,
@@ -69,7 +87,8 @@ impl ReplySub {
     ) -> Result<Self, BridgeError> {
         let queue = format!("{REPLY_QUEUE_PREFIX}{session}");
         let declare = declare::reply_queue(grace, links.reply_queue_type);
-        Self::consume(links, session, queue, declare, lease, grace, limit).await
+        let late = Late::Timeout(limit);
+        Self::consume(links, session, queue, declare, lease, grace, (limit, late)).await
     }
 
     /// Takes over a resumable session: `old` must be the lease of the token presented, and
@@ -107,7 +126,10 @@ impl ReplySub {
             declare::reply_queue(grace, links.reply_queue_type),
             Some(next),
             grace,
-            deadline.saturating_duration_since(tokio::time::Instant::now()),
+            (
+                deadline.saturating_duration_since(tokio::time::Instant::now()),
+                Late::Unavailable,
+            ),
         )
         .await?;
         Lease::delete(&links, old).await;
@@ -139,13 +161,15 @@ impl ReplySub {
             return Ok(None);
         }
         let declare = declare::reply_queue(grace, links.reply_queue_type);
-        Self::consume(links, session, queue, declare, lease, grace, OP_TIMEOUT)
+        let limit = (OP_TIMEOUT, Late::Unavailable);
+        Self::consume(links, session, queue, declare, lease, grace, limit)
             .await
             .map(Some)
     }
 
     /// Declares `queue` with `declare`'s options and arguments, then consumes it (and holds
-    /// the lease `lease`, if any), within `limit`.
+    /// the lease `lease`, if any), within `limit`'s duration; past it the caller hears its
+    /// [`Late`] error.
     ///
     /// Once `basic.consume` is sent the broker may deliver a waiting reply at once, so the
     /// steps are never dropped half-way: a consumer abandoned then would keep its delivery
@@ -161,13 +185,13 @@ impl ReplySub {
         declare: (QueueDeclareOptions, FieldTable),
         lease: Option<&str>,
         grace: Duration,
-        limit: Duration,
+        (limit, late): (Duration, Late),
     ) -> Result<Self, BridgeError> {
         let deadline = tokio::time::Instant::now() + limit;
         // No consumer exists before the channel is had: waiting for it may be dropped.
         let channel = tokio::time::timeout_at(deadline, links.consume_channel(session))
             .await
-            .map_err(|_| BridgeError::BrokerUnavailable("consume channel timed out".into()))??;
+            .map_err(|_| late.error("consume channel timed out"))??;
         let lease = lease.map(str::to_owned);
         let mut steps = Box::pin(Self::subscribe(
             links.clone(),
@@ -186,9 +210,7 @@ impl ReplySub {
                         sub.detach().await;
                     }
                 });
-                Err(BridgeError::BrokerUnavailable(
-                    "reply queue declare timed out".into(),
-                ))
+                Err(late.error("reply queue declare timed out"))
             }
         }
     }
