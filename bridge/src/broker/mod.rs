@@ -12,6 +12,7 @@ pub mod pool;
 pub mod probe;
 pub mod publish;
 pub mod replies;
+mod subscribe;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -132,6 +133,7 @@ impl Links {
 
     /// Closes both connections. Bounded: on a connection that just died, lapin's close can
     /// wait forever, and the manager must get on with reconnecting.
+    ///
     /// Late consumes ([`Links::tasks`]) get `CLOSE_TIMEOUT` to detach while the connections
     /// are up; whatever is left fails with them.
     async fn close(&self) {

@@ -5,23 +5,21 @@
 //! unacknowledged replies go back to the queue ([`ReplySub::detach`]), and `x-expires` (the
 //! grace period) deletes it unless a client resumes it ([`ReplySub::resume`]) on any bridge.
 //! Consumers are not exclusive, so a resume never waits for a half-open old one to go.
-//! How the queue is declared is [`super::declare`]'s.
+//! How the queue is declared is [`super::declare`]'s, how it is consumed [`super::subscribe`]'s.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{FutureExt, StreamExt};
 use lapin::message::Delivery;
-use lapin::options::{
-    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions,
-    QueueDeclareOptions, QueueDeleteOptions,
-};
-use lapin::types::{DeliveryTag, FieldTable};
+use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicNackOptions, QueueDeleteOptions};
+use lapin::types::DeliveryTag;
 use lapin::{Channel, Consumer};
 use tracing::debug;
 
+use super::Links;
 use super::lease::Lease;
-use super::{Links, declare};
+use super::subscribe::{Late, consume};
 use crate::error::BridgeError;
 
 /// Prefix of every reply queue name.
@@ -35,31 +33,13 @@ const OP_TIMEOUT: Duration = Duration::from_secs(5);
 /// at once with 5 s: 2,300 to 6,200 refused and p99 13–21 s; with 8 s: none and 9.9 s).
 const RESUME_LIMIT: Duration = Duration::from_secs(8);
 
-/// What the caller of a consume hears when its limit passes.
-#[derive(Debug, Clone, Copy)]
-enum Late {
-    /// A request waited for its queue as long as it would for its reply: `timeout`.
-    Timeout(Duration),
-    /// A resume or rebind: `broker_unavailable`, the client tries again.
-    Unavailable,
-}
-
-impl Late {
-    fn error(self, what: &str) -> BridgeError {
-        match self {
-            Late::Timeout(limit) => BridgeError::Timeout(limit.as_millis() as u64),
-            Late::Unavailable => BridgeError::BrokerUnavailable(what.into()),
-        }
-    }
-}
-
 /// A session's live reply queue and its consumer, and a resumable session's lease.
 pub struct ReplySub {
-    queue: String,
-    channel: Channel,
-    consumer: Consumer,
-    links: Arc<Links>,
-    lease: Option<Lease>,
+    pub(super) queue: String,
+    pub(super) channel: Channel,
+    pub(super) consumer: Consumer,
+    pub(super) links: Arc<Links>,
+    pub(super) lease: Option<Lease>,
 }
 
 /// What a resume found.
@@ -86,9 +66,15 @@ impl ReplySub {
         limit: Duration,
     ) -> Result<Self, BridgeError> {
         let queue = format!("{REPLY_QUEUE_PREFIX}{session}");
-        let declare = declare::reply_queue(grace, links.reply_queue_type);
-        let late = Late::Timeout(limit);
-        Self::consume(links, session, queue, declare, lease, grace, (limit, late)).await
+        consume(
+            links,
+            session,
+            queue,
+            lease,
+            grace,
+            (limit, Late::Timeout(limit)),
+        )
+        .await
     }
 
     /// Takes over a resumable session: `old` must be the lease of the token presented, and
@@ -119,19 +105,9 @@ impl ReplySub {
         {
             return Ok(Resumed::NotYours);
         }
-        let sub = Self::consume(
-            links.clone(),
-            session,
-            queue,
-            declare::reply_queue(grace, links.reply_queue_type),
-            Some(next),
-            grace,
-            (
-                deadline.saturating_duration_since(tokio::time::Instant::now()),
-                Late::Unavailable,
-            ),
-        )
-        .await?;
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let limit = (left, Late::Unavailable);
+        let sub = consume(links.clone(), session, queue, Some(next), grace, limit).await?;
         Lease::delete(&links, old).await;
         Ok(Resumed::Yes(Box::new(sub)))
     }
@@ -160,131 +136,10 @@ impl ReplySub {
         {
             return Ok(None);
         }
-        let declare = declare::reply_queue(grace, links.reply_queue_type);
         let limit = (OP_TIMEOUT, Late::Unavailable);
-        Self::consume(links, session, queue, declare, lease, grace, limit)
+        consume(links, session, queue, lease, grace, limit)
             .await
             .map(Some)
-    }
-
-    /// Declares `queue` with `declare`'s options and arguments, then consumes it (and holds
-    /// the lease `lease`, if any), within `limit`'s duration; past it the caller hears its
-    /// [`Late`] error.
-    ///
-    /// Once `basic.consume` is sent the broker may deliver a waiting reply at once, so the
-    /// steps are never dropped half-way: a consumer abandoned then would keep its delivery
-    /// unacknowledged on a channel other sessions share until that channel closed (a reply
-    /// lost for its session, found in a reconnect storm). Past `limit` the caller hears
-    /// `broker_unavailable` and the steps finish on [`Links::tasks`], which then detach what
-    /// they opened: the reply goes back to the queue for the client's next resume.
-    #[allow(clippy::too_many_arguments)]
-    async fn consume(
-        links: Arc<Links>,
-        session: &str,
-        queue: String,
-        declare: (QueueDeclareOptions, FieldTable),
-        lease: Option<&str>,
-        grace: Duration,
-        (limit, late): (Duration, Late),
-    ) -> Result<Self, BridgeError> {
-        let deadline = tokio::time::Instant::now() + limit;
-        // No consumer exists before the channel is had: waiting for it may be dropped.
-        let channel = tokio::time::timeout_at(deadline, links.consume_channel(session))
-            .await
-            .map_err(|_| late.error("consume channel timed out"))??;
-        let lease = lease.map(str::to_owned);
-        let mut steps = Box::pin(Self::subscribe(
-            links.clone(),
-            channel,
-            queue,
-            declare,
-            lease,
-            grace,
-        ));
-        match tokio::time::timeout_at(deadline, &mut steps).await {
-            Ok(done) => done,
-            Err(_) => {
-                links.tasks.spawn(async move {
-                    if let Ok(sub) = steps.await {
-                        debug!(queue = %sub.queue, "a consume finished after its caller gave up; detaching it");
-                        sub.detach().await;
-                    }
-                });
-                Err(late.error("reply queue declare timed out"))
-            }
-        }
-    }
-
-    /// The steps of [`ReplySub::consume`] on `channel`: declare, consume, hold the lease.
-    /// A lease that cannot be held detaches the consumer just made (its deliveries go back).
-    async fn subscribe(
-        links: Arc<Links>,
-        channel: Channel,
-        queue: String,
-        declare: (QueueDeclareOptions, FieldTable),
-        lease: Option<String>,
-        grace: Duration,
-    ) -> Result<Self, BridgeError> {
-        let (opts, args) = declare;
-        let declared = channel
-            .queue_declare(queue.as_str().into(), opts, args)
-            .await;
-        let consumed = match declared {
-            Ok(_) => {
-                let opts = BasicConsumeOptions {
-                    no_ack: false,
-                    ..BasicConsumeOptions::default()
-                };
-                // Server-named: a resumed session's consumer may briefly share the channel
-                // with the old one, and a reused tag would close the channel.
-                channel
-                    .basic_consume(
-                        queue.as_str().into(),
-                        "".into(),
-                        opts,
-                        FieldTable::default(),
-                    )
-                    .await
-            }
-            Err(e) => Err(e),
-        };
-        let consumer = consumed.map_err(|e| Self::failed(&links, e))?;
-        let mut sub = Self {
-            queue,
-            channel,
-            consumer,
-            links,
-            lease: None,
-        };
-        if let Some(name) = lease {
-            let kind = sub.links.reply_queue_type;
-            match Lease::hold(&sub.channel, &name, grace, kind).await {
-                Ok(held) => sub.lease = Some(held),
-                Err(e) => {
-                    let e = Self::failed(&sub.links, e);
-                    sub.detach().await;
-                    return Err(e);
-                }
-            }
-        }
-        debug!(
-            queue = %sub.queue,
-            channel = sub.channel.id(),
-            consumer = %sub.consumer.tag(),
-            lease = sub.lease.as_ref().map(Lease::name),
-            "reply queue consumed"
-        );
-        Ok(sub)
-    }
-
-    /// A step of [`ReplySub::subscribe`] failed. A channel error (a queue declared elsewhere
-    /// with other arguments) ends this channel alone: it is replaced on its next use. Only a
-    /// dead connection (which the manager also hears of) reconnects everything.
-    fn failed(links: &Links, e: lapin::Error) -> BridgeError {
-        if !links.connected() {
-            links.mark_lost("consume connection closed");
-        }
-        BridgeError::from(e)
     }
 
     /// The queue name workers reply to.
