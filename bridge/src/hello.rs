@@ -43,8 +43,6 @@ pub struct Attached {
 pub struct Opened {
     /// The session id.
     pub id: String,
-    /// The client ACKs final replies and may resume: the session outlives its socket.
-    pub resumable: bool,
     /// The reply queue, already consumed when the session was resumed.
     pub reply: Option<ReplySub>,
     /// The requests a resumed session's client still awaits.
@@ -53,21 +51,21 @@ pub struct Opened {
     pub claim: resume::Claim,
     /// Who is calling, when the bridge authenticates.
     pub identity: Option<Identity>,
-    /// A resumable session's lease queue (of the resume token WELCOME hands out).
+    /// The lease queue of the resume token WELCOME hands out: `Some` when the session is
+    /// resumable (the client ACKs final replies, and the session outlives its socket).
     pub lease: Option<String>,
 }
 
 impl Opened {
     /// A new session (nothing to resume), held by this bridge.
-    fn new(shared: &Shared, id: String, resumable: bool, identity: Option<Identity>) -> Self {
+    fn new(shared: &Shared, id: String, lease: Option<String>, identity: Option<Identity>) -> Self {
         Self {
             claim: shared.holders.claim(&id),
             id,
-            resumable,
             reply: None,
             attach: Vec::new(),
             identity,
-            lease: None,
+            lease,
         }
     }
 }
@@ -143,7 +141,7 @@ async fn welcome(
 ) -> Option<Opened> {
     match open(shared, h, identity).await {
         Ok((opened, token, resumed)) => {
-            let grace = if opened.resumable {
+            let grace = if opened.lease.is_some() {
                 Config::millis_u32(shared.config.session_grace)
             } else {
                 0
@@ -205,7 +203,7 @@ async fn open(
     if !resumable {
         let id = uuid::Uuid::new_v4().to_string();
         info!(session = %id, client, user, "session opened");
-        return Ok((Opened::new(shared, id, false, identity), None, false));
+        return Ok((Opened::new(shared, id, None, identity), None, false));
     }
     let mut identity = identity;
     if let Some((opened, next)) = take_over(shared, h, &mut identity, client).await? {
@@ -215,8 +213,7 @@ async fn open(
     let id = resume::new_session_id();
     info!(session = %id, client, user, "session opened (resumable)");
     let lease = resume::lease_queue(user, &id, &token);
-    let mut opened = Opened::new(shared, id, true, identity);
-    opened.lease = Some(lease);
+    let opened = Opened::new(shared, id, Some(lease), identity);
     Ok((opened, Some(token), false))
 }
 

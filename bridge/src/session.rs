@@ -6,7 +6,6 @@
 //! session state lives in [`Session`], and [`resume`] hands it back to RabbitMQ when the
 //! socket drops.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -17,7 +16,6 @@ use ferry_protocol::headers::CancelReason;
 use ferry_protocol::{ErrorCode, Frame, validate};
 use futures_util::stream::FuturesUnordered;
 use futures_util::{Stream, StreamExt};
-use lapin::message::Delivery;
 use tokio_tungstenite::tungstenite::error::CapacityError;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
@@ -26,7 +24,6 @@ use tracing::{debug, info};
 use crate::Shared;
 use crate::auth::Identity;
 use crate::auth::rpc::Peer;
-use crate::broker::replies::ReplySub;
 use crate::error::BridgeError;
 use crate::frames::{done_frame, error_frame};
 use crate::limits::Bucket;
@@ -34,6 +31,8 @@ use crate::outbound::Outbound;
 use crate::pending::{Kind, Pending};
 use crate::resume::Claim;
 use crate::stats::Outcome;
+use auth::Caller;
+use replies::{ReplyQueue, Settle};
 
 mod accepted;
 mod auth;
@@ -72,27 +71,24 @@ where
     let requests = Bucket::new(cfg.request_rate, cfg.request_burst);
     shared.stats.sessions.inc();
     shared.stats.sessions_total.inc();
+    let resume = opened.lease.map(resume::Resumable::new);
     let mut session = Session {
         pending: Pending::new(shared.stats.clone(), &opened.id),
         shared,
         id: opened.id,
         out,
-        reply: opened.reply,
+        replies: ReplyQueue::new(opened.reply),
         publishes: FuturesUnordered::new(),
         notices: FuturesUnordered::new(),
         draining: false,
-        resumable: opened.resumable,
         claim: opened.claim,
-        held: HashMap::new(),
-        resent: std::collections::HashSet::new(),
         end: End::Dropped,
-        rebind: None,
-        identity: opened.identity,
-        requests,
-        peer,
-        lease: opened.lease,
-        accepted: Vec::new(),
-        stranded: false,
+        caller: Caller {
+            identity: opened.identity,
+            requests,
+            peer,
+        },
+        resume,
     };
     session.attach(opened.attach);
     session.run(&mut stream).await;
@@ -118,52 +114,28 @@ pub(crate) enum Flow {
     Stop,
 }
 
+/// One session on this socket, split by what each part owns: the loop's own state here; who
+/// calls in [`Caller`] ([`auth`]); the reply queue and the deliveries held on its consumer in
+/// [`ReplyQueue`] ([`replies`]); what only a resumable session has in [`resume::Resumable`].
 struct Session {
     shared: Arc<Shared>,
-    /// Confirmed requests to report in the next ACCEPTED frame ([`accepted`]).
-    accepted: Vec<Box<str>>,
-    /// Ids attached by the resume that a REQUEST may send again (once each).
-    resent: std::collections::HashSet<Box<str>>,
-    /// The reply queue is durable on a node that is down: the socket ends (1012) so the
-    /// client's resume opens a new session.
-    stranded: bool,
     id: String,
     out: Outbound,
+    /// Requests and gathers awaiting their replies.
     pending: Pending,
-    reply: Option<ReplySub>,
     publishes: FuturesUnordered<PublishFuture>,
     /// Cancel notices being published (each bounded by its own timeout).
     notices: FuturesUnordered<NoticeFuture>,
     draining: bool,
-    /// The client ACKs final replies and may resume this session.
-    resumable: bool,
     /// This bridge's hold on the session; cancelled when a resume here takes it over.
     claim: Claim,
-    /// Final replies sent but not yet ACKed by the client (resumable sessions only): their
-    /// AMQP deliveries stay unacknowledged, so a lost frame is redelivered after a resume.
-    /// Their delivery tags on the current reply consumer's channel: cleared whenever that
-    /// consumer ends, so a tag is never settled on another channel.
-    held: HashMap<Box<str>, lapin::types::DeliveryTag>,
     end: End,
-    /// The reply consumer of this resumable session ended with the broker connection (at
-    /// this count of broker restarts); its queue is consumed again when the broker is back,
-    /// unless it restarted meanwhile ([`Session::rebind`]).
-    rebind: Option<u64>,
-    /// Who is calling (when the bridge authenticates); renewed by AUTH frames.
-    identity: Option<Identity>,
-    /// This socket's request rate limit.
-    requests: Bucket,
-    /// Who connected (for a connect proxy asked again on renewal).
-    peer: Peer,
-    /// A resumable session's lease queue (held with the reply queue).
-    lease: Option<String>,
-}
-
-async fn next_reply(sub: &mut Option<ReplySub>) -> Option<Delivery> {
-    match sub {
-        Some(s) => s.next().await,
-        None => std::future::pending().await,
-    }
+    /// Who is calling, and at what rate.
+    caller: Caller,
+    /// The reply queue as this session consumes it.
+    replies: ReplyQueue,
+    /// `Some` when the client ACKs final replies and may resume this session.
+    resume: Option<resume::Resumable>,
 }
 
 impl Session {
@@ -175,7 +147,7 @@ impl Session {
         let broker = self.shared.broker.clone();
         let drain = tokio::time::sleep(Duration::MAX / 4);
         tokio::pin!(drain);
-        let expiry = tokio::time::sleep(self.token_lifetime());
+        let expiry = tokio::time::sleep(self.caller.token_lifetime());
         tokio::pin!(expiry);
         let accept_tick = tokio::time::sleep(Duration::MAX / 4);
         tokio::pin!(accept_tick);
@@ -193,7 +165,7 @@ impl Session {
                     self.out.close(CloseCode::from(ferry_protocol::CLOSE_TAKEN_OVER), "session resumed by another connection").await;
                     Flow::Stop
                 }
-                _ = shutdown.cancelled(), if !self.draining && self.resumable => {
+                _ = shutdown.cancelled(), if !self.draining && self.resume.is_some() => {
                     // Nothing is lost: the replies wait in RabbitMQ for the client to resume
                     // the session on another bridge (or on this one, restarted).
                     self.end = End::Draining;
@@ -204,7 +176,7 @@ impl Session {
                     self.out.close(CloseCode::Restart, "bridge restarting; resume the session").await;
                     Flow::Stop
                 }
-                _ = shutdown.cancelled(), if !self.draining && !self.resumable => {
+                _ = shutdown.cancelled(), if !self.draining && self.resume.is_none() => {
                     self.draining = true;
                     let deadline = tokio::time::Instant::now() + self.shared.config.drain_timeout;
                     drain.as_mut().reset(deadline);
@@ -217,7 +189,7 @@ impl Session {
                     Flow::Stop
                 }
                 _ = &mut expiry => {
-                    if let Some(left) = self.identity.as_ref().and_then(Identity::expires_in)
+                    if let Some(left) = self.caller.identity.as_ref().and_then(Identity::expires_in)
                         && !left.is_zero()
                     {
                         // Renewed meanwhile (AUTH): wait for the new expiry.
@@ -229,11 +201,11 @@ impl Session {
                     }
                 }
                 msg = stream.next() => self.on_socket(msg).await,
-                links = broker.links(), if self.rebind.is_some() => {
+                links = broker.links(), if self.replies.rebind.is_some() => {
                     self.rebind(links).await;
                     Flow::Continue
                 }
-                delivery = next_reply(&mut self.reply) => self.on_reply(delivery).await,
+                delivery = self.replies.next() => self.on_reply(delivery).await,
                 Some((id, entry)) = self.pending.next_expired() => {
                     if let Kind::Gather { count, .. } = entry.kind {
                         self.out.send(done_frame(&id, count)).await;
@@ -246,7 +218,7 @@ impl Session {
                     Flow::Continue
                 }
                 Some(()) = self.notices.next() => Flow::Continue,
-                _ = &mut accept_tick, if !self.accepted.is_empty() => {
+                _ = &mut accept_tick, if self.resume.as_ref().is_some_and(|r| !r.accepted.is_empty()) => {
                     self.flush_accepted().await;
                     Flow::Continue
                 }
@@ -261,7 +233,7 @@ impl Session {
             if let Flow::Stop = flow {
                 return;
             }
-            if self.stranded {
+            if self.replies.stranded {
                 // Its resume finds the queue unavailable and opens a new session (the
                 // requests of this one fail with `session_expired` at the client).
                 self.end = End::Draining;
@@ -395,22 +367,18 @@ impl Session {
     /// socket did not close normally is detached instead ([`resume`]).
     async fn finish(mut self) {
         self.shared.stats.sessions.dec();
-        if self.resumable && self.end != End::Closed {
+        if self.resume.is_some() && self.end != End::Closed {
             return self.detach().await;
         }
         self.shared.holders.release(&self.id, &self.claim);
-        if let Some(sub) = &self.reply {
-            for (_, tag) in self.held.drain() {
-                sub.ack_held(tag); // the session is over; its queue goes next
-            }
-        }
+        self.replies.settle_held(Settle::Ack); // the session is over; its queue goes next
         let pending = self.pending.len();
         info!(session = %self.id, pending, "session closed");
         for (id, entry) in self.pending.drain(Outcome::Error(ErrorCode::Disconnected)) {
             self.notify(id, entry, CancelReason::Disconnected);
         }
         let mut notices = std::mem::take(&mut self.notices);
-        let reply = self.reply.take();
+        let reply = self.replies.take();
         if notices.is_empty() && reply.is_none() {
             return;
         }

@@ -59,16 +59,19 @@ impl Session {
     /// session resumes and still awaits the reply. True when the list was empty (the caller
     /// starts the [`ACCEPT_DELAY`] timer).
     pub(super) fn note_accepted(&mut self, id: Box<str>) -> bool {
-        if !self.resumable || !self.pending.contains(&id) {
+        let Some(r) = self.resume.as_mut().filter(|_| self.pending.contains(&id)) else {
             return false;
-        }
-        self.accepted.push(id);
-        self.accepted.len() == 1
+        };
+        r.accepted.push(id);
+        r.accepted.len() == 1
     }
 
     /// Sends one ACCEPTED frame with the noted requests still pending.
     pub(super) async fn flush_accepted(&mut self) {
-        let noted = std::mem::take(&mut self.accepted);
+        let Some(r) = &mut self.resume else {
+            return;
+        };
+        let noted = std::mem::take(&mut r.accepted);
         let ids: Vec<&str> = noted
             .iter()
             .map(AsRef::as_ref)

@@ -1,6 +1,6 @@
-//! The caller within a session: the destinations it may call (the bridge's `--allow`
-//! narrowed by its token), AUTH frames that renew the token without dropping the socket, and
-//! the end of a session whose token expired unrenewed.
+//! The caller within a session ([`Caller`]): who it is, the destinations it may call (the
+//! bridge's `--allow` narrowed by its token), its request rate, AUTH frames that renew the
+//! token without dropping the socket, and the end of a session whose token expired unrenewed.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,41 +11,56 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tracing::{debug, info};
 
 use super::{End, Flow, Session};
+use crate::auth::rpc::Peer;
 use crate::auth::{AuthError, Identity};
 use crate::error::BridgeError;
+use crate::limits::Bucket;
 
 /// How long a session waits when its token never expires (or the bridge has no auth).
 const NEVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
-impl Session {
-    /// When both the bridge and the caller's token allow `dest`: the bridge's allowlist
-    /// entry that does (the `destination` label of its metrics).
-    pub(super) fn allowed(&self, dest: &str) -> Option<Arc<str>> {
-        let entry = self.shared.allow.entry(dest)?;
-        self.identity
-            .as_ref()
-            .is_none_or(|i| i.allows(dest))
-            .then(|| entry.clone())
-    }
+/// Who calls on this socket.
+pub(super) struct Caller {
+    /// Who is calling (when the bridge authenticates); renewed by AUTH frames.
+    pub(super) identity: Option<Identity>,
+    /// This socket's request rate limit.
+    pub(super) requests: Bucket,
+    /// Who connected (for a connect proxy asked again on renewal).
+    pub(super) peer: Peer,
+}
 
-    /// Time until the session's token expires.
+impl Caller {
+    /// Time until the caller's token expires.
     pub(super) fn token_lifetime(&self) -> Duration {
         self.identity
             .as_ref()
             .and_then(Identity::expires_in)
             .unwrap_or(NEVER)
     }
+}
+
+impl Session {
+    /// When both the bridge and the caller's token allow `dest`: the bridge's allowlist
+    /// entry that does (the `destination` label of its metrics).
+    pub(super) fn allowed(&self, dest: &str) -> Option<Arc<str>> {
+        let entry = self.shared.allow.entry(dest)?;
+        self.caller
+            .identity
+            .as_ref()
+            .is_none_or(|i| i.allows(dest))
+            .then(|| entry.clone())
+    }
 
     /// AUTH: a renewed token. It must verify and name the same user; then its permissions
     /// and expiry replace the old ones. A bad one ends the session like an expired one.
     pub(super) async fn on_auth(&mut self, token: &str) -> Flow {
-        let Some(current) = &self.identity else {
+        let Some(current) = &self.caller.identity else {
             return Flow::Continue; // the bridge does not authenticate: nothing to renew
         };
         let shared = self.shared.clone();
         let verdict = match shared
             .auth
-            .authenticate(Some(token), &shared.broker, &self.peer)
+            .authenticate(Some(token), &shared.broker, &self.caller.peer)
             .await
         {
             Ok(Some(new)) if new.user == current.user => Ok(new),
@@ -60,7 +75,7 @@ impl Session {
         match verdict {
             Ok(new) => {
                 debug!(session = %self.id, "token renewed");
-                self.identity = Some(new);
+                self.caller.identity = Some(new);
                 Flow::Continue
             }
             Err(e) => {

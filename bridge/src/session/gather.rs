@@ -24,6 +24,7 @@ impl Session {
         validate::gather(g)?;
         let key = g.routing_key.unwrap_or("");
         let user_allows = self
+            .caller
             .identity
             .as_ref()
             .is_none_or(|i| i.allows_exchange(g.destination, key));
@@ -41,7 +42,7 @@ impl Session {
             &self.id,
             window,
             None,
-            self.identity.as_ref(),
+            self.caller.identity.as_ref(),
         );
         let kind = Kind::Gather {
             max: g.max_replies,

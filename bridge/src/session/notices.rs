@@ -21,7 +21,7 @@ impl Session {
         Some(CancelNotice {
             destination,
             id,
-            reply_to: self.reply.as_ref()?.queue().to_owned(),
+            reply_to: self.replies.name()?.to_owned(),
             session: self.id.clone(),
             reason,
         })

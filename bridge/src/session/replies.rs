@@ -1,11 +1,14 @@
-//! A session's replies: its reply queue (declared on first use), and each delivery routed to
-//! the pending request it answers (or dropped and counted), then acknowledged or held.
+//! A session's replies: its reply queue (declared on first use) with the deliveries held on
+//! its consumer ([`ReplyQueue`]), and each delivery routed to the pending request it answers
+//! (or dropped and counted), then acknowledged or held.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_protocol::ErrorCode;
 use lapin::message::Delivery;
+use lapin::types::DeliveryTag;
 use tracing::{debug, warn};
 
 use super::{Flow, Session};
@@ -16,6 +19,128 @@ use crate::frames::{Relay, reply_frame};
 use crate::pending::Kind;
 use crate::stats::Outcome;
 
+/// The session's reply queue as it consumes it: the consumer (none before the first request
+/// declares the queue), the final replies held on it until the client ACKs them, and what
+/// must happen once the broker is back. Held deliveries are tags on the current consumer's
+/// channel: they are cleared whenever that consumer ends or is replaced, so a tag is never
+/// settled on another channel (it would settle another delivery, or close a channel other
+/// sessions share).
+pub(super) struct ReplyQueue {
+    sub: Option<ReplySub>,
+    /// Final replies sent but not yet ACKed by the client (resumable sessions only): their
+    /// deliveries stay unacknowledged, so a lost frame is redelivered after a resume.
+    held: HashMap<Box<str>, DeliveryTag>,
+    /// The consumer of this resumable session ended with the broker connection (at this
+    /// count of broker restarts); its queue is consumed again when the broker is back,
+    /// unless it restarted meanwhile ([`Session::rebind`]).
+    pub(super) rebind: Option<u64>,
+    /// The queue is durable on a node that is down: the socket ends (1012) so the client's
+    /// resume opens a new session.
+    pub(super) stranded: bool,
+}
+
+/// What becomes of the replies held when a session lets go of its consumer.
+pub(super) enum Settle {
+    /// The session is over: acknowledged (its queue goes next).
+    Ack,
+    /// The session waits to be resumed: back to the queue for the next consumer.
+    Requeue,
+}
+
+impl ReplyQueue {
+    pub(super) fn new(sub: Option<ReplySub>) -> Self {
+        Self {
+            sub,
+            held: HashMap::new(),
+            rebind: None,
+            stranded: false,
+        }
+    }
+
+    /// The queue's name, once declared (a cancel notice's `reply_to`).
+    pub(super) fn name(&self) -> Option<&str> {
+        self.sub.as_ref().map(ReplySub::queue)
+    }
+
+    /// The queue's name while its consumer's broker links are up.
+    fn live_name(&self) -> Option<&str> {
+        self.sub
+            .as_ref()
+            .filter(|s| s.is_live())
+            .map(ReplySub::queue)
+    }
+
+    /// A new consumer replaces the old one; what was held on the old one is the broker's.
+    pub(super) fn replace(&mut self, sub: ReplySub) {
+        self.held.clear();
+        self.sub = Some(sub);
+    }
+
+    /// The consumer ended (its channel is gone, the broker requeued what it held): the count
+    /// of broker restarts it started at.
+    fn ended(&mut self) -> u64 {
+        self.held.clear();
+        self.sub.take().map_or(0, |s| s.restarts())
+    }
+
+    /// Lets go of the consumer (what it held is settled first: [`ReplyQueue::settle_held`]).
+    pub(super) fn take(&mut self) -> Option<ReplySub> {
+        self.sub.take()
+    }
+
+    /// The next delivery; pending while there is no consumer.
+    pub(super) async fn next(&mut self) -> Option<Delivery> {
+        match &mut self.sub {
+            Some(s) => s.next().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Acknowledges a delivery of the current consumer (the one it came from).
+    fn ack(&self, d: &Delivery) {
+        if let Some(sub) = &self.sub {
+            sub.ack(d);
+        }
+    }
+
+    /// Holds the final reply to `id` until the client ACKs it; false when one is held for
+    /// it already (a duplicate: the caller acknowledges it now).
+    pub(super) fn hold(&mut self, id: &str, d: &Delivery) -> bool {
+        if self.held.contains_key(id) {
+            return false;
+        }
+        self.held.insert(id.into(), d.delivery_tag);
+        true
+    }
+
+    /// The client received the final reply to `id`: acknowledged to RabbitMQ.
+    pub(super) fn ack_held(&mut self, id: &str) {
+        if let Some(tag) = self.held.remove(id)
+            && let Some(sub) = &self.sub
+        {
+            sub.ack_held(tag);
+        }
+    }
+
+    /// How many final replies are held.
+    pub(super) fn held(&self) -> usize {
+        self.held.len()
+    }
+
+    /// Settles every held reply as `how` says.
+    pub(super) fn settle_held(&mut self, how: Settle) {
+        let Some(sub) = &self.sub else {
+            return self.held.clear();
+        };
+        for (_, tag) in self.held.drain() {
+            match how {
+                Settle::Ack => sub.ack_held(tag),
+                Settle::Requeue => sub.requeue(tag),
+            }
+        }
+    }
+}
+
 impl Session {
     /// The reply queue name, declaring and consuming it on first use (or after a reconnect),
     /// or taking a declared one from the pool. A declare may take up to `budget`.
@@ -24,23 +149,21 @@ impl Session {
         links: &Arc<Links>,
         budget: Duration,
     ) -> Result<String, BridgeError> {
-        if self.rebind.is_some() {
+        if self.replies.rebind.is_some() {
             // Before a new request declares the queue again: find out whether the old one
             // (and the replies it held for what is pending) survived the broker's outage.
             self.rebind(links.clone()).await;
         }
-        if let Some(sub) = &self.reply
-            && sub.is_live()
-        {
-            return Ok(sub.queue().to_owned());
+        if let Some(name) = self.replies.live_name() {
+            return Ok(name.to_owned());
         }
-        let grace = if self.resumable {
+        let lease = self.resume.as_ref().map(|r| r.lease.as_str());
+        let grace = if lease.is_some() {
             self.shared.config.session_grace
         } else {
             Duration::ZERO
         };
-        let lease = self.lease.as_deref().filter(|_| self.resumable);
-        let pooled = if self.resumable {
+        let pooled = if lease.is_some() {
             None // its queue is named for the session, which a resume looks up
         } else {
             links.pool.take()
@@ -54,31 +177,26 @@ impl Session {
             Err(e) => {
                 // A durable queue whose node is down (a cluster node lost) cannot be declared
                 // again until that node is back: the session moves to a new one instead.
-                if self.resumable && e.to_string().contains("NOT_FOUND") {
+                if self.resume.is_some() && e.to_string().contains("NOT_FOUND") {
                     warn!(session = %self.id, "the session's reply queue is on a node that is down; ending the socket so the client starts a new session");
-                    self.stranded = true;
+                    self.replies.stranded = true;
                 }
                 return Err(e);
             }
         };
         let name = sub.queue().to_owned();
-        // Held replies are delivery tags on the consumer being replaced (its links are lost
-        // and the broker requeued them): settled on the new channel, a tag would ack another
-        // delivery or close a channel other sessions share.
-        self.held.clear();
-        self.reply = Some(sub);
+        self.replies.replace(sub);
         Ok(name)
     }
 
     pub(super) async fn on_reply(&mut self, delivery: Option<Delivery>) -> Flow {
         let Some(d) = delivery else {
             // The consumer ended: the broker connection died or the queue was deleted.
-            let restarts = self.reply.take().map_or(0, |sub| sub.restarts());
-            self.held.clear(); // their channel is gone; the broker requeued them
-            if self.resumable && !self.pending.is_empty() {
+            let restarts = self.replies.ended();
+            if self.resume.is_some() && !self.pending.is_empty() {
                 // The queue (durable) outlives the connection; the replies wait in it.
                 warn!(session = %self.id, "reply consumer ended; consuming again once the broker is back");
-                self.rebind = Some(restarts);
+                self.replies.rebind = Some(restarts);
                 return Flow::Continue;
             }
             warn!(session = %self.id, "reply consumer ended; failing pending requests");
@@ -107,7 +225,7 @@ impl Session {
                 self.send_error(Some(id), &BridgeError::ReplyTooLarge { size, max })
                     .await;
             }
-            self.ack(&d);
+            self.replies.ack(&d);
             return Flow::Continue;
         }
         if let Some(Kind::Gather { .. }) = self.pending.kind(id) {
@@ -135,21 +253,15 @@ impl Session {
                     false
                 }
             };
-            if is_final && self.hold(id, &d) {
+            // A resumable session's client ACKs it; until then it stays in RabbitMQ.
+            if is_final && self.resume.is_some() && self.replies.hold(id, &d) {
                 return Flow::Continue;
             }
         } else {
             self.shared.stats.dropped_replies.inc();
             debug!(session = %self.id, id, "reply for no pending request dropped");
         }
-        self.ack(&d);
+        self.replies.ack(&d);
         Flow::Continue
-    }
-
-    /// Acknowledges a delivery of the current reply consumer (the one it came from).
-    fn ack(&self, d: &Delivery) {
-        if let Some(sub) = &self.reply {
-            sub.ack(d);
-        }
     }
 }

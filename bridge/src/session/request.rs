@@ -34,7 +34,7 @@ impl Session {
         if self.pending.contains(id) {
             return Err(BridgeError::DuplicateId(id.to_owned()));
         }
-        if !self.requests.take() {
+        if !self.caller.requests.take() {
             return Err(BridgeError::RateLimited(cfg.request_rate));
         }
         // Publishes still running count even when their entry is gone (cancelled, or
@@ -72,7 +72,11 @@ impl Session {
         let Some(label) = self.allowed(req.destination) else {
             return Err(BridgeError::Forbidden(req.destination.to_owned()));
         };
-        if self.resent.remove(req.id) {
+        if self
+            .resume
+            .as_mut()
+            .is_some_and(|r| r.resent.remove(req.id))
+        {
             // Attached by the resume but never reported ACCEPTED: the client sends it again
             // (docs/protocol.md §3.5); this publish replaces the attachment, and whichever
             // copy's reply comes first answers it.
@@ -102,7 +106,7 @@ impl Session {
             &self.id,
             timeout,
             idle,
-            self.identity.as_ref(),
+            self.caller.identity.as_ref(),
         );
         let seq = self
             .pending

@@ -9,16 +9,17 @@
 //! token and lease names are [`crate::resume`]'s; the AMQP side is [`crate::broker::replies`]
 //! and [`crate::broker::lease`].)
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_protocol::headers::CancelReason;
 use ferry_protocol::{ErrorCode, Hello, validate};
 use futures_util::StreamExt;
-use lapin::message::Delivery;
 use tracing::{debug, info};
 
 use super::notices::counted;
+use super::replies::Settle;
 use super::{End, Session};
 use crate::Shared;
 use crate::auth::Identity;
@@ -34,6 +35,26 @@ use crate::stats::Outcome;
 /// Extra wait past the grace period before checking whether the reply queue expired (the
 /// broker deletes expired queues on a timer of its own).
 const EXPIRY_MARGIN: Duration = Duration::from_secs(5);
+
+/// What only a resumable session has (`Session::resume` is `None` for a plain one).
+pub(super) struct Resumable {
+    /// The lease queue of the resume token WELCOME handed out (held with the reply queue).
+    pub(super) lease: String,
+    /// Ids attached by the resume that a REQUEST may send again (once each).
+    pub(super) resent: HashSet<Box<str>>,
+    /// Confirmed requests to report in the next ACCEPTED frame ([`super::accepted`]).
+    pub(super) accepted: Vec<Box<str>>,
+}
+
+impl Resumable {
+    pub(super) fn new(lease: String) -> Self {
+        Self {
+            lease,
+            resent: HashSet::new(),
+            accepted: Vec::new(),
+        }
+    }
+}
 
 impl Session {
     /// Re-creates the pending entries of a resumed session from HELLO's `attach`.
@@ -53,30 +74,16 @@ impl Session {
                 .is_err()
             {
                 debug!(session = %self.id, id = %a.id, "attach of a duplicate id ignored");
-            } else {
-                self.resent.insert(a.id.as_str().into());
+            } else if let Some(r) = &mut self.resume {
+                r.resent.insert(a.id.as_str().into());
             }
         }
-    }
-
-    /// Keeps the delivery of a final reply unacknowledged until the client ACKs it; false
-    /// (ack it now) for a session that does not resume.
-    pub(super) fn hold(&mut self, id: &str, d: &Delivery) -> bool {
-        if !self.resumable || self.held.contains_key(id) {
-            return false;
-        }
-        self.held.insert(id.into(), d.delivery_tag);
-        true
     }
 
     /// The client received these final replies: acknowledge them to RabbitMQ.
     pub(super) fn on_ack(&mut self, ids: &[&str]) {
         for id in ids {
-            if let Some(tag) = self.held.remove(*id)
-                && let Some(sub) = &self.reply
-            {
-                sub.ack_held(tag);
-            }
+            self.replies.ack_held(id);
         }
     }
 
@@ -95,18 +102,14 @@ impl Session {
         info!(
             session = %self.id,
             pending = requests.len(),
-            held = self.held.len(),
+            held = self.replies.held(),
             how = ?self.end,
             "session detached"
         );
-        if let Some(sub) = &self.reply {
-            for (_, tag) in self.held.drain() {
-                sub.requeue(tag);
-            }
-        }
+        self.replies.settle_held(Settle::Requeue);
         let mut publishes = std::mem::take(&mut self.publishes);
         let mut notices = std::mem::take(&mut self.notices);
-        let reply = self.reply.take();
+        let reply = self.replies.take();
         let shared = self.shared.clone();
         let reply_to = reply.as_ref().map(|r| r.queue().to_owned());
         let watch = self.end == End::Dropped && !requests.is_empty();
@@ -160,7 +163,7 @@ impl Session {
     /// broker restarted since (its transient replies are gone even where the durable queue
     /// survived) or the queue is gone, fail what is pending.
     pub(super) async fn rebind(&mut self, links: Arc<Links>) {
-        let Some(restarts) = self.rebind.take() else {
+        let Some(restarts) = self.replies.rebind.take() else {
             return;
         };
         if links.restarts > restarts {
@@ -169,11 +172,11 @@ impl Session {
             return;
         }
         let grace = self.shared.config.session_grace;
-        let why = match ReplySub::rebind(links, &self.id, grace, self.lease.as_deref()).await {
+        let lease = self.resume.as_ref().map(|r| r.lease.as_str());
+        let why = match ReplySub::rebind(links, &self.id, grace, lease).await {
             Ok(Some(sub)) => {
                 debug!(session = %self.id, "reply queue consumed again");
-                self.held.clear(); // tags of the ended consumer (cleared when it ended, too)
-                self.reply = Some(sub);
+                self.replies.replace(sub);
                 return;
             }
             Ok(None) => "the session's reply queue is gone; the replies it held are lost",
@@ -257,7 +260,6 @@ pub(crate) async fn take_over(
             );
             let opened = Opened {
                 id: id.to_owned(),
-                resumable: true,
                 reply: Some(*sub),
                 attach,
                 claim,
