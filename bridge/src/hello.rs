@@ -18,7 +18,7 @@ use tracing::{debug, info};
 use crate::Shared;
 use crate::auth::Identity;
 use crate::auth::rpc::Peer;
-use crate::broker::replies::ReplySub;
+use crate::broker::port::Replies;
 use crate::config::Config;
 use crate::error::BridgeError;
 use crate::frames::error_frame;
@@ -44,7 +44,7 @@ pub struct Opened {
     /// The session id.
     pub id: String,
     /// The reply queue, already consumed when the session was resumed.
-    pub reply: Option<ReplySub>,
+    pub reply: Option<Box<dyn Replies>>,
     /// The requests a resumed session's client still awaits.
     pub attach: Vec<Attached>,
     /// This bridge's hold on the session (a later resume here takes it over).

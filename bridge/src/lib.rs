@@ -82,6 +82,9 @@ pub struct Shared {
     pub exchanges: allow::ExchangeList,
     /// The broker links.
     pub broker: Broker,
+    /// What sessions publish and consume through: the broker (an in-memory fake in the
+    /// session loop's unit tests).
+    pub port: Arc<dyn broker::port::Port>,
     /// Counters.
     pub stats: Arc<Stats>,
     /// Cancelled when the drain starts.
@@ -226,6 +229,7 @@ impl Bridge {
             waiting: config.waiting_list(),
             exchanges: config.exchange_list(),
             config,
+            port: Arc::new(broker.clone()),
             broker,
             stats,
             shutdown: CancellationToken::new(),

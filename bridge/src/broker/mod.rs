@@ -9,6 +9,7 @@ pub mod declare;
 pub mod epoch;
 pub mod lease;
 pub mod pool;
+pub mod port;
 pub mod probe;
 pub mod publish;
 pub mod replies;

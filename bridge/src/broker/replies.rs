@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{FutureExt, StreamExt};
-use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicNackOptions, QueueDeleteOptions};
 use lapin::types::DeliveryTag;
 use lapin::{Channel, Consumer};
@@ -157,17 +156,8 @@ impl ReplySub {
         !self.links.lost.is_cancelled()
     }
 
-    /// The next reply. `None` when the consumer ended (the broker cancelled it or the
-    /// connection died).
-    pub async fn next(&mut self) -> Option<Delivery> {
-        match self.consumer.next().await {
-            Some(Ok(d)) => Some(d),
-            Some(Err(_)) | None => None,
-        }
-    }
-
-    /// Acknowledges a reply this consumer delivered, once it was handled (forwarded or
-    /// dropped), without waiting.
+    /// Acknowledges a reply this consumer delivered (`tag` on its channel), once it was
+    /// handled (forwarded or dropped) or, held, once the client ACKed it; without waiting.
     ///
     /// The `basic.ack` goes straight to the consume channel, which queues it to lapin's I/O
     /// thread on the future's first poll; `Acker::ack` would hand it to lapin's internal RPC
@@ -176,21 +166,10 @@ impl ReplySub {
     /// is gone, which the consumer stream reports by ending. (If acks stopped reaching the
     /// broker, a session would stall after `REPLY_PREFETCH` replies: the 1,000-request tests
     /// would hang.)
-    pub fn ack(&self, delivery: &Delivery) {
-        let ack = self
-            .channel
-            .basic_ack(delivery.delivery_tag, BasicAckOptions::default());
-        if let Some(Err(e)) = ack.now_or_never() {
-            tracing::debug!(error = %e, "reply ack failed");
-        }
-    }
-
-    /// Acknowledges a reply held until the client's ACK frame, by its delivery tag on this
-    /// consumer's channel (as [`ReplySub::ack`]).
-    pub fn ack_held(&self, tag: DeliveryTag) {
+    pub fn ack(&self, tag: DeliveryTag) {
         let ack = self.channel.basic_ack(tag, BasicAckOptions::default());
         if let Some(Err(e)) = ack.now_or_never() {
-            tracing::debug!(error = %e, "held reply ack failed");
+            tracing::debug!(error = %e, "reply ack failed");
         }
     }
 

@@ -4,11 +4,10 @@
 
 use bytes::Bytes;
 use ferry_protocol::{Gather, validate};
-use lapin::message::Delivery;
 
 use super::Session;
 use crate::amqp_props::request_properties;
-use crate::broker::publish;
+use crate::broker::port::{Reply, Target};
 use crate::error::BridgeError;
 use crate::frames::{done_frame, part_frame};
 use crate::pending::Kind;
@@ -35,7 +34,7 @@ impl Session {
         if g.destination == self.shared.config.cancel_exchange {
             return Err(BridgeError::Forbidden(g.destination.to_owned()));
         }
-        let (links, reply_to, window) = self.admit(g.id, g.timeout_ms).await?;
+        let (route, reply_to, window) = self.admit(g.id, g.timeout_ms).await?;
         let props = request_properties(
             g.into(),
             &reply_to,
@@ -54,17 +53,12 @@ impl Session {
         self.shared.stats.requests_total.inc();
         let body = raw.slice_ref(g.body);
         let id: Box<str> = g.id.into();
-        let exchange = g.destination.to_owned();
-        let key = g.routing_key.unwrap_or("").to_owned();
+        let to = Target::Exchange {
+            name: g.destination.to_owned(),
+            key: g.routing_key.unwrap_or("").to_owned(),
+        };
         self.publishes.push(Box::pin(async move {
-            let work = async {
-                // Publishing to a missing exchange would close the shared publish channel.
-                links
-                    .probe
-                    .check_exchange(links.consume_conn(), &exchange)
-                    .await?;
-                publish::publish(&links, &exchange, &key, &body, props).await
-            };
+            let work = route.publish(to, body, props);
             let result = tokio::time::timeout(window, work)
                 .await
                 .unwrap_or(Err(BridgeError::Timeout(window.as_millis() as u64)));
@@ -75,7 +69,7 @@ impl Session {
 
     /// A reply to the pending gather `id`: forwarded as a PART (progress messages are not);
     /// the last one allowed is followed by DONE.
-    pub(super) async fn on_part(&mut self, id: &str, d: &Delivery) {
+    pub(super) async fn on_part(&mut self, id: &str, d: &Reply) {
         let Some(frame) = part_frame(id, &d.properties, &d.data) else {
             return;
         };

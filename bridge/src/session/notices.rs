@@ -4,10 +4,8 @@
 use ferry_protocol::headers::CancelReason;
 
 use super::Session;
-use crate::broker::Links;
-use crate::broker::publish::{self, CancelNotice};
+use crate::broker::publish::CancelNotice;
 use crate::pending::{Entry, Kind};
-use crate::stats::Stats;
 
 impl Session {
     /// The cancel notice for a request of this session (none before the reply queue exists:
@@ -34,9 +32,9 @@ impl Session {
             return; // a gather's destination is an exchange; its window is short
         }
         let destination = entry.destination;
-        let (Some(notice), Some(links)) = (
+        let (Some(notice), Some(route)) = (
             self.notice(id, destination, reason),
-            self.shared.broker.current(),
+            self.shared.port.route(),
         ) else {
             return;
         };
@@ -45,21 +43,9 @@ impl Session {
             self.shared.stats.cancel_notices_dropped.inc();
             return;
         }
-        if !counted(&links, &self.shared.stats) {
-            return;
+        if let Some(publish) = route.notice(notice) {
+            self.shared.stats.cancel_notices.inc();
+            self.notices.push(publish);
         }
-        self.notices.push(Box::pin(async move {
-            publish::cancel_notice(&links, &notice).await;
-        }));
     }
-}
-
-/// False when these links publish no notices (no cancel exchange); else counts the notice
-/// about to be published.
-pub(super) fn counted(links: &Links, stats: &Stats) -> bool {
-    if links.cancel_exchange.is_none() {
-        return false;
-    }
-    stats.cancel_notices.inc();
-    true
 }

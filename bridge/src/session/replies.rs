@@ -7,13 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_protocol::ErrorCode;
-use lapin::message::Delivery;
 use lapin::types::DeliveryTag;
 use tracing::{debug, warn};
 
 use super::{Flow, Session};
 use crate::amqp_props::{ReplyKind, reply_kind, worker_time};
-use crate::broker::{Links, replies::ReplySub};
+use crate::broker::port::{Replies, Reply, Route};
 use crate::error::BridgeError;
 use crate::frames::{Relay, reply_frame};
 use crate::pending::Kind;
@@ -26,7 +25,7 @@ use crate::stats::Outcome;
 /// settled on another channel (it would settle another delivery, or close a channel other
 /// sessions share).
 pub(super) struct ReplyQueue {
-    sub: Option<ReplySub>,
+    sub: Option<Box<dyn Replies>>,
     /// Final replies sent but not yet ACKed by the client (resumable sessions only): their
     /// deliveries stay unacknowledged, so a lost frame is redelivered after a resume.
     held: HashMap<Box<str>, DeliveryTag>,
@@ -48,7 +47,7 @@ pub(super) enum Settle {
 }
 
 impl ReplyQueue {
-    pub(super) fn new(sub: Option<ReplySub>) -> Self {
+    pub(super) fn new(sub: Option<Box<dyn Replies>>) -> Self {
         Self {
             sub,
             held: HashMap::new(),
@@ -59,19 +58,16 @@ impl ReplyQueue {
 
     /// The queue's name, once declared (a cancel notice's `reply_to`).
     pub(super) fn name(&self) -> Option<&str> {
-        self.sub.as_ref().map(ReplySub::queue)
+        self.sub.as_ref().map(|s| s.queue())
     }
 
     /// The queue's name while its consumer's broker links are up.
     fn live_name(&self) -> Option<&str> {
-        self.sub
-            .as_ref()
-            .filter(|s| s.is_live())
-            .map(ReplySub::queue)
+        self.sub.as_ref().filter(|s| s.is_live()).map(|s| s.queue())
     }
 
     /// A new consumer replaces the old one; what was held on the old one is the broker's.
-    pub(super) fn replace(&mut self, sub: ReplySub) {
+    pub(super) fn replace(&mut self, sub: Box<dyn Replies>) {
         self.held.clear();
         self.sub = Some(sub);
     }
@@ -84,32 +80,32 @@ impl ReplyQueue {
     }
 
     /// Lets go of the consumer (what it held is settled first: [`ReplyQueue::settle_held`]).
-    pub(super) fn take(&mut self) -> Option<ReplySub> {
+    pub(super) fn take(&mut self) -> Option<Box<dyn Replies>> {
         self.sub.take()
     }
 
     /// The next delivery; pending while there is no consumer.
-    pub(super) async fn next(&mut self) -> Option<Delivery> {
+    pub(super) async fn next(&mut self) -> Option<Reply> {
         match &mut self.sub {
-            Some(s) => s.next().await,
+            Some(s) => std::future::poll_fn(|cx| s.poll_next(cx)).await,
             None => std::future::pending().await,
         }
     }
 
     /// Acknowledges a delivery of the current consumer (the one it came from).
-    fn ack(&self, d: &Delivery) {
+    fn ack(&self, d: &Reply) {
         if let Some(sub) = &self.sub {
-            sub.ack(d);
+            sub.ack(d.tag);
         }
     }
 
     /// Holds the final reply to `id` until the client ACKs it; false when one is held for
     /// it already (a duplicate: the caller acknowledges it now).
-    pub(super) fn hold(&mut self, id: &str, d: &Delivery) -> bool {
+    pub(super) fn hold(&mut self, id: &str, d: &Reply) -> bool {
         if self.held.contains_key(id) {
             return false;
         }
-        self.held.insert(id.into(), d.delivery_tag);
+        self.held.insert(id.into(), d.tag);
         true
     }
 
@@ -118,7 +114,7 @@ impl ReplyQueue {
         if let Some(tag) = self.held.remove(id)
             && let Some(sub) = &self.sub
         {
-            sub.ack_held(tag);
+            sub.ack(tag);
         }
     }
 
@@ -134,7 +130,7 @@ impl ReplyQueue {
         };
         for (_, tag) in self.held.drain() {
             match how {
-                Settle::Ack => sub.ack_held(tag),
+                Settle::Ack => sub.ack(tag),
                 Settle::Requeue => sub.requeue(tag),
             }
         }
@@ -146,32 +142,24 @@ impl Session {
     /// or taking a declared one from the pool. A declare may take up to `budget`.
     pub(super) async fn reply_queue(
         &mut self,
-        links: &Arc<Links>,
+        route: &Arc<dyn Route>,
         budget: Duration,
     ) -> Result<String, BridgeError> {
-        if self.replies.rebind.is_some() {
+        if self.replies.rebind.is_some()
+            && let Some(links) = self.shared.broker.current()
+        {
             // Before a new request declares the queue again: find out whether the old one
             // (and the replies it held for what is pending) survived the broker's outage.
-            self.rebind(links.clone()).await;
+            self.rebind(links).await;
         }
         if let Some(name) = self.replies.live_name() {
             return Ok(name.to_owned());
         }
-        let lease = self.resume.as_ref().map(|r| r.lease.as_str());
-        let grace = if lease.is_some() {
-            self.shared.config.session_grace
-        } else {
-            Duration::ZERO
-        };
-        let pooled = if lease.is_some() {
-            None // its queue is named for the session, which a resume looks up
-        } else {
-            links.pool.take()
-        };
-        let opened = match pooled {
-            Some(sub) => Ok(sub),
-            None => ReplySub::open(links.clone(), &self.id, grace, lease, budget).await,
-        };
+        // A resumable session's queue is named for the session, which a resume looks up; a
+        // plain one may come from the pool.
+        let grace = self.shared.config.session_grace;
+        let resumable = self.resume.as_ref().map(|r| (r.lease.as_str(), grace));
+        let opened = route.clone().replies(&self.id, resumable, budget).await;
         let sub = match opened {
             Ok(sub) => sub,
             Err(e) => {
@@ -189,7 +177,7 @@ impl Session {
         Ok(name)
     }
 
-    pub(super) async fn on_reply(&mut self, delivery: Option<Delivery>) -> Flow {
+    pub(super) async fn on_reply(&mut self, delivery: Option<Reply>) -> Flow {
         let Some(d) = delivery else {
             // The consumer ended: the broker connection died or the queue was deleted.
             let restarts = self.replies.ended();

@@ -10,7 +10,7 @@ use ferry_protocol::{Request, validate};
 
 use super::Session;
 use crate::amqp_props::{Call, request_properties};
-use crate::broker::{Links, publish};
+use crate::broker::port::{Route, Target};
 use crate::error::BridgeError;
 use crate::span::{Span, Started};
 use crate::stats::Outcome;
@@ -26,7 +26,7 @@ impl Session {
         &mut self,
         id: &str,
         timeout_ms: Option<u32>,
-    ) -> Result<(Arc<Links>, String, Duration), BridgeError> {
+    ) -> Result<(Arc<dyn Route>, String, Duration), BridgeError> {
         let cfg = &self.shared.config;
         if self.draining {
             return Err(BridgeError::ShuttingDown);
@@ -50,17 +50,17 @@ impl Session {
             })
             .min(cfg.max_timeout)
             .max(Duration::from_millis(1));
-        let links = self
+        let route = self
             .shared
-            .broker
-            .current()
+            .port
+            .route()
             .ok_or_else(|| BridgeError::BrokerUnavailable("not connected".into()))?;
         // After a burst of new sessions the broker works through their declares one after
         // another: wait for this one about as long as the request would wait, but never so
         // long that the loop (awaiting it here) misses a pong.
         let budget = timeout.min(cfg.ping_interval / 2).max(DECLARE_MIN_BUDGET);
-        let reply_to = self.reply_queue(&links, budget).await?;
-        Ok((links, reply_to, timeout))
+        let reply_to = self.reply_queue(&route, budget).await?;
+        Ok((route, reply_to, timeout))
     }
 
     pub(super) async fn on_request(
@@ -82,7 +82,7 @@ impl Session {
             // copy's reply comes first answers it.
             self.pending.remove(req.id, Outcome::NotOver);
         }
-        let (links, reply_to, timeout) = self.admit(req.id, req.timeout_ms).await?;
+        let (route, reply_to, timeout) = self.admit(req.id, req.timeout_ms).await?;
         let cfg = &self.shared.config;
         let idle = req.idle_timeout_ms.map(|ms| {
             Duration::from_millis(u64::from(ms)).clamp(Duration::from_millis(1), cfg.max_timeout)
@@ -118,16 +118,14 @@ impl Session {
         let probe = !self.shared.waiting.allows(req.destination);
         let body = raw.slice_ref(req.body);
         let id: Box<str> = req.id.into();
-        let dest = req.destination.to_owned();
+        let to = Target::Queue {
+            name: req.destination.to_owned(),
+            probe,
+        };
         let stats = self.shared.stats.clone();
         self.publishes.push(Box::pin(async move {
             let started = std::time::Instant::now();
-            let work = async {
-                if probe {
-                    links.probe.check(links.consume_conn(), &dest).await?;
-                }
-                publish::publish(&links, "", &dest, &body, props).await
-            };
+            let work = route.publish(to, body, props);
             let result = tokio::time::timeout(timeout, work)
                 .await
                 .unwrap_or(Err(BridgeError::Timeout(timeout.as_millis() as u64)));

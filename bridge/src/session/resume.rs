@@ -18,14 +18,13 @@ use ferry_protocol::{ErrorCode, Hello, validate};
 use futures_util::StreamExt;
 use tracing::{debug, info};
 
-use super::notices::counted;
 use super::replies::Settle;
 use super::{End, Session};
 use crate::Shared;
 use crate::auth::Identity;
-use crate::broker::Links;
 use crate::broker::publish::{self, CancelNotice};
 use crate::broker::replies::{ReplySub, Resumed};
+use crate::broker::{Links, port};
 use crate::error::BridgeError;
 use crate::hello::{Attached, Opened};
 use crate::pending::Kind;
@@ -176,7 +175,7 @@ impl Session {
         let why = match ReplySub::rebind(links, &self.id, grace, lease).await {
             Ok(Some(sub)) => {
                 debug!(session = %self.id, "reply queue consumed again");
-                self.replies.replace(sub);
+                self.replies.replace(port::boxed(sub));
                 return;
             }
             Ok(None) => "the session's reply queue is gone; the replies it held are lost",
@@ -202,10 +201,11 @@ async fn expired_notices(
         return; // resumed elsewhere, not yet deleted, or the broker is away: no notices
     }
     info!(session, requests = requests.len(), "session expired");
+    if links.cancel_exchange.is_none() {
+        return;
+    }
     for (id, destination) in requests {
-        if !counted(&links, &shared.stats) {
-            return;
-        }
+        shared.stats.cancel_notices.inc();
         let notice = CancelNotice {
             destination,
             id,
@@ -260,7 +260,7 @@ pub(crate) async fn take_over(
             );
             let opened = Opened {
                 id: id.to_owned(),
-                reply: Some(*sub),
+                reply: Some(port::boxed(*sub)),
                 attach,
                 claim,
                 identity: identity.take(),

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use ferry_bridge::broker::port::Replies;
 use ferry_bridge::broker::replies::{REPLY_QUEUE_PREFIX, ReplySub};
 use ferry_bridge::broker::{Broker, Settings};
 use ferry_bridge::config::ReplyQueueType;
@@ -82,12 +83,13 @@ async fn a_consume_abandoned_by_its_caller_gives_its_delivery_back() {
     let mut next = ReplySub::open(links.clone(), &session, Duration::ZERO, None, limit)
         .await
         .expect("the queue is consumed again");
-    let delivery = tokio::time::timeout(Duration::from_secs(15), next.next())
+    let reply = std::future::poll_fn(|cx| Replies::poll_next(&mut next, cx));
+    let delivery = tokio::time::timeout(Duration::from_secs(15), reply)
         .await
         .expect("the reply the abandoned consume received went back to the queue")
         .expect("the consumer is alive");
     assert_eq!(&delivery.data[..], b"the reply");
-    next.ack(&delivery);
+    next.ack(delivery.tag);
     next.close().await;
     stop.cancel();
     let _ = task.await;
