@@ -14,7 +14,8 @@
 //!   [`outbound`]: its writer task (bounded queue, pings); [`pending`]: its pending map;
 //!   [`span`]: a traced request's span (W3C Trace Context), exported by [`otlp`].
 //! - [`broker`]: the live broker links and their manager (one node of a cluster at a time,
-//!   failing over to the next), [`broker::publish`], [`broker::probe`], [`broker::replies`]
+//!   failing over to the next); [`broker::port`]: the seam sessions reach the broker through
+//!   (an in-memory fake behind it in the session loop's unit tests); [`broker::publish`], [`broker::probe`], [`broker::replies`]
 //!   (reply queues, classic or quorum); [`amqp_props`]: the worker contract (properties and
 //!   headers); [`frames`]: what replies become on the socket (REPLY, PROGRESS, ERROR, PART,
 //!   DONE).

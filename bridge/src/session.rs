@@ -41,6 +41,8 @@ mod notices;
 mod replies;
 mod request;
 pub(crate) mod resume;
+#[cfg(test)]
+mod tests;
 
 type PublishOutcome = (Box<str>, u64, Result<(), BridgeError>);
 type PublishFuture = Pin<Box<dyn Future<Output = PublishOutcome> + Send>>;

@@ -7,6 +7,8 @@
 mod connect;
 pub mod declare;
 pub mod epoch;
+#[cfg(test)]
+pub(crate) mod fake;
 pub mod lease;
 pub mod pool;
 pub mod port;
@@ -193,6 +195,15 @@ impl Broker {
         let counts = settings.counters.clone();
         let task = tokio::spawn(connect::manage(settings, tx, stop));
         (Self { rx, counts }, task)
+    }
+
+    /// A handle on no broker at all (the session loop's unit tests, which reach a fake through
+    /// [`port`]): never connected.
+    #[cfg(test)]
+    pub(crate) fn offline() -> Self {
+        let (_, rx) = watch::channel(None);
+        let counts = crate::stats::Stats::new().broker_counters();
+        Self { rx, counts }
     }
 
     /// The broker's state for `/metrics`.

@@ -2,7 +2,7 @@
 //! and cancel notices ask of it, as three small traits ([`Port`], [`Route`], [`Replies`]),
 //! and their AMQP side ([`super::Broker`], [`Links`], [`ReplySub`]). The session loop runs
 //! on them unchanged against RabbitMQ or, in unit tests, an in-memory fake
-//! ([`super::fake`]). A resume (its lease, its queue's existence, a rebind after an outage)
+//! (`broker/fake.rs`). A resume (its lease, its queue's existence, a rebind after an outage)
 //! needs RabbitMQ itself and stays on [`Links`].
 
 use std::future::Future;
