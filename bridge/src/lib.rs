@@ -8,8 +8,8 @@
 //!   caps, per-address limits and the per-socket request rate.
 //! - [`http`]: the listening port (`/ws`, `/healthz`, `/readyz`, static files via
 //!   [`static_files`]); [`handshake`]: upgrade checks, Origin, subprotocol negotiation.
-//! - [`hello`]: HELLO/WELCOME; [`resume`]: resume tokens and who holds a session;
-//!   [`session`]: one task per socket (requests, gathers, replies, deadlines, cancel
+//! - [`resume`]: resume tokens and who holds a session; [`session`]: one task per socket
+//!   (HELLO/WELCOME in [`session::hello`], requests, gathers, replies, deadlines, cancel
 //!   notices, ACCEPTED reports, drain, detaching a resumable session);
 //!   [`outbound`]: its writer task (bounded queue, pings); [`pending`]: its pending map;
 //!   [`span`]: a traced request's span (W3C Trace Context), exported by [`otlp`].
@@ -39,7 +39,6 @@ pub mod config_file;
 pub mod error;
 pub mod frames;
 pub mod handshake;
-pub mod hello;
 pub mod http;
 pub mod limits;
 pub mod logging;

@@ -1,4 +1,4 @@
-//! One WebSocket connection after its HELLO ([`crate::hello`]): a loop over socket
+//! One WebSocket connection after its HELLO ([`hello`]): a loop over socket
 //! frames, reply deliveries, deadlines, publish outcomes and shutdown. One task per
 //! connection; the writer runs in [`crate::outbound`].
 //!
@@ -37,6 +37,7 @@ use replies::{ReplyQueue, Settle};
 mod accepted;
 mod auth;
 mod gather;
+pub mod hello;
 mod notices;
 mod replies;
 mod request;
@@ -66,7 +67,7 @@ where
         &shared.tracker,
         shared.stats.bytes_sent.clone(),
     );
-    let Some(opened) = crate::hello::hello(&shared, &mut stream, &out, &peer).await else {
+    let Some(opened) = hello::hello(&shared, &mut stream, &out, &peer).await else {
         return;
     };
     let cfg = &shared.config;

@@ -18,6 +18,7 @@ use ferry_protocol::{ErrorCode, Hello, validate};
 use futures_util::StreamExt;
 use tracing::{debug, info};
 
+use super::hello::{Attached, Opened};
 use super::replies::Settle;
 use super::{End, Session};
 use crate::Shared;
@@ -26,7 +27,6 @@ use crate::broker::publish::{self, CancelNotice};
 use crate::broker::replies::{ReplySub, Resumed};
 use crate::broker::{Links, port};
 use crate::error::BridgeError;
-use crate::hello::{Attached, Opened};
 use crate::pending::Kind;
 use crate::resume;
 use crate::stats::Outcome;

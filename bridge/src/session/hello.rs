@@ -15,6 +15,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tracing::{debug, info};
 
+use super::resume::take_over;
 use crate::Shared;
 use crate::auth::Identity;
 use crate::auth::rpc::Peer;
@@ -24,7 +25,6 @@ use crate::error::BridgeError;
 use crate::frames::error_frame;
 use crate::outbound::Outbound;
 use crate::resume;
-use crate::session::resume::take_over;
 
 /// A request a resuming client still awaits (HELLO's `attach`).
 #[derive(Debug, Clone)]
