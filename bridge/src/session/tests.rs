@@ -158,6 +158,14 @@ impl Harness {
         self.send(Frame::Request(req).encode()).await;
     }
 
+    /// A request answered by the worker and its REPLY received: the session serves.
+    async fn round_trip(&mut self, id: &str) {
+        self.request(id, None, b"").await;
+        let call = self.fake.published().await;
+        assert!(self.fake.answer(&call, None, b"answer"));
+        assert_eq!(self.reply().await, (id.to_owned(), b"answer".to_vec()));
+    }
+
     /// The next binary frame the bridge sends (pings skipped), within 5 s.
     async fn next(&mut self) -> Vec<u8> {
         loop {
@@ -306,10 +314,7 @@ async fn bad_frames_are_answered_with_errors_and_the_session_serves_on() {
     assert_eq!(h.error().await.0, None);
     h.send(Frame::Hello(Hello::default()).encode()).await;
     assert_eq!(h.error().await.1, BridgeError::HelloTwice.code());
-    h.request("after", None, b"x").await;
-    let call = h.fake.published().await;
-    assert!(h.fake.answer(&call, None, b"y"));
-    assert_eq!(h.reply().await.0, "after");
+    h.round_trip("after").await;
 }
 
 #[tokio::test]
@@ -340,10 +345,7 @@ async fn a_timeout_fails_the_request_tells_the_workers_and_drops_the_late_reply(
     assert_eq!(notices[0].reply_to, h.queue());
 
     assert!(h.fake.answer(&call, None, b"too late"));
-    h.request("next", None, b"").await;
-    let next = h.fake.published().await;
-    assert!(h.fake.answer(&next, None, b"on time"));
-    assert_eq!(h.reply().await.0, "next");
+    h.round_trip("next").await;
     assert_eq!(h.shared.stats.snapshot().dropped_replies, 1);
 }
 
@@ -355,10 +357,7 @@ async fn without_a_broker_a_request_fails_at_once_and_the_next_one_goes_through(
     let down = (Some("away".into()), ErrorCode::BrokerUnavailable);
     assert_eq!(h.error().await, down);
     h.fake.set_up(true);
-    h.request("back", None, b"").await;
-    let call = h.fake.published().await;
-    assert!(h.fake.answer(&call, None, b""));
-    assert_eq!(h.reply().await.0, "back");
+    h.round_trip("back").await;
 }
 
 #[tokio::test]
@@ -369,10 +368,7 @@ async fn a_refused_publish_fails_its_request_only() {
     assert_eq!(h.error().await, (Some("lost".into()), ErrorCode::NoRoute));
     assert_eq!(h.pending(), 0);
     h.fake.refuse(None);
-    h.request("found", None, b"").await;
-    let call = h.fake.published().await;
-    assert!(h.fake.answer(&call, None, b""));
-    assert_eq!(h.reply().await.0, "found");
+    h.round_trip("found").await;
 }
 
 #[tokio::test]
