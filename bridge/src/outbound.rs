@@ -4,18 +4,25 @@
 //! every `--ping-interval` (with a HEARTBEAT frame too, for clients that watch for one) and
 //! closes a socket that did not answer the previous ping.
 
+use std::future::{Future, Ready};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::future::Either;
 use futures_util::{Sink, SinkExt};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, mpsc};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+/// A frame waiting for room in the socket's queue or byte budget.
+type Waiting<'a> = Pin<Box<dyn Future<Output = bool> + Send + 'a>>;
 
 /// Frames queued per socket before the session waits for the writer.
 const QUEUE: usize = 32;
@@ -82,22 +89,44 @@ impl Outbound {
 
     /// Queues a binary frame once the byte budget has room for it (a frame larger than the
     /// whole budget waits for all of it); false when the socket is gone.
-    pub async fn send(&self, frame: Vec<u8>) -> bool {
+    ///
+    /// With room in the budget and the queue (the usual case) the frame is queued at the
+    /// call and the future is a ready value; only a frame that must wait gets a (boxed)
+    /// future, so the session's own future stays small. The session is the only sender, so
+    /// a frame never overtakes one that waits.
+    pub fn send(&self, frame: Vec<u8>) -> impl Future<Output = bool> + Send + '_ {
         let kib = u32::try_from(frame.len() / 1024 + 1).unwrap_or(u32::MAX);
-        let Ok(permit) = self
-            .budget
-            .clone()
-            .acquire_many_owned(kib.min(self.budget_kib))
-            .await
-        else {
-            return false;
-        };
-        self.tx.send(Out::Frame(frame, permit)).await.is_ok()
+        let kib = kib.min(self.budget_kib);
+        match self.budget.clone().try_acquire_many_owned(kib) {
+            Ok(permit) => self.queue(Out::Frame(frame, permit)),
+            Err(TryAcquireError::Closed) => Either::Left(std::future::ready(false)),
+            Err(TryAcquireError::NoPermits) => {
+                let waiting: Waiting<'_> = Box::pin(async move {
+                    let Ok(permit) = self.budget.clone().acquire_many_owned(kib).await else {
+                        return false;
+                    };
+                    self.tx.send(Out::Frame(frame, permit)).await.is_ok()
+                });
+                Either::Right(waiting)
+            }
+        }
+    }
+
+    /// Queues `out` now, or (the queue full) in a boxed future.
+    fn queue(&self, out: Out) -> Either<Ready<bool>, Waiting<'_>> {
+        match self.tx.try_send(out) {
+            Ok(()) => Either::Left(std::future::ready(true)),
+            Err(TrySendError::Closed(_)) => Either::Left(std::future::ready(false)),
+            Err(TrySendError::Full(out)) => {
+                let waiting: Waiting<'_> = Box::pin(async move { self.tx.send(out).await.is_ok() });
+                Either::Right(waiting)
+            }
+        }
     }
 
     /// Queues a close frame; the writer stops after sending it.
     pub async fn close(&self, code: CloseCode, reason: &str) {
-        let _ = self.tx.send(Out::Close(code, reason.to_owned())).await;
+        self.queue(Out::Close(code, reason.to_owned())).await;
     }
 
     /// Records that the peer answered a ping.

@@ -28,7 +28,7 @@ use crate::error::BridgeError;
 use crate::frames::{done_frame, error_frame};
 use crate::limits::Bucket;
 use crate::outbound::Outbound;
-use crate::pending::{Kind, Pending};
+use crate::pending::{Entry, Kind, Pending};
 use crate::resume::Claim;
 use crate::stats::Outcome;
 use auth::Caller;
@@ -50,7 +50,12 @@ type PublishFuture = Pin<Box<dyn Future<Output = PublishOutcome> + Send>>;
 type NoticeFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Runs one socket from the first frame to the close.
-pub async fn run<S>(shared: Arc<Shared>, ws: S, peer: Peer)
+///
+/// An idle session is this future and its writer's, so it is kept small: the socket is split
+/// before it starts (an `async fn` would keep the unsplit socket in it for good), and the
+/// opening, the end and the handling of each event are boxed, so the session holds only what
+/// it waits on in between.
+pub fn run<S>(shared: Arc<Shared>, ws: S, peer: Peer) -> impl Future<Output = ()> + Send
 where
     S: Stream<Item = Result<Message, WsError>>
         + futures_util::Sink<Message, Error = WsError>
@@ -58,7 +63,7 @@ where
         + Send
         + 'static,
 {
-    let (sink, mut stream) = ws.split();
+    let (sink, stream) = ws.split();
     let cfg = &shared.config;
     let out = Outbound::spawn(
         sink,
@@ -67,7 +72,14 @@ where
         &shared.tracker,
         shared.stats.bytes_sent.clone(),
     );
-    let Some(opened) = hello::hello(&shared, &mut stream, &out, &peer).await else {
+    serve(shared, stream, out, peer)
+}
+
+async fn serve<St>(shared: Arc<Shared>, mut stream: St, out: Outbound, peer: Peer)
+where
+    St: Stream<Item = Result<Message, WsError>> + Unpin + Send,
+{
+    let Some(opened) = Box::pin(hello::hello(&shared, &mut stream, &out, &peer)).await else {
         return;
     };
     let cfg = &shared.config;
@@ -95,7 +107,7 @@ where
     };
     session.attach(opened.attach);
     session.run(&mut stream).await;
-    session.finish().await;
+    Box::pin(session.finish()).await;
 }
 
 /// How the socket of a session ended.
@@ -165,18 +177,15 @@ impl Session {
                 _ = self.out.dead.cancelled() => Flow::Stop,
                 _ = self.claim.superseded.cancelled() => {
                     self.end = End::Superseded;
-                    self.out.close(CloseCode::from(ferry_protocol::CLOSE_TAKEN_OVER), "session resumed by another connection").await;
+                    let why = "session resumed by another connection";
+                    self.out.close(CloseCode::from(ferry_protocol::CLOSE_TAKEN_OVER), why).await;
                     Flow::Stop
                 }
                 _ = shutdown.cancelled(), if !self.draining && self.resume.is_some() => {
                     // Nothing is lost: the replies wait in RabbitMQ for the client to resume
                     // the session on another bridge (or on this one, restarted).
                     self.end = End::Draining;
-                    // What the broker took is reported now, so the resume sends again only
-                    // what it may not have.
-                    self.settle_publishes().await;
-                    self.flush_accepted().await;
-                    self.out.close(CloseCode::Restart, "bridge restarting; resume the session").await;
+                    Box::pin(self.hand_over()).await;
                     Flow::Stop
                 }
                 _ = shutdown.cancelled(), if !self.draining && self.resume.is_none() => {
@@ -186,9 +195,7 @@ impl Session {
                     Flow::Continue
                 }
                 _ = &mut drain, if self.draining => {
-                    let why = "the bridge shut down before the reply came";
-                    self.fail_all(ErrorCode::ShuttingDown, why, Some(CancelReason::ShuttingDown)).await;
-                    self.out.close(CloseCode::Away, "bridge shutting down").await;
+                    Box::pin(self.drained()).await;
                     Flow::Stop
                 }
                 _ = &mut expiry => {
@@ -199,25 +206,18 @@ impl Session {
                         expiry.as_mut().reset(tokio::time::Instant::now() + left);
                         Flow::Continue
                     } else {
-                        self.expired().await;
+                        Box::pin(self.expired()).await;
                         Flow::Stop
                     }
                 }
-                msg = stream.next() => self.on_socket(msg).await,
+                msg = stream.next() => Box::pin(self.on_socket(msg)).await,
                 links = broker.links(), if self.replies.rebind.is_some() => {
-                    self.rebind(links).await;
+                    Box::pin(self.rebind(links)).await;
                     Flow::Continue
                 }
-                delivery = self.replies.next() => self.on_reply(delivery).await,
+                delivery = self.replies.next() => Box::pin(self.on_reply(delivery)).await,
                 Some((id, entry)) = self.pending.next_expired() => {
-                    if let Kind::Gather { count, .. } = entry.kind {
-                        self.out.send(done_frame(&id, count)).await;
-                    } else {
-                        let ms = entry.timeout.as_millis() as u64;
-                        debug!(session = %self.id, id = %id, destination = %entry.destination, trace_id = entry.trace_id(), "request timed out");
-                        self.send_error(Some(&id), &BridgeError::Timeout(ms)).await;
-                        self.notify(id, entry, CancelReason::Timeout);
-                    }
+                    Box::pin(self.on_deadline(id, entry)).await;
                     Flow::Continue
                 }
                 Some(()) = self.notices.next() => Flow::Continue,
@@ -330,7 +330,7 @@ impl Session {
                 }
             }
             Frame::Hello(_) => self.send_error(None, &BridgeError::HelloTwice).await,
-            Frame::Auth(a) => return self.on_auth(a.token).await,
+            Frame::Auth(a) => return Box::pin(self.on_auth(a.token)).await,
             Frame::Ack(a) => self.on_ack(&a.ids),
             Frame::Gather(g) => {
                 if let Err(e) = self.on_gather(&g, &bytes).await {
@@ -345,6 +345,38 @@ impl Session {
             }
         }
         Flow::Continue
+    }
+
+    /// The bridge is shutting down under a resumable session: what the broker took is
+    /// reported (ACCEPTED) first, so the resume sends again only what it may not have.
+    async fn hand_over(&mut self) {
+        self.settle_publishes().await;
+        self.flush_accepted().await;
+        let why = "bridge restarting; resume the session";
+        self.out.close(CloseCode::Restart, why).await;
+    }
+
+    /// The drain timeout passed with requests still pending: they fail.
+    async fn drained(&mut self) {
+        let why = "the bridge shut down before the reply came";
+        let reason = Some(CancelReason::ShuttingDown);
+        self.fail_all(ErrorCode::ShuttingDown, why, reason).await;
+        self.out
+            .close(CloseCode::Away, "bridge shutting down")
+            .await;
+    }
+
+    /// A request's or gather's deadline passed: a gather is DONE, a request fails with
+    /// `timeout` and its workers are told.
+    async fn on_deadline(&mut self, id: Box<str>, entry: Entry) {
+        if let Kind::Gather { count, .. } = entry.kind {
+            self.out.send(done_frame(&id, count)).await;
+            return;
+        }
+        let ms = entry.timeout.as_millis() as u64;
+        debug!(session = %self.id, id = %id, destination = %entry.destination, trace_id = entry.trace_id(), "request timed out");
+        self.send_error(Some(&id), &BridgeError::Timeout(ms)).await;
+        self.notify(id, entry, CancelReason::Timeout);
     }
 
     /// Fails every pending request with `code`; with a `reason`, tells the workers too.

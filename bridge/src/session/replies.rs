@@ -150,7 +150,7 @@ impl Session {
         {
             // Before a new request declares the queue again: find out whether the old one
             // (and the replies it held for what is pending) survived the broker's outage.
-            self.rebind(links).await;
+            Box::pin(self.rebind(links)).await;
         }
         if let Some(name) = self.replies.live_name() {
             return Ok(name.to_owned());
