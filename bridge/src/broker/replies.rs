@@ -202,16 +202,21 @@ impl ReplySub {
         if let Some(lease) = &self.lease {
             let _ = tokio::time::timeout(OP_TIMEOUT, lease.release()).await;
         }
-        // After cancel-ok nothing more is delivered (the stream ends); what lapin buffered
-        // goes back. A delivery left unsettled would stay unacknowledged on a channel other
-        // sessions share, lost to its session until that channel closed.
+        self.give_back_buffered().await;
+        debug!(queue = %self.queue, "reply queue detached");
+    }
+
+    /// After a cancel: gives what lapin buffered for this consumer back to the queue. After
+    /// cancel-ok nothing more is delivered (the stream ends). A delivery left unsettled would
+    /// stay unacknowledged on a channel other sessions share, owned by no consumer, until
+    /// that channel closed.
+    async fn give_back_buffered(&mut self) {
         let drain = async {
             while let Some(Ok(d)) = self.consumer.next().await {
                 self.requeue(d.delivery_tag);
             }
         };
         let _ = tokio::time::timeout(OP_TIMEOUT, drain).await;
-        debug!(queue = %self.queue, "reply queue detached");
     }
 
     /// Ends the session's queue. A plain session's exclusive queue is deleted. A resumable
@@ -220,11 +225,11 @@ impl ReplySub {
     /// resume of the same session that declared it and is about to consume it, and that
     /// consume would then fail with a channel error on a channel other sessions share.
     /// Errors are logged only.
-    pub async fn close(self) {
+    pub async fn close(mut self) {
         if !self.is_live() {
             return;
         }
-        if let Some(lease) = &self.lease {
+        if let Some(lease) = self.lease.take() {
             let _ =
                 tokio::time::timeout(OP_TIMEOUT, Lease::delete(&self.links, lease.name())).await;
             let tag = self.consumer.tag();
@@ -233,6 +238,8 @@ impl ReplySub {
                 .basic_cancel(tag.as_str().into(), BasicCancelOptions::default());
             let _ = tokio::time::timeout(OP_TIMEOUT, cancel).await;
             let _ = tokio::time::timeout(OP_TIMEOUT, lease.release()).await;
+            // Back to the queue, which expires with them (or serves a resume racing this).
+            self.give_back_buffered().await;
             return tracing::debug!(queue = %self.queue, "session closed; its queue expires");
         }
         let del = self

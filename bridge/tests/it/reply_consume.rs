@@ -1,22 +1,27 @@
-//! A reply queue's consume that its caller gives up on (its limit passed) must not keep a
-//! reply: the reconnect storm lost replies this way, each left unacknowledged on a shared
-//! consume channel by a consumer nobody read.
+//! A reply queue's consumer that nobody reads any more must not keep a reply: not a consume
+//! its caller gave up on (its limit passed: the reconnect storm lost replies this way, each
+//! left unacknowledged on a shared consume channel by a consumer nobody read), nor a
+//! resumable session's consumer closed with replies it had not read yet.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_bridge::broker::port::Replies;
 use ferry_bridge::broker::replies::{REPLY_QUEUE_PREFIX, ReplySub};
-use ferry_bridge::broker::{Broker, Settings};
+use ferry_bridge::broker::{Broker, Links, Settings};
 use ferry_bridge::config::ReplyQueueType;
 use ferry_bridge::stats::Stats;
-use lapin::options::BasicPublishOptions;
-use lapin::{BasicProperties, Connection, ConnectionProperties};
+use lapin::options::{
+    BasicGetOptions, BasicPublishOptions, QueueDeclareOptions, QueueDeleteOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use tokio_util::sync::CancellationToken;
 
 use crate::support::{amqp_url, unique};
 
-#[tokio::test]
-async fn a_consume_abandoned_by_its_caller_gives_its_delivery_back() {
+/// A broker manager of its own (stopped by the token) and its links.
+async fn links() -> (Arc<Links>, CancellationToken, tokio::task::JoinHandle<()>) {
     let stop = CancellationToken::new();
     let stats = Stats::default();
     let settings = Settings {
@@ -32,6 +37,33 @@ async fn a_consume_abandoned_by_its_caller_gives_its_delivery_back() {
     let links = tokio::time::timeout(Duration::from_secs(10), broker.links())
         .await
         .expect("the broker connects");
+    (links, stop, task)
+}
+
+/// Publishes `body` to `queue` on a connection of the test's own.
+async fn publish(queue: &str, body: &[u8]) -> (Connection, Channel) {
+    let conn = Connection::connect(amqp_url(), ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = conn.create_channel().await.unwrap();
+    channel
+        .basic_publish(
+            "".into(),
+            queue.into(),
+            BasicPublishOptions::default(),
+            body,
+            BasicProperties::default().with_correlation_id("r1".into()),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    (conn, channel)
+}
+
+#[tokio::test]
+async fn a_consume_abandoned_by_its_caller_gives_its_delivery_back() {
+    let (links, stop, task) = links().await;
     let session = unique("abandoned");
     let queue = format!("{REPLY_QUEUE_PREFIX}{session}");
     let limit = Duration::from_secs(5);
@@ -42,22 +74,7 @@ async fn a_consume_abandoned_by_its_caller_gives_its_delivery_back() {
         .expect("the reply queue is declared");
     first.detach().await;
     // A reply waits in it.
-    let conn = Connection::connect(amqp_url(), ConnectionProperties::default())
-        .await
-        .unwrap();
-    let channel = conn.create_channel().await.unwrap();
-    channel
-        .basic_publish(
-            "".into(),
-            queue.as_str().into(),
-            BasicPublishOptions::default(),
-            b"the reply",
-            BasicProperties::default().with_correlation_id("r1".into()),
-        )
-        .await
-        .unwrap()
-        .await
-        .unwrap();
+    let _broker = publish(&queue, b"the reply").await;
 
     // A consume whose caller stops waiting at once: the broker still gets its basic.consume
     // and delivers the waiting reply to it. (The timer's millisecond can let a fast broker
@@ -91,6 +108,61 @@ async fn a_consume_abandoned_by_its_caller_gives_its_delivery_back() {
     assert_eq!(&delivery.data[..], b"the reply");
     next.ack(delivery.tag);
     next.close().await;
+    stop.cancel();
+    let _ = task.await;
+}
+
+#[tokio::test]
+async fn a_closed_resumable_session_gives_the_replies_it_had_not_read_back() {
+    let (links, stop, task) = links().await;
+    let session = unique("closed");
+    let queue = format!("{REPLY_QUEUE_PREFIX}{session}");
+    let lease = unique("lease");
+    let grace = Duration::from_secs(60);
+    let limit = Duration::from_secs(5);
+    let sub = ReplySub::open(links.clone(), &session, grace, Some(&lease), limit)
+        .await
+        .expect("the reply queue is declared and consumed");
+    let (_conn, channel) = publish(&queue, b"unread").await;
+
+    // The broker delivers it to the consumer, where it waits unread (no event says when:
+    // the queue's ready count is asked until it drops).
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..QueueDeclareOptions::default()
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let q = channel
+            .queue_declare(queue.as_str().into(), passive, FieldTable::default())
+            .await
+            .unwrap();
+        if q.message_count() == 0 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never delivered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    sub.close().await;
+    // Back in the queue, not left unacknowledged on the bridge's consume channel (which
+    // other sessions share, and which stays open).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let got = loop {
+        let get = channel.basic_get(queue.as_str().into(), BasicGetOptions::default());
+        if let Some(m) = get.await.unwrap() {
+            break m;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the unread reply stayed with the closed consumer"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(&got.delivery.data[..], b"unread");
+    let _ = channel
+        .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+        .await;
     stop.cancel();
     let _ = task.await;
 }
