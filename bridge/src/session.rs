@@ -2,9 +2,9 @@
 //! frames, reply deliveries, deadlines, publish outcomes and shutdown. One task per
 //! connection; the writer runs in [`crate::outbound`].
 //!
-//! A resumable session outlives its socket: the socket halves are locals of [`run`], the
-//! session state lives in [`Session`], and [`resume`] hands it back to RabbitMQ when the
-//! socket drops.
+//! A resumable session outlives its socket: the socket halves are split in [`run`] (the
+//! writer's to [`Outbound`], the reader's to `serve`), the session state lives in
+//! [`Session`], and [`resume`] hands it back to RabbitMQ when the socket drops.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -75,6 +75,7 @@ where
     serve(shared, stream, out, peer)
 }
 
+/// The session on a split socket: HELLO, the loop, the end.
 async fn serve<St>(shared: Arc<Shared>, mut stream: St, out: Outbound, peer: Peer)
 where
     St: Stream<Item = Result<Message, WsError>> + Unpin + Send,
