@@ -3,6 +3,7 @@
 
 use alloc::borrow::ToOwned;
 use alloc::string::String;
+use core::cell::RefCell;
 use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen]
@@ -70,10 +71,41 @@ extern "C" {
     pub fn queue_microtask(callback: &js_sys::Function);
 }
 
+/// Bytes from `crypto.getRandomValues`, drawn a block at a time: one call (a copy across
+/// the wasm boundary each way) per 64 request ids instead of one per id.
+struct RandomPool {
+    bytes: [u8; 1024],
+    used: usize,
+}
+
+thread_local! {
+    static RANDOM: RefCell<RandomPool> = const {
+        RefCell::new(RandomPool { bytes: [0; 1024], used: 1024 })
+    };
+}
+
+impl RandomPool {
+    /// Fills `out` (at most a block) with bytes not handed out before, drawing a new block
+    /// from `fill` when the rest is too short.
+    fn take(&mut self, out: &mut [u8], fill: impl FnOnce(&mut [u8])) {
+        if self.used + out.len() > self.bytes.len() {
+            fill(&mut self.bytes);
+            self.used = 0;
+        }
+        out.copy_from_slice(&self.bytes[self.used..self.used + out.len()]);
+        self.used += out.len();
+    }
+}
+
+/// Fills `out` from the platform's cryptographic random source (through [`RandomPool`]).
+fn random_bytes(out: &mut [u8]) {
+    RANDOM.with_borrow_mut(|pool| pool.take(out, get_random_values));
+}
+
 /// A random fraction in `[0, 1)` from the platform's cryptographic random source.
 pub fn random_unit() -> f64 {
     let mut b = [0u8; 4];
-    get_random_values(&mut b);
+    random_bytes(&mut b);
     f64::from(u32::from_le_bytes(b)) / 4_294_967_296.0
 }
 
@@ -85,11 +117,46 @@ pub fn now_ms() -> u64 {
 /// A fresh UUID v4 from the platform's cryptographic random source.
 pub fn uuid_v4() -> String {
     let mut bytes = [0u8; 16];
-    get_random_values(&mut bytes);
+    random_bytes(&mut bytes);
     let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
     uuid::Builder::from_random_bytes(bytes)
         .into_uuid()
         .hyphenated()
         .encode_lower(&mut buf)
         .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RandomPool;
+
+    #[test]
+    fn the_random_pool_hands_out_each_byte_once_and_refills_when_short() {
+        let mut pool = RandomPool {
+            bytes: [0; 1024],
+            used: 1024,
+        };
+        let mut fills = 0u8;
+        let mut seen = alloc::vec::Vec::new();
+        for _ in 0..64 * 3 {
+            let mut id = [0u8; 16];
+            pool.take(&mut id, |block| {
+                fills += 1;
+                for (i, b) in block.iter_mut().enumerate() {
+                    *b = (i / 16) as u8 ^ fills.wrapping_mul(101);
+                }
+            });
+            seen.push(id);
+        }
+        assert_eq!(fills, 3, "one block per 64 ids of 16 bytes");
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen.len(), 64 * 3, "no bytes handed out twice");
+        let mut odd = [0u8; 12];
+        pool.take(&mut odd, |_| fills += 1);
+        assert_eq!(
+            fills, 4,
+            "a request longer than what is left draws a new block"
+        );
+    }
 }
