@@ -445,6 +445,33 @@ function watchRuntime(w) {
   return () => stops.forEach((stop) => stop());
 }
 
+/**
+ * A WebSocket class passed as `options.WebSocket`, whose sends within one microtask go out
+ * in one write where the socket underneath can cork (the `ws` package on Node: every `send`
+ * is otherwise a `write` system call, and a burst of replies makes a burst of requests).
+ * Elsewhere (no such socket, or not a class) it is the class itself.
+ */
+function corking(Ctor) {
+  if (typeof Ctor !== "function" || !Ctor.prototype || typeof Ctor.prototype.send !== "function") {
+    return Ctor;
+  }
+  return class extends Ctor {
+    #corked = false;
+    send(data, ...rest) {
+      const raw = this._socket;
+      if (!this.#corked && raw && typeof raw.cork === "function" && typeof raw.uncork === "function") {
+        this.#corked = true;
+        raw.cork();
+        queueMicrotask(() => {
+          this.#corked = false;
+          raw.uncork();
+        });
+      }
+      return super.send(data, ...rest);
+    }
+  };
+}
+
 export function makeConnect(load) {
   return async function connect(url, options = {}) {
     const hrefs = Array.isArray(url) ? url.map(wsUrl) : [wsUrl(url)];
@@ -455,7 +482,7 @@ export function makeConnect(load) {
       return connectShared(hrefs, options);
     }
     const { WasmClient } = await load();
-    const Ctor = options?.WebSocket ?? globalThis.WebSocket;
+    const Ctor = options?.WebSocket ? corking(options.WebSocket) : globalThis.WebSocket;
     if (typeof Ctor !== "function") {
       throw new FerryError(
         "bad_request",

@@ -258,6 +258,32 @@ describe("connection", () => {
     assert.ok(e.stack.includes("FerryError"));
   });
 
+  test("with ws, the frames sent in one tick go out together (the socket corked until the microtask)", async () => {
+    const sockets = [];
+    class Recording extends WebSocket {
+      constructor(...args) {
+        super(...args);
+        sockets.push(this);
+      }
+    }
+    const c = await lib.connect(bridge.wsUrl, { WebSocket: Recording });
+    try {
+      const raw = sockets.at(-1)._socket;
+      assert.equal(raw.writableCorked, 0);
+      const calls = Array.from({ length: 20 }, (_, i) => c.request(queue, { i }));
+      assert.equal(raw.writableCorked, 1, "the tick's frames wait for one write");
+      await Promise.resolve();
+      assert.equal(raw.writableCorked, 0, "uncorked once the tick's microtasks ran");
+      const replies = await Promise.all(calls);
+      assert.deepEqual(
+        replies.map((r) => r.i),
+        Array.from({ length: 20 }, (_, i) => i),
+      );
+    } finally {
+      await c.close();
+    }
+  });
+
   test("close rejects pending requests with closed and later requests too", async () => {
     const c = await lib.connect(bridge.wsUrl, { WebSocket });
     assert.ok(c.session);
