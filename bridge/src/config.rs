@@ -291,9 +291,23 @@ pub struct Config {
     /// keep-alive connection stays open).
     #[arg(long, env = "FERRY_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub header_read_timeout: Duration,
+
+    /// Threads that run the sessions (tokio workers), 1 to 256. Default: half the cores, at
+    /// least 1 (the AMQP client runs an I/O thread per broker connection beside them; on 2
+    /// cores one worker costs a fifth less CPU per request than two, docs/benchmarks.md).
+    #[arg(long, env = "FERRY_WORKER_THREADS", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub worker_threads: Option<u16>,
 }
 
 impl Config {
+    /// The tokio workers to run: `--worker-threads`, or half the cores (at least 1).
+    pub fn workers(&self) -> usize {
+        self.worker_threads.map_or_else(
+            || std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
+            usize::from,
+        )
+    }
+
     /// A configuration with every default, listening on `listen` and allowing `allow`, its
     /// admin listener on a free loopback port (so several can run in one process).
     pub fn with_defaults(listen: SocketAddr, allow: &[&str]) -> Self {

@@ -2,7 +2,7 @@
 //! key reload, runs the bridge. `ferry-bridge token ...` prints a development token instead,
 //! `ferry-bridge call ...` makes one request, `ferry-bridge config ...` prints the effective
 //! configuration (flags, env, `--config` file), `ferry-bridge check ...` checks it against
-//! the broker.
+//! the broker. The bridge's runtime gets `--worker-threads` workers.
 
 use clap::Parser;
 use ferry_bridge::auth::mint::{MintArgs, mint};
@@ -11,8 +11,7 @@ use ferry_bridge::cli::check::check;
 use ferry_bridge::{Bridge, Config, Reloader, config_file};
 use tokio_util::sync::CancellationToken;
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     if std::env::args_os().nth(1).is_some_and(|a| a == "token") {
         let args = MintArgs::parse_from(std::env::args_os().skip(1));
         return match mint(&args) {
@@ -28,7 +27,10 @@ async fn main() -> std::process::ExitCode {
     }
     if std::env::args_os().nth(1).is_some_and(|a| a == "call") {
         let args = CallArgs::parse_from(std::env::args_os().skip(1));
-        return match call(&args).await {
+        let Some(rt) = runtime(None) else {
+            return std::process::ExitCode::FAILURE;
+        };
+        return match rt.block_on(call(&args)) {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("ferry-bridge call: {e}");
@@ -63,11 +65,36 @@ async fn main() -> std::process::ExitCode {
         };
     }
     let config = Config::parse_from(argv);
+    let workers = command.is_none().then(|| config.workers());
+    let Some(rt) = runtime(workers) else {
+        return std::process::ExitCode::FAILURE;
+    };
     if command.as_deref() == Some("check") {
-        let report = check(&config).await;
+        let report = rt.block_on(check(&config));
         print!("{}", report.text);
         return std::process::ExitCode::from(u8::from(report.failures > 0));
     }
+    rt.block_on(serve(config))
+}
+
+/// A multi-threaded runtime with `workers` workers (tokio's default: one per core), or `None`
+/// after saying why it could not start.
+fn runtime(workers: Option<usize>) -> Option<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = workers {
+        builder.worker_threads(n);
+    }
+    match builder.enable_all().build() {
+        Ok(rt) => Some(rt),
+        Err(e) => {
+            eprintln!("ferry-bridge: cannot start the runtime: {e}");
+            None
+        }
+    }
+}
+
+/// Runs the bridge until SIGTERM or Ctrl-C has drained it.
+async fn serve(config: Config) -> std::process::ExitCode {
     ferry_bridge::logging::init(config.log_format);
     let bridge = match Bridge::bind(config).await {
         Ok(b) => b,

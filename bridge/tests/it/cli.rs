@@ -189,6 +189,30 @@ async fn config_file_with_flags_and_env_on_top() {
     let _ = std::fs::remove_file(&file);
 }
 
+/// `--worker-threads`: 1 to 256, shown by `config`; anything else refused naming the flag.
+#[test]
+fn worker_threads_is_bounded_and_shown() {
+    let run = |value: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferry-bridge"))
+            .args(["config", "--worker-threads", value])
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = run("3");
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("worker-threads = \"3\"\n"), "{out}");
+    for bad in ["0", "257", "two"] {
+        let (code, _, err) = run(bad);
+        assert_eq!(code, 2, "{bad}: {err}");
+        assert!(err.contains("--worker-threads"), "{bad}: {err}");
+    }
+}
+
 /// `ferry-bridge check`: one line per finding against the real broker; exit 1 when a finding
 /// would make requests fail, 0 when none does.
 #[tokio::test]
