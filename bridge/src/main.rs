@@ -11,6 +11,11 @@ use ferry_bridge::cli::check::check;
 use ferry_bridge::{Bridge, Config, Reloader, config_file};
 use tokio_util::sync::CancellationToken;
 
+/// mimalloc: fewer cycles per request than glibc's allocator, whose frees across lapin's and
+/// tokio's threads showed in the profile (docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     if std::env::args_os().nth(1).is_some_and(|a| a == "token") {
         let args = MintArgs::parse_from(std::env::args_os().skip(1));
