@@ -23,6 +23,11 @@ use crate::error::BridgeError;
 /// declare or resume at once the channels are the queue they wait in: 32 against 4 halved a
 /// 4,000-session storm's resume p99 and refused none (docs/benchmarks.md).
 const CONSUME_CHANNELS: usize = 32;
+/// Channels the reply queues and leases are declared (and plain sessions' queues deleted) on,
+/// beside the consume channels: a durable declare holds its channel in the broker for
+/// milliseconds, and on a consume channel every other session's replies on it would wait
+/// behind it (and a declare that fails would close their consumers).
+const DECLARE_CHANNELS: usize = 32;
 /// Unacknowledged replies per session before the broker holds further ones back.
 const REPLY_PREFETCH: u16 = 128;
 /// Retry delay once every node has failed in a row; doubles up to [`MAX_BACKOFF`].
@@ -193,6 +198,12 @@ async fn connect(
             consume_channel(&consume_conn).await?,
         ));
     }
+    let mut declare = Vec::with_capacity(DECLARE_CHANNELS);
+    for _ in 0..DECLARE_CHANNELS {
+        declare.push(tokio::sync::Mutex::new(
+            consume_conn.create_channel().await?,
+        ));
+    }
     let cancel_exchange = declare_cancel_exchange(&publish_conn, &names.cancel_exchange).await;
     let events = futures_util::stream::select(
         publish_conn.events_listener(),
@@ -206,6 +217,7 @@ async fn connect(
             publish: std::sync::RwLock::new(Arc::new(publish)),
             publish_reopen: tokio::sync::Mutex::new(()),
             consume,
+            declare,
             probe: Probe::new(names.counters.clone()),
             cancel_exchange,
             lost: CancellationToken::new(),

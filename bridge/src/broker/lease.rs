@@ -30,15 +30,15 @@ pub struct Lease {
 
 impl Lease {
     /// Declares the lease `name` (durable, of the reply queues' type `kind`, `x-expires` =
-    /// `grace`) and consumes it on `channel`.
+    /// `grace`) on the first channel and consumes it on the second.
     pub async fn hold(
-        channel: &Channel,
+        (declare, channel): (&Channel, &Channel),
         name: &str,
         grace: Duration,
         kind: ReplyQueueType,
     ) -> Result<Self, lapin::Error> {
         let (opts, args) = super::declare::lease(grace, kind);
-        channel.queue_declare(name.into(), opts, args).await?;
+        declare.queue_declare(name.into(), opts, args).await?;
         let opts = BasicConsumeOptions {
             no_ack: true,
             ..BasicConsumeOptions::default()

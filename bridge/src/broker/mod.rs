@@ -47,6 +47,9 @@ pub struct Links {
     /// The shared consume channels; one that fails (a channel error, its connection alive)
     /// is replaced on its next use, and only its own consumers ended with it.
     consume: Vec<tokio::sync::Mutex<Channel>>,
+    /// The channels reply queues and leases are declared on (on the consume connection, so a
+    /// plain session's exclusive queue belongs to it), replaced the same way.
+    declare: Vec<tokio::sync::Mutex<Channel>>,
     pub(crate) probe: Probe,
     /// The exchange cancel notices go to; `None` when turned off or not declarable.
     pub(crate) cancel_exchange: Option<Arc<str>>,
@@ -72,13 +75,23 @@ impl Links {
     /// The consume channel for a session (spread by a hash of its id), opened again (with
     /// its prefetch) if a channel error closed it.
     pub(crate) async fn consume_channel(&self, session: &str) -> Result<Channel, lapin::Error> {
-        let h = session.bytes().fold(0usize, |h, b| {
-            h.wrapping_mul(31).wrapping_add(usize::from(b))
-        });
-        let mut slot = self.consume[h % self.consume.len()].lock().await;
+        let mut slot = self.consume[slot_of(session, self.consume.len())]
+            .lock()
+            .await;
         if !slot.status().connected() && self.consume_conn.status().connected() {
             warn!("a consume channel failed; opening another (the connection stays)");
             *slot = consume_channel(&self.consume_conn).await?;
+        }
+        Ok(slot.clone())
+    }
+
+    /// The channel to declare or delete the queue `name` on (spread by a hash of it), opened
+    /// again if a channel error closed it.
+    pub(crate) async fn declare_channel(&self, name: &str) -> Result<Channel, lapin::Error> {
+        let mut slot = self.declare[slot_of(name, self.declare.len())].lock().await;
+        if !slot.status().connected() && self.consume_conn.status().connected() {
+            warn!("a declare channel failed; opening another (the connection stays)");
+            *slot = self.consume_conn.create_channel().await?;
         }
         Ok(slot.clone())
     }
@@ -270,4 +283,12 @@ fn live(published: &Option<Arc<Links>>) -> Option<Arc<Links>> {
         .as_ref()
         .filter(|l| !l.lost.is_cancelled())
         .cloned()
+}
+
+/// Which of `n` channel slots `key` uses (a hash of it).
+fn slot_of(key: &str, n: usize) -> usize {
+    let h = key.bytes().fold(0usize, |h, b| {
+        h.wrapping_mul(31).wrapping_add(usize::from(b))
+    });
+    h % n
 }

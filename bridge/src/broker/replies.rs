@@ -146,6 +146,11 @@ impl ReplySub {
         &self.queue
     }
 
+    /// The id of the consume channel the replies arrive on (logs and tests).
+    pub fn channel_id(&self) -> u16 {
+        self.channel.id()
+    }
+
     /// Broker restarts seen when this consumer started ([`Links::restarts`]).
     pub fn restarts(&self) -> u64 {
         self.links.restarts
@@ -242,9 +247,12 @@ impl ReplySub {
             self.give_back_buffered().await;
             return tracing::debug!(queue = %self.queue, "session closed; its queue expires");
         }
-        let del = self
-            .channel
-            .queue_delete(self.queue.as_str().into(), QueueDeleteOptions::default());
+        let del = async {
+            let channel = self.links.declare_channel(&self.queue).await?;
+            channel
+                .queue_delete(self.queue.as_str().into(), QueueDeleteOptions::default())
+                .await
+        };
         match tokio::time::timeout(OP_TIMEOUT, del).await {
             Ok(Ok(_)) => tracing::debug!(queue = %self.queue, "reply queue deleted"),
             Ok(Err(e)) => {

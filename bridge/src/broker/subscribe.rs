@@ -50,12 +50,19 @@ pub(super) async fn consume(
     (limit, late): (Duration, Late),
 ) -> Result<ReplySub, BridgeError> {
     let deadline = tokio::time::Instant::now() + limit;
-    // No consumer exists before the channel is had: waiting for it may be dropped.
-    let channel = tokio::time::timeout_at(deadline, links.consume_channel(session))
+    // No consumer exists before the channels are had: waiting for them may be dropped.
+    let channels = async {
+        let consume = links.consume_channel(session).await?;
+        Ok::<_, lapin::Error>(Channels {
+            declare: links.declare_channel(&queue).await?,
+            consume,
+        })
+    };
+    let channels = tokio::time::timeout_at(deadline, channels)
         .await
         .map_err(|_| late.error("consume channel timed out"))??;
     let lease = lease.map(str::to_owned);
-    let mut steps = Box::pin(steps(links.clone(), channel, queue, lease, grace));
+    let mut steps = Box::pin(steps(links.clone(), channels, queue, lease, grace));
     match tokio::time::timeout_at(deadline, &mut steps).await {
         Ok(done) => done,
         Err(_) => {
@@ -70,17 +77,26 @@ pub(super) async fn consume(
     }
 }
 
-/// The steps on `channel`: declare, consume, hold the lease. A lease that cannot be held
-/// detaches the consumer just made (its deliveries go back).
+/// The two channels a session's queue is set up on.
+struct Channels {
+    /// Where the queue and lease are declared.
+    declare: Channel,
+    /// Where they are consumed (the session's replies arrive on it).
+    consume: Channel,
+}
+
+/// The steps: declare, consume, hold the lease. A lease that cannot be held detaches the
+/// consumer just made (its deliveries go back).
 async fn steps(
     links: Arc<Links>,
-    channel: Channel,
+    channels: Channels,
     queue: String,
     lease: Option<String>,
     grace: Duration,
 ) -> Result<ReplySub, BridgeError> {
+    let Channels { declare, consume } = channels;
     let (opts, args) = declare::reply_queue(grace, links.reply_queue_type);
-    let declared = channel
+    let declared = declare
         .queue_declare(queue.as_str().into(), opts, args)
         .await;
     let consumed = match declared {
@@ -91,7 +107,7 @@ async fn steps(
             };
             // Server-named: a resumed session's consumer may briefly share the channel with
             // the old one, and a reused tag would close the channel.
-            channel
+            consume
                 .basic_consume(
                     queue.as_str().into(),
                     "".into(),
@@ -105,14 +121,14 @@ async fn steps(
     let consumer = consumed.map_err(|e| failed(&links, e))?;
     let mut sub = ReplySub {
         queue,
-        channel,
+        channel: consume,
         consumer,
         links,
         lease: None,
     };
     if let Some(name) = lease {
         let kind = sub.links.reply_queue_type;
-        match Lease::hold(&sub.channel, &name, grace, kind).await {
+        match Lease::hold((&declare, &sub.channel), &name, grace, kind).await {
             Ok(held) => sub.lease = Some(held),
             Err(e) => {
                 let e = failed(&sub.links, e);

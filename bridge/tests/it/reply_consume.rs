@@ -1,7 +1,8 @@
 //! A reply queue's consumer that nobody reads any more must not keep a reply: not a consume
 //! its caller gave up on (its limit passed: the reconnect storm lost replies this way, each
 //! left unacknowledged on a shared consume channel by a consumer nobody read), nor a
-//! resumable session's consumer closed with replies it had not read yet.
+//! resumable session's consumer closed with replies it had not read yet. And a reply queue
+//! whose declare fails costs no other session's consumer.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -163,6 +164,65 @@ async fn a_closed_resumable_session_gives_the_replies_it_had_not_read_back() {
     let _ = channel
         .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
         .await;
+    stop.cancel();
+    let _ = task.await;
+}
+
+#[tokio::test]
+async fn a_failed_reply_queue_declare_ends_no_other_sessions_consumer() {
+    let (links, stop, task) = links().await;
+    let limit = Duration::from_secs(5);
+    let victim_id = unique("victim");
+    let mut victim = ReplySub::open(links.clone(), &victim_id, Duration::ZERO, None, limit)
+        .await
+        .expect("the victim's queue is consumed");
+    // A session id whose queue is consumed on the victim's channel: opened, noted, closed.
+    let mut doomed = None;
+    for i in 0..500 {
+        let id = format!("{victim_id}-{i}");
+        let sub = ReplySub::open(links.clone(), &id, Duration::ZERO, None, limit)
+            .await
+            .expect("a candidate's queue is consumed");
+        let shares = sub.channel_id() == victim.channel_id();
+        sub.close().await;
+        if shares {
+            doomed = Some(id);
+            break;
+        }
+    }
+    let doomed = doomed.expect("a session on the victim's consume channel within 500");
+    // Its queue declared beforehand with other arguments (durable, not exclusive): the
+    // bridge's declare of it fails with a channel error.
+    let queue = format!("{REPLY_QUEUE_PREFIX}{doomed}");
+    let conn = Connection::connect(amqp_url(), ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = conn.create_channel().await.unwrap();
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..QueueDeclareOptions::default()
+    };
+    channel
+        .queue_declare(queue.as_str().into(), durable, FieldTable::default())
+        .await
+        .unwrap();
+    let failed = ReplySub::open(links.clone(), &doomed, Duration::ZERO, None, limit).await;
+    assert!(failed.is_err(), "the declare must fail for this test");
+
+    // The victim's consumer lives on: a reply to it arrives.
+    let _broker = publish(victim.queue(), b"still here").await;
+    let reply = std::future::poll_fn(|cx| Replies::poll_next(&mut victim, cx));
+    let delivery = tokio::time::timeout(Duration::from_secs(10), reply)
+        .await
+        .expect("the victim's reply arrives")
+        .expect("the victim's consumer lives");
+    assert_eq!(&delivery.data[..], b"still here");
+    victim.ack(delivery.tag);
+    victim.close().await;
+    let _ = channel
+        .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+        .await;
+    let _ = conn.close(200, "bye".into()).await;
     stop.cancel();
     let _ = task.await;
 }
