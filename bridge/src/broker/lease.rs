@@ -30,15 +30,20 @@ pub struct Lease {
 
 impl Lease {
     /// Declares the lease `name` (durable, of the reply queues' type `kind`, `x-expires` =
-    /// `grace`) on the first channel and consumes it on the second.
-    pub async fn hold(
-        (declare, channel): (&Channel, &Channel),
+    /// `grace`) on `channel`; [`Lease::consume`] then holds it.
+    pub async fn declare(
+        channel: &Channel,
         name: &str,
         grace: Duration,
         kind: ReplyQueueType,
-    ) -> Result<Self, lapin::Error> {
+    ) -> Result<(), lapin::Error> {
         let (opts, args) = super::declare::lease(grace, kind);
-        declare.queue_declare(name.into(), opts, args).await?;
+        channel.queue_declare(name.into(), opts, args).await?;
+        Ok(())
+    }
+
+    /// Holds the declared lease `name` by consuming it on `channel`.
+    pub async fn consume(channel: &Channel, name: &str) -> Result<Self, lapin::Error> {
         let opts = BasicConsumeOptions {
             no_ack: true,
             ..BasicConsumeOptions::default()

@@ -85,8 +85,9 @@ struct Channels {
     consume: Channel,
 }
 
-/// The steps: declare, consume, hold the lease. A lease that cannot be held detaches the
-/// consumer just made (its deliveries go back).
+/// The steps: declare the queue and the lease (at once, each on its declare channel),
+/// consume the queue, hold the lease. A lease that cannot be held detaches the consumer just
+/// made (its deliveries go back).
 async fn steps(
     links: Arc<Links>,
     channels: Channels,
@@ -95,12 +96,20 @@ async fn steps(
     grace: Duration,
 ) -> Result<ReplySub, BridgeError> {
     let Channels { declare, consume } = channels;
-    let (opts, args) = declare::reply_queue(grace, links.reply_queue_type);
-    let declared = declare
-        .queue_declare(queue.as_str().into(), opts, args)
-        .await;
-    let consumed = match declared {
-        Ok(_) => {
+    let kind = links.reply_queue_type;
+    let (opts, args) = declare::reply_queue(grace, kind);
+    let queue_declared = declare.queue_declare(queue.as_str().into(), opts, args);
+    let lease_declared = async {
+        let Some(name) = &lease else {
+            return Ok(());
+        };
+        let channel = links.declare_channel(name).await?;
+        Lease::declare(&channel, name, grace, kind).await
+    };
+    let (declared, lease_declared) =
+        futures_util::future::join(queue_declared, lease_declared).await;
+    let consumed = match declared.and(lease_declared) {
+        Ok(()) => {
             let opts = BasicConsumeOptions {
                 no_ack: false,
                 ..BasicConsumeOptions::default()
@@ -127,8 +136,7 @@ async fn steps(
         lease: None,
     };
     if let Some(name) = lease {
-        let kind = sub.links.reply_queue_type;
-        match Lease::hold((&declare, &sub.channel), &name, grace, kind).await {
+        match Lease::consume(&sub.channel, &name).await {
             Ok(held) => sub.lease = Some(held),
             Err(e) => {
                 let e = failed(&sub.links, e);
