@@ -201,7 +201,7 @@ async fn connect(
     let mut declare = Vec::with_capacity(DECLARE_CHANNELS);
     for _ in 0..DECLARE_CHANNELS {
         declare.push(tokio::sync::Mutex::new(
-            consume_conn.create_channel().await?,
+            declare_channel(&consume_conn).await?,
         ));
     }
     let cancel_exchange = declare_cancel_exchange(&publish_conn, &names.cancel_exchange).await;
@@ -249,6 +249,11 @@ pub(super) async fn publish_channel(conn: &Connection) -> Result<Channel, lapin:
     let ch = conn.create_channel().await?;
     ch.confirm_select(ConfirmSelectOptions::default()).await?;
     Ok(ch)
+}
+
+/// A channel for declares and deletes: no prefetch, no confirms, no consumers.
+pub(super) async fn declare_channel(conn: &Connection) -> Result<Channel, lapin::Error> {
+    conn.create_channel().await
 }
 
 /// A consume channel with the per-consumer prefetch.

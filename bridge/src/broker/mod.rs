@@ -25,7 +25,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use connect::{consume_channel, publish_channel};
+use connect::{consume_channel, declare_channel, publish_channel};
 pub use connect::{declare_topic, node_name, open};
 use probe::Probe;
 
@@ -75,23 +75,29 @@ impl Links {
     /// The consume channel for a session (spread by a hash of its id), opened again (with
     /// its prefetch) if a channel error closed it.
     pub(crate) async fn consume_channel(&self, session: &str) -> Result<Channel, lapin::Error> {
-        let mut slot = self.consume[slot_of(session, self.consume.len())]
-            .lock()
-            .await;
-        if !slot.status().connected() && self.consume_conn.status().connected() {
-            warn!("a consume channel failed; opening another (the connection stays)");
-            *slot = consume_channel(&self.consume_conn).await?;
-        }
-        Ok(slot.clone())
+        self.shared_channel(Pool::Consume, session).await
     }
 
     /// The channel to declare or delete the queue `name` on (spread by a hash of it), opened
     /// again if a channel error closed it.
     pub(crate) async fn declare_channel(&self, name: &str) -> Result<Channel, lapin::Error> {
-        let mut slot = self.declare[slot_of(name, self.declare.len())].lock().await;
+        self.shared_channel(Pool::Declare, name).await
+    }
+
+    /// The channel of `pool` that `key` uses, replaced first if a channel error closed it
+    /// while the connection lives.
+    async fn shared_channel(&self, pool: Pool, key: &str) -> Result<Channel, lapin::Error> {
+        let slots = match pool {
+            Pool::Consume => &self.consume,
+            Pool::Declare => &self.declare,
+        };
+        let mut slot = slots[slot_of(key, slots.len())].lock().await;
         if !slot.status().connected() && self.consume_conn.status().connected() {
-            warn!("a declare channel failed; opening another (the connection stays)");
-            *slot = self.consume_conn.create_channel().await?;
+            warn!(pool = ?pool, "a shared channel failed; opening another (the connection stays)");
+            *slot = match pool {
+                Pool::Consume => consume_channel(&self.consume_conn).await?,
+                Pool::Declare => declare_channel(&self.consume_conn).await?,
+            };
         }
         Ok(slot.clone())
     }
@@ -283,6 +289,15 @@ fn live(published: &Option<Arc<Links>>) -> Option<Arc<Links>> {
         .as_ref()
         .filter(|l| !l.lost.is_cancelled())
         .cloned()
+}
+
+/// The shared channels of the consume connection.
+#[derive(Debug, Clone, Copy)]
+enum Pool {
+    /// Where the sessions' reply queues are consumed and acknowledged.
+    Consume,
+    /// Where reply queues and leases are declared, and plain sessions' queues deleted.
+    Declare,
 }
 
 /// Which of `n` channel slots `key` uses (a hash of it).
