@@ -36,6 +36,11 @@ const out = {
   text: await client.request(queue, "text ✓"),
   bytes: [...(await client.request(queue, new Uint8Array([9, 8, 7])))],
 };
+// Sent in one go: each frame leaves from the same wasm memory, so a WebSocket that read it
+// after send() returned would send another request's bytes.
+const bodies = Array.from({ length: 40 }, (_, i) => ({ i, pad: "y".repeat(i * 97) }));
+const echoed = await Promise.all(bodies.map((b) => client.request(queue, b)));
+out.burstMismatches = echoed.filter((r, i) => r?.i !== i || r?.pad !== bodies[i].pad).length;
 try {
   await client.request(queue, {}, { headers: { "x-mode": "silent" }, timeoutMs: 200 });
 } catch (e) {
@@ -58,6 +63,7 @@ test("the runtime's global WebSocket is used when none is injected", async () =>
     json: { a: [1, 2] },
     text: "text ✓",
     bytes: [9, 8, 7],
+    burstMismatches: 0,
     timeout: "timeout",
     pending: 0,
   });
