@@ -170,7 +170,9 @@ impl Inner {
     }
 
     /// Sends one encoded frame (dropped by the runtime if the socket is closing: the close
-    /// event then tells the machine).
+    /// event then tells the machine). The runtime gets a copy, never a view of the wasm
+    /// memory: workerd reads the bytes after `send` returns, when the memory holds the next
+    /// frame (docs/benchmarks.md).
     pub(crate) fn send(&self, bytes: &[u8]) {
         let _ = self
             .ws
