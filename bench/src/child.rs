@@ -97,6 +97,8 @@ pub struct BridgeArgs<'a> {
     pub jwt_secret: Option<&'a Path>,
     /// `--reply-queue-pool`.
     pub reply_pool: usize,
+    /// `--resumable-queue-pool` (not passed when 0, so an older bridge can be measured).
+    pub resumable_pool: usize,
 }
 
 /// Starts `ferry-bridge --listen 127.0.0.1:0` and waits for its `listening on` line.
@@ -117,6 +119,9 @@ pub async fn spawn_bridge(args: BridgeArgs<'_>) -> Result<Bridge> {
         .args(["--session-rate", "100000"])
         .args(["--admin-listen", "127.0.0.1:0"]);
     cmd.args(["--reply-queue-pool", &args.reply_pool.to_string()]);
+    if args.resumable_pool > 0 {
+        cmd.args(["--resumable-queue-pool", &args.resumable_pool.to_string()]);
+    }
     if let Some(secret) = args.jwt_secret {
         cmd.arg("--jwt-secret-file").arg(secret);
     }

@@ -52,8 +52,8 @@ enum Cmd {
         duration_ms: u64,
         #[arg(long, default_value = "target/release/ferry-bridge")]
         bridge: PathBuf,
-        /// Reply queue pool sizes to run each plain point with (resumable points run once,
-        /// without: their queues are named for the session).
+        /// Reply queue pool sizes to run each point with: `--reply-queue-pool` for plain
+        /// sessions, `--resumable-queue-pool` for resumable ones.
         #[arg(long, value_delimiter = ',', default_value = "0")]
         reply_queue_pool: Vec<usize>,
     },
@@ -230,10 +230,11 @@ async fn dispatch(cli: Cli, cancel: CancellationToken) -> ExitCode {
             };
             let mut points = Vec::new();
             for n in &sockets {
-                for pool in &reply_queue_pool {
-                    points.push(spec(*n, false, *pool));
+                for resumable in [false, true] {
+                    for pool in &reply_queue_pool {
+                        points.push(spec(*n, resumable, *pool));
+                    }
                 }
-                points.push(spec(*n, true, 0));
             }
             many::run_points(&cli.amqp_url, &bridge, points).await
         }

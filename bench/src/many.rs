@@ -245,11 +245,12 @@ pub async fn run_points(
             allow: &queue,
             max_inflight: 1024,
             jwt_secret: None,
-            reply_pool: spec.reply_pool,
+            reply_pool: if spec.resumable { 0 } else { spec.reply_pool },
+            resumable_pool: if spec.resumable { spec.reply_pool } else { 0 },
         };
         let bridge = crate::child::spawn_bridge(args).await?;
         ready(&bridge.ws_url(), &queue).await?;
-        pool_full(&bridge, spec.reply_pool).await?;
+        pool_full(&bridge, spec.resumable, spec.reply_pool).await?;
         eprintln!(
             "ferry-bench many: {} sockets, {}, reply queue pool {}",
             spec.sockets,
@@ -319,13 +320,18 @@ pub(crate) async fn ready(url: &str, queue: &str) -> Result<()> {
 }
 
 /// Waits until the bridge's reply queue pool holds `size` queues (bounded).
-async fn pool_full(bridge: &crate::child::Bridge, size: usize) -> Result<()> {
+async fn pool_full(bridge: &crate::child::Bridge, resumable: bool, size: usize) -> Result<()> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     if size == 0 {
         return Ok(());
     }
+    let gauge = if resumable {
+        "ferry_resumable_queue_pool_ready"
+    } else {
+        "ferry_reply_queue_pool_ready"
+    };
     loop {
-        let ready = bridge.metric("ferry_reply_queue_pool_ready").await?;
+        let ready = bridge.metric(gauge).await?;
         if ready >= size as f64 {
             return Ok(());
         }

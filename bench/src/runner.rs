@@ -70,6 +70,7 @@ pub async fn run(cfg: &RunConfig) -> Result<Results> {
         max_inflight: cfg.max_inflight,
         jwt_secret: Some(&secret),
         reply_pool: 0,
+        resumable_pool: 0,
     };
     let mut results = Results::new(cfg, machine::describe().await);
     let node_missing = cfg.node.preflight().await;

@@ -98,6 +98,7 @@ pub async fn run(
         max_inflight: 1024,
         jwt_secret: None,
         reply_pool: 0,
+        resumable_pool: 0,
     };
     let first = crate::child::spawn_bridge(args()).await?;
     let second = crate::child::spawn_bridge(args()).await?;

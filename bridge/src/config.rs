@@ -84,6 +84,14 @@ pub struct Config {
     #[arg(long, env = "FERRY_REPLY_QUEUE_POOL", default_value_t = 0)]
     pub reply_queue_pool: usize,
 
+    /// Reply queues for resumable sessions kept declared and consumed ahead of demand: a new
+    /// resumable session takes one (its session id is the queue's), so its first request
+    /// declares only the lease of its resume token. Each ready queue is an idle durable queue
+    /// on the broker that expires `--session-grace` after this bridge stops consuming it.
+    /// `0`: each session declares its own.
+    #[arg(long, env = "FERRY_RESUMABLE_QUEUE_POOL", default_value_t = 0)]
+    pub resumable_queue_pool: usize,
+
     /// A PEM file of certificate authorities to trust for an `amqps://` `--amqp-url`, besides
     /// the system's (a broker with a certificate of a private CA).
     #[arg(long, env = "FERRY_AMQP_CA_FILE")]
@@ -402,14 +410,13 @@ mod tests {
     }
 
     #[test]
-    fn the_reply_queue_pool_is_bounded() {
-        let ok = Config::parse_from(["ferry-bridge", "--reply-queue-pool", "100000"]);
-        assert!(ok.validate().is_ok());
-        let c = Config::parse_from(["ferry-bridge", "--reply-queue-pool", "100001"]);
-        let e = c.validate().err().unwrap_or_default();
-        assert!(
-            e.contains("--reply-queue-pool must be at most 100000"),
-            "{e}"
-        );
+    fn the_reply_queue_pools_are_bounded() {
+        for flag in ["--reply-queue-pool", "--resumable-queue-pool"] {
+            let ok = Config::parse_from(["ferry-bridge", flag, "100000"]);
+            assert!(ok.validate().is_ok());
+            let c = Config::parse_from(["ferry-bridge", flag, "100001"]);
+            let e = c.validate().err().unwrap_or_default();
+            assert!(e.contains(&format!("{flag} must be at most 100000")), "{e}");
+        }
     }
 }

@@ -20,6 +20,8 @@ pub struct BrokerHealth {
     pub node: Option<std::sync::Arc<str>>,
     /// Plain sessions' reply queues ready in the pool (`--reply-queue-pool`).
     pub reply_pool_ready: u64,
+    /// Resumable sessions' reply queues ready in the pool (`--resumable-queue-pool`).
+    pub resumable_pool_ready: u64,
 }
 
 /// What the broker manager and its probe count.
@@ -97,6 +99,7 @@ pub struct Stats {
     broker_connected: IntGauge,
     broker_node: IntGaugeVec,
     pool_ready: IntGauge,
+    resumable_pool_ready: IntGauge,
     /// Handed to the broker manager.
     pub(crate) broker: BrokerCounters,
 }
@@ -270,6 +273,10 @@ impl Stats {
                 "ferry_reply_queue_pool_ready",
                 "Reply queues declared ahead of demand and ready for new plain sessions.",
             ),
+            resumable_pool_ready: gauge(
+                "ferry_resumable_queue_pool_ready",
+                "Reply queues declared ahead of demand and ready for new resumable sessions.",
+            ),
             broker: BrokerCounters {
                 connects: counter(
                     "ferry_broker_connects_total",
@@ -352,6 +359,8 @@ impl Stats {
         self.broker_connected.set(i64::from(broker.connected));
         self.pool_ready
             .set(i64::try_from(broker.reply_pool_ready).unwrap_or(i64::MAX));
+        self.resumable_pool_ready
+            .set(i64::try_from(broker.resumable_pool_ready).unwrap_or(i64::MAX));
         self.connections
             .set(i64::try_from(connections).unwrap_or(i64::MAX));
         self.broker_node.reset();
@@ -388,6 +397,7 @@ mod tests {
             connected: true,
             node: Some("127.0.0.1:5682".into()),
             reply_pool_ready: 3,
+            resumable_pool_ready: 5,
         };
         let text = stats.prometheus(broker, 4);
         for line in [
@@ -396,6 +406,7 @@ mod tests {
             "ferry_errors_total{code=\"no_route\"} 0\n",
             "ferry_broker_connected 1\n",
             "ferry_reply_queue_pool_ready 3\n",
+            "ferry_resumable_queue_pool_ready 5\n",
             "ferry_connections 4\n",
             "ferry_broker_connects_total 2\n",
             "ferry_broker_restarts_total 1\n",

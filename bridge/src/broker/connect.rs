@@ -109,17 +109,20 @@ pub(super) async fn manage(
         info!(node, "connected to the broker");
         let links = Arc::new(links);
         tx.send_replace(Some(links.clone()));
-        let refill = super::pool::refill(links.clone());
+        let refill = futures_util::future::join(
+            super::pool::refill(links.clone(), |l| &l.pool),
+            super::pool::refill(links.clone(), |l| &l.resumable_pool),
+        );
         tokio::pin!(refill);
         loop {
             tokio::select! {
-                () = &mut refill => {}
+                _ = &mut refill => {}
                 _ = stop.cancelled() => {
                     tx.send_replace(None);
                     if let Some(marker) = &links.marker {
                         let _ = tokio::time::timeout(CLOSE_TIMEOUT, marker.remove()).await;
                     }
-                    links.pool.clear();
+                    links.clear_pools();
                     links.close().await;
                     return;
                 }
@@ -145,7 +148,7 @@ pub(super) async fn manage(
             }
         }
         tx.send_replace(None);
-        links.pool.clear();
+        links.clear_pools();
         links.close().await;
         // The node may be gone: the next attempt goes to the next one.
         at += 1;
@@ -225,7 +228,11 @@ async fn connect(
             marker: None,
             node: node.into(),
             reply_queue_type: names.reply_queue_type,
-            pool: super::pool::ReplyPool::new(names.reply_pool),
+            pool: super::pool::ReplyPool::new(names.reply_pool, Duration::ZERO),
+            resumable_pool: super::pool::ReplyPool::new(
+                names.resumable_pool.0,
+                names.resumable_pool.1,
+            ),
             tasks: tokio_util::task::TaskTracker::new(),
         },
         events,

@@ -66,6 +66,9 @@ pub struct Links {
     pub(crate) reply_queue_type: ReplyQueueType,
     /// Plain sessions' reply queues declared ahead of demand ([`pool`]).
     pub(crate) pool: pool::ReplyPool,
+    /// Resumable sessions' reply queues declared ahead of demand, each named for the session
+    /// id it hands out ([`pool`]).
+    pub(crate) resumable_pool: pool::ReplyPool,
     /// Consumes whose caller stopped waiting, finishing so that what they opened is detached
     /// ([`replies::ReplySub`]); the manager closes it with the links.
     pub(crate) tasks: tokio_util::task::TaskTracker,
@@ -145,6 +148,13 @@ impl Links {
         self.publish_conn.status().connected() && self.consume_conn.status().connected()
     }
 
+    /// Drops every pooled queue (the links are lost or closing). Plain sessions' go with the
+    /// connection (exclusive); resumable sessions' expire after the grace period.
+    pub(crate) fn clear_pools(&self) {
+        self.pool.clear();
+        self.resumable_pool.clear();
+    }
+
     /// Marks these links broken so the manager reconnects.
     pub(crate) fn mark_lost(&self, why: &str) {
         if !self.lost.is_cancelled() {
@@ -200,6 +210,9 @@ pub struct Settings {
     pub reply_queue_type: ReplyQueueType,
     /// Plain sessions' reply queues kept declared ahead of demand (0: none).
     pub reply_pool: usize,
+    /// Resumable sessions' reply queues kept declared ahead of demand, and the grace period
+    /// they are declared with (0 of either: none).
+    pub resumable_pool: (usize, std::time::Duration),
     /// What the manager and the probe count (the bridge's metrics).
     pub counters: BrokerCounters,
 }
@@ -231,6 +244,9 @@ impl Broker {
         crate::stats::BrokerHealth {
             connected: current.is_some(),
             reply_pool_ready: current.as_ref().map_or(0, |l| l.pool.len() as u64),
+            resumable_pool_ready: current
+                .as_ref()
+                .map_or(0, |l| l.resumable_pool.len() as u64),
             node: current.map(|l| l.node.clone()),
         }
     }

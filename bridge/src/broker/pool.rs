@@ -1,10 +1,13 @@
-//! Reply queues of plain sessions declared and consumed ahead of demand (`--reply-queue-pool`),
-//! so a new session's first request takes a ready queue instead of waiting for a
-//! `queue.declare` and a `basic.consume` behind every other session that arrived with it.
+//! Reply queues declared and consumed ahead of demand, so a new session's first request takes
+//! a ready queue instead of waiting for a `queue.declare` and a `basic.consume` behind every
+//! other session that arrived with it: plain sessions' (`--reply-queue-pool`, exclusive,
+//! `ferry.reply.pool-…`) and resumable sessions' (`--resumable-queue-pool`, durable with the
+//! grace period's `x-expires`, `ferry.reply.<session id>`: the session takes the id with the
+//! queue, so a resume finds it by the id as always).
 //!
-//! The pool belongs to one pair of broker links: the manager ([`super::connect`]) runs its
-//! refill while the links live and empties it when they are lost (the queues are exclusive
-//! to the consume connection, so they go with it).
+//! A pool belongs to one pair of broker links: the manager ([`super::connect`]) runs its
+//! refill while the links live and empties it when they are lost (plain queues are exclusive
+//! to the consume connection, so they go with it; resumable ones expire).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,7 +16,7 @@ use tokio::sync::Notify;
 use tracing::{debug, warn};
 
 use super::Links;
-use super::replies::ReplySub;
+use super::replies::{REPLY_QUEUE_PREFIX, ReplySub};
 
 /// Pause after a failed declare before the refill tries again.
 const RETRY: Duration = Duration::from_secs(1);
@@ -25,21 +28,26 @@ pub struct ReplyPool {
     ready: Mutex<Vec<ReplySub>>,
     /// How many the refill keeps ready (0: no pool).
     size: usize,
+    /// Zero: plain sessions' queues; otherwise resumable sessions', which outlive their last
+    /// consumer by this long.
+    grace: Duration,
     /// A queue was taken: the refill declares another.
     taken: Notify,
 }
 
 impl ReplyPool {
-    /// An empty pool the refill keeps at `size`.
-    pub fn new(size: usize) -> Self {
+    /// An empty pool the refill keeps at `size`: of plain sessions' queues when `grace` is
+    /// zero, of resumable sessions' otherwise.
+    pub fn new(size: usize, grace: Duration) -> Self {
         Self {
-            ready: Mutex::new(Vec::with_capacity(size)),
+            ready: Mutex::new(Vec::with_capacity(size.min(1024))),
             size,
+            grace,
             taken: Notify::new(),
         }
     }
 
-    /// A ready queue for a new plain session, if the pool has one.
+    /// A ready queue for a new session, if the pool has one.
     pub fn take(&self) -> Option<ReplySub> {
         if self.size == 0 {
             return None;
@@ -47,6 +55,13 @@ impl ReplyPool {
         let sub = self.lock().pop();
         self.taken.notify_one();
         sub.filter(ReplySub::is_live)
+    }
+
+    /// A ready queue for a new resumable session and the session id it is named for.
+    pub fn take_session(&self) -> Option<(String, ReplySub)> {
+        let sub = self.take()?;
+        let id = sub.queue().strip_prefix(REPLY_QUEUE_PREFIX)?.to_owned();
+        Some((id, sub))
     }
 
     /// Queues ready now.
@@ -71,25 +86,34 @@ impl ReplyPool {
     }
 }
 
-/// Keeps `links`' pool full, one declare at a time, until dropped (by the manager, when the
-/// links are lost or the bridge stops).
-pub async fn refill(links: Arc<Links>) {
-    let pool = &links.pool;
+/// Keeps the pool `which` of `links` full, one declare at a time, until dropped (by the
+/// manager, when the links are lost or the bridge stops).
+pub async fn refill(links: Arc<Links>, which: fn(&Links) -> &ReplyPool) {
+    let pool = which(&links);
     if pool.size == 0 {
         return std::future::pending().await;
     }
+    let grace = pool.grace;
     loop {
         while pool.len() < pool.size {
-            let name = format!("pool-{}", uuid::Uuid::new_v4().simple());
-            match ReplySub::open(links.clone(), &name, Duration::ZERO, None, DECLARE_LIMIT).await {
+            let name = if grace.is_zero() {
+                format!("pool-{}", uuid::Uuid::new_v4().simple())
+            } else {
+                crate::resume::new_session_id()
+            };
+            match ReplySub::open(links.clone(), &name, grace, None, DECLARE_LIMIT).await {
                 Ok(sub) => pool.lock().push(sub),
                 Err(e) => {
-                    warn!(error = %e, "cannot declare a pooled reply queue; retrying");
+                    warn!(error = %e, resumable = !grace.is_zero(), "cannot declare a pooled reply queue; retrying");
                     tokio::time::sleep(RETRY).await;
                 }
             }
         }
-        debug!(ready = pool.size, "reply queue pool full");
+        debug!(
+            ready = pool.size,
+            resumable = !grace.is_zero(),
+            "reply queue pool full"
+        );
         pool.taken.notified().await;
     }
 }

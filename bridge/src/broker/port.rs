@@ -96,6 +96,20 @@ pub trait Replies: Send {
     fn detach(self: Box<Self>) -> Boxed<'static, ()>;
     /// Ends the session's queue.
     fn close(self: Box<Self>) -> Boxed<'static, ()>;
+    /// False for a resumable session's queue from the pool until its lease is held.
+    fn holds_lease(&self) -> bool {
+        true
+    }
+    /// Declares and holds the lease `name` on this queue within `limit`.
+    fn hold_lease<'a>(
+        &'a mut self,
+        name: &'a str,
+        grace: Duration,
+        limit: Duration,
+    ) -> Boxed<'a, Result<(), BridgeError>> {
+        let _ = (name, grace, limit);
+        Box::pin(std::future::ready(Ok(())))
+    }
 }
 
 impl Port for Broker {
@@ -202,5 +216,18 @@ impl Replies for ReplySub {
 
     fn close(self: Box<Self>) -> Boxed<'static, ()> {
         Box::pin(ReplySub::close(*self))
+    }
+
+    fn holds_lease(&self) -> bool {
+        ReplySub::holds_lease(self)
+    }
+
+    fn hold_lease<'a>(
+        &'a mut self,
+        name: &'a str,
+        grace: Duration,
+        limit: Duration,
+    ) -> Boxed<'a, Result<(), BridgeError>> {
+        Box::pin(ReplySub::hold_lease(self, name, grace, limit))
     }
 }

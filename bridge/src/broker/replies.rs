@@ -18,7 +18,7 @@ use tracing::debug;
 
 use super::Links;
 use super::lease::Lease;
-use super::subscribe::{Late, consume};
+use super::subscribe::{Late, consume, failed};
 use crate::error::BridgeError;
 
 /// Prefix of every reply queue name.
@@ -144,6 +144,45 @@ impl ReplySub {
     /// The queue name workers reply to.
     pub fn queue(&self) -> &str {
         &self.queue
+    }
+
+    /// True once this queue's consumer holds a lease (always for a resumable session's queue
+    /// except one from the pool before its first request).
+    pub fn holds_lease(&self) -> bool {
+        self.lease.is_some()
+    }
+
+    /// Declares the lease `name` and holds it on this queue's consume channel, within
+    /// `limit`: a resumable session whose queue came from the pool, on its first request.
+    /// Past the limit the steps finish on [`Links::tasks`] and the lease is let go of (its
+    /// `x-expires` ends it); the next request tries again.
+    pub async fn hold_lease(
+        &mut self,
+        name: &str,
+        grace: Duration,
+        limit: Duration,
+    ) -> Result<(), BridgeError> {
+        let (links, channel, name) = (self.links.clone(), self.channel.clone(), name.to_owned());
+        let mut steps = Box::pin(async move {
+            let declare = links.declare_channel(&name).await?;
+            Lease::declare(&declare, &name, grace, links.reply_queue_type).await?;
+            Lease::consume(&channel, &name).await
+        });
+        match tokio::time::timeout(limit, &mut steps).await {
+            Ok(Ok(lease)) => {
+                self.lease = Some(lease);
+                Ok(())
+            }
+            Ok(Err(e)) => Err(failed(&self.links, e)),
+            Err(_) => {
+                self.links.tasks.spawn(async move {
+                    if let Ok(lease) = steps.await {
+                        lease.release().await;
+                    }
+                });
+                Err(Late::Timeout(limit).error("lease declare timed out"))
+            }
+        }
     }
 
     /// The id of the consume channel the replies arrive on (logs and tests).

@@ -30,7 +30,7 @@ pub(super) enum Late {
 }
 
 impl Late {
-    fn error(self, what: &str) -> BridgeError {
+    pub(super) fn error(self, what: &str) -> BridgeError {
         match self {
             Late::Timeout(limit) => BridgeError::Timeout(limit.as_millis() as u64),
             Late::Unavailable => BridgeError::BrokerUnavailable(what.into()),
@@ -158,7 +158,7 @@ async fn steps(
 /// A step failed. A channel error (a queue declared elsewhere with other arguments) ends this
 /// channel alone: it is replaced on its next use. Only a dead connection (which the manager
 /// also hears of) reconnects everything.
-fn failed(links: &Links, e: lapin::Error) -> BridgeError {
+pub(super) fn failed(links: &Links, e: lapin::Error) -> BridgeError {
     if !links.connected() {
         links.mark_lost("consume connection closed");
     }

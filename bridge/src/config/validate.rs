@@ -29,6 +29,9 @@ impl Config {
         if self.reply_queue_pool > 100_000 {
             return Err("--reply-queue-pool must be at most 100000".into());
         }
+        if self.resumable_queue_pool > 100_000 {
+            return Err("--resumable-queue-pool must be at most 100000".into());
+        }
         if self.default_timeout.is_zero() || self.max_timeout.is_zero() {
             return Err("--default-timeout and --max-timeout must be positive".into());
         }

@@ -19,7 +19,7 @@ use super::resume::take_over;
 use crate::Shared;
 use crate::auth::Identity;
 use crate::auth::rpc::Peer;
-use crate::broker::port::Replies;
+use crate::broker::port::{self, Replies};
 use crate::config::Config;
 use crate::error::BridgeError;
 use crate::frames::error_frame;
@@ -210,10 +210,19 @@ async fn open(
         return Ok((opened, Some(next), true));
     }
     let token = resume::new_token();
-    let id = resume::new_session_id();
-    info!(session = %id, client, user, "session opened (resumable)");
+    // A queue from the pool comes with its session id; its first request holds the lease.
+    let pooled = shared
+        .broker
+        .current()
+        .and_then(|l| l.resumable_pool.take_session());
+    let (id, reply) = match pooled {
+        Some((id, sub)) => (id, Some(port::boxed(sub))),
+        None => (resume::new_session_id(), None),
+    };
+    info!(session = %id, client, user, pooled = reply.is_some(), "session opened (resumable)");
     let lease = resume::lease_queue(user, &id, &token);
-    let opened = Opened::new(shared, id, Some(lease), identity);
+    let mut opened = Opened::new(shared, id, Some(lease), identity);
+    opened.reply = reply;
     Ok((opened, Some(token), false))
 }
 

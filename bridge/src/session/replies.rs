@@ -61,6 +61,20 @@ impl ReplyQueue {
         self.sub.as_ref().map(|s| s.queue())
     }
 
+    /// Holds the lease `name` on the consumer, unless it holds one (a resumable session's
+    /// queue from the pool holds none until its first request).
+    async fn hold_lease(
+        &mut self,
+        name: &str,
+        grace: Duration,
+        limit: Duration,
+    ) -> Result<(), BridgeError> {
+        match &mut self.sub {
+            Some(sub) if !sub.holds_lease() => sub.hold_lease(name, grace, limit).await,
+            _ => Ok(()),
+        }
+    }
+
     /// The queue's name while its consumer's broker links are up.
     fn live_name(&self) -> Option<&str> {
         self.sub.as_ref().filter(|s| s.is_live()).map(|s| s.queue())
@@ -152,12 +166,20 @@ impl Session {
             // (and the replies it held for what is pending) survived the broker's outage.
             Box::pin(self.rebind(links)).await;
         }
-        if let Some(name) = self.replies.live_name() {
-            return Ok(name.to_owned());
+        let grace = self.shared.config.session_grace;
+        if self.replies.live_name().is_some() {
+            // A resumable session whose queue came from the pool holds its token's lease
+            // before its first request is published: until then a resume opens a new session,
+            // and an unpublished request is sent again there.
+            if let Some(r) = &self.resume {
+                self.replies.hold_lease(&r.lease, grace, budget).await?;
+            }
+            if let Some(name) = self.replies.live_name() {
+                return Ok(name.to_owned());
+            }
         }
         // A resumable session's queue is named for the session, which a resume looks up; a
         // plain one may come from the pool.
-        let grace = self.shared.config.session_grace;
         let resumable = self.resume.as_ref().map(|r| (r.lease.as_str(), grace));
         let opened = route.clone().replies(&self.id, resumable, budget).await;
         let sub = match opened {

@@ -100,25 +100,7 @@ async fn a_plain_sessions_reply_queue_is_exclusive_to_the_bridge() {
 #[tokio::test]
 async fn plain_sessions_take_pooled_reply_queues_and_the_pool_refills() {
     let bridge = TestBridge::start(|c| c.reply_queue_pool = 2).await;
-    let pool_at = |n: u32| {
-        let admin = bridge.admin;
-        async move {
-            let want = format!("ferry_reply_queue_pool_ready {n}\n");
-            let deadline = tokio::time::Instant::now() + crate::support::STEP;
-            loop {
-                let metrics = crate::support::http_get(admin, "/metrics").await;
-                if metrics.contains(&want) {
-                    return;
-                }
-                assert!(
-                    tokio::time::Instant::now() < deadline,
-                    "{want:?} not in {metrics}"
-                );
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-    };
-    pool_at(2).await;
+    bridge.until_metric("ferry_reply_queue_pool_ready 2").await;
     let mut worker = Worker::start(&unique("pool")).await;
     let mut client = Client::connect(&bridge.url()).await;
     client.request("1", &worker.queue, b"hi", Some(5_000)).await;
@@ -130,7 +112,8 @@ async fn plain_sessions_take_pooled_reply_queues_and_the_pool_refills() {
     );
     worker.reply(&d, b"ok").await;
     assert_eq!(client.recv().await.reply(), ("1".into(), b"ok".to_vec()));
-    pool_at(2).await; // the one taken was replaced
+    // The one taken was replaced.
+    bridge.until_metric("ferry_reply_queue_pool_ready 2").await;
     client.ws.close(None).await.unwrap();
     drop(client);
     bridge.until("session gone", |s| s.sessions == 0).await;

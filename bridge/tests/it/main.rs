@@ -24,6 +24,7 @@ mod load;
 mod ops;
 mod reconnect;
 mod reply_consume;
+mod resumable_pool;
 mod resume;
 mod session_restart;
 mod tls;

@@ -32,6 +32,7 @@ async fn links() -> (Arc<Links>, CancellationToken, tokio::task::JoinHandle<()>)
         cancel_exchange: String::new(),
         reply_queue_type: ReplyQueueType::Classic,
         reply_pool: 0,
+        resumable_pool: (0, Duration::ZERO),
         counters: stats.broker_counters(),
     };
     let (broker, task) = Broker::start(settings, stop.clone());

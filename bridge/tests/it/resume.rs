@@ -9,7 +9,7 @@ use crate::support::{Client, STEP, TestBridge, Worker, unique};
 use ferry_protocol::{Ack, Attach, Frame, Hello};
 
 /// A HELLO that asks for a resumable session (and resumes `resume` with its token).
-fn hello<'a>(resume: Option<(&'a str, &'a str)>, attach: Vec<Attach<'a>>) -> Hello<'a> {
+pub(crate) fn hello<'a>(resume: Option<(&'a str, &'a str)>, attach: Vec<Attach<'a>>) -> Hello<'a> {
     Hello {
         client: Some("resume-tests"),
         resume: resume.map(|r| r.0),
@@ -20,7 +20,7 @@ fn hello<'a>(resume: Option<(&'a str, &'a str)>, attach: Vec<Attach<'a>>) -> Hel
     }
 }
 
-fn attach<'a>(id: &'a str, destination: &'a str) -> Attach<'a> {
+pub(crate) fn attach<'a>(id: &'a str, destination: &'a str) -> Attach<'a> {
     Attach {
         id,
         timeout_ms: 10_000,
@@ -262,7 +262,7 @@ async fn a_client_without_acks_gets_no_resume_token() {
 }
 
 /// Whether a queue exists, by a passive declare on a channel of its own.
-async fn declared(name: &str) -> bool {
+pub(crate) async fn declared(name: &str) -> bool {
     let conn = lapin::Connection::connect(
         crate::support::amqp_url(),
         lapin::ConnectionProperties::default(),

@@ -117,6 +117,23 @@ impl TestBridge {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
+
+    /// Waits (polling `/metrics`) until it has the line `want` (e.g. a pool's gauge).
+    pub async fn until_metric(&self, want: &str) {
+        let want = format!("{want}\n");
+        let deadline = tokio::time::Instant::now() + STEP;
+        loop {
+            let metrics = http_get(self.admin, "/metrics").await;
+            if metrics.contains(&want) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{want:?} not in {metrics}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
 
 impl Drop for TestBridge {
