@@ -223,7 +223,11 @@ impl Session {
                 }
                 Some(()) = self.notices.next() => Flow::Continue,
                 _ = &mut accept_tick, if self.resume.as_ref().is_some_and(|r| !r.accepted.is_empty()) => {
-                    self.flush_accepted().await;
+                    if !self.flush_accepted().await {
+                        // The lease is on its way: look again after another delay.
+                        let at = tokio::time::Instant::now() + accepted::ACCEPT_DELAY;
+                        accept_tick.as_mut().reset(at);
+                    }
                     Flow::Continue
                 }
                 Some((id, seq, result)) = self.publishes.next() => {
@@ -352,7 +356,7 @@ impl Session {
     /// reported (ACCEPTED) first, so the resume sends again only what it may not have.
     async fn hand_over(&mut self) {
         self.settle_publishes().await;
-        self.flush_accepted().await;
+        let _ = self.flush_accepted().await;
         let why = "bridge restarting; resume the session";
         self.out.close(CloseCode::Restart, why).await;
     }

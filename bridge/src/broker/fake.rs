@@ -53,6 +53,8 @@ struct State {
     next_tag: DeliveryTag,
     /// Every publish fails with this, when set.
     refuse: Option<fn() -> BridgeError>,
+    /// Sessions' leases are on their way (not yet held).
+    leases_late: bool,
     seen: Seen,
 }
 
@@ -84,6 +86,11 @@ impl Fake {
     /// The broker goes away (`false`) or comes back.
     pub fn set_up(&self, up: bool) {
         self.state().down = !up;
+    }
+
+    /// Leases are on their way (`true`: no session holds its lease) or held.
+    pub fn leases_late(&self, late: bool) {
+        self.state().leases_late = late;
     }
 
     /// Every publish from now on fails with `error()` (`None`: confirmed again).
@@ -253,5 +260,9 @@ impl Replies for FakeReplies {
 
     fn close(self: Box<Self>) -> Boxed<'static, ()> {
         self.end()
+    }
+
+    fn lease_ready(&mut self) -> bool {
+        !self.fake.state().leases_late
     }
 }

@@ -97,18 +97,12 @@ pub trait Replies: Send {
     /// Ends the session's queue.
     fn close(self: Box<Self>) -> Boxed<'static, ()>;
     /// False for a resumable session's queue from the pool until its lease is held.
-    fn holds_lease(&self) -> bool {
+    fn lease_ready(&mut self) -> bool {
         true
     }
-    /// Declares and holds the lease `name` on this queue within `limit`.
-    fn hold_lease<'a>(
-        &'a mut self,
-        name: &'a str,
-        grace: Duration,
-        limit: Duration,
-    ) -> Boxed<'a, Result<(), BridgeError>> {
-        let _ = (name, grace, limit);
-        Box::pin(std::future::ready(Ok(())))
+    /// Starts holding the lease `name` in the background, unless one is held or on its way.
+    fn start_lease(&mut self, name: &str, grace: Duration) {
+        let _ = (name, grace);
     }
 }
 
@@ -218,16 +212,11 @@ impl Replies for ReplySub {
         Box::pin(ReplySub::close(*self))
     }
 
-    fn holds_lease(&self) -> bool {
-        ReplySub::holds_lease(self)
+    fn lease_ready(&mut self) -> bool {
+        ReplySub::lease_ready(self)
     }
 
-    fn hold_lease<'a>(
-        &'a mut self,
-        name: &'a str,
-        grace: Duration,
-        limit: Duration,
-    ) -> Boxed<'a, Result<(), BridgeError>> {
-        Box::pin(ReplySub::hold_lease(self, name, grace, limit))
+    fn start_lease(&mut self, name: &str, grace: Duration) {
+        ReplySub::start_lease(self, name, grace);
     }
 }

@@ -39,7 +39,12 @@ pub struct ReplySub {
     pub(super) consumer: Consumer,
     pub(super) links: Arc<Links>,
     pub(super) lease: Option<Lease>,
+    /// A lease being declared and held in the background ([`ReplySub::start_lease`]).
+    pub(super) lease_task: Option<LeaseTask>,
 }
+
+/// The background declare and hold of a pooled session's lease, on [`Links::tasks`].
+pub(super) type LeaseTask = tokio::task::JoinHandle<Result<Lease, BridgeError>>;
 
 /// What a resume found.
 pub enum Resumed {
@@ -146,41 +151,76 @@ impl ReplySub {
         &self.queue
     }
 
-    /// True once this queue's consumer holds a lease (always for a resumable session's queue
-    /// except one from the pool before its first request).
-    pub fn holds_lease(&self) -> bool {
-        self.lease.is_some()
-    }
-
-    /// Declares the lease `name` and holds it on this queue's consume channel, within
-    /// `limit`: a resumable session whose queue came from the pool, on its first request.
-    /// Past the limit the steps finish on [`Links::tasks`] and the lease is let go of (its
-    /// `x-expires` ends it); the next request tries again.
-    pub async fn hold_lease(
-        &mut self,
-        name: &str,
-        grace: Duration,
-        limit: Duration,
-    ) -> Result<(), BridgeError> {
-        let (links, channel, name) = (self.links.clone(), self.channel.clone(), name.to_owned());
-        let mut steps = Box::pin(async move {
-            let declare = links.declare_channel(&name).await?;
-            Lease::declare(&declare, &name, grace, links.reply_queue_type).await?;
-            Lease::consume(&channel, &name).await
-        });
-        match tokio::time::timeout(limit, &mut steps).await {
+    /// True once this queue's consumer holds a lease: at once for a resumable session's
+    /// queue, except one from the pool, whose lease [`ReplySub::start_lease`] declares in the
+    /// background. A lease held meanwhile is taken up here.
+    pub fn lease_ready(&mut self) -> bool {
+        if self.lease.is_some() {
+            return true;
+        }
+        let Some(task) = self.lease_task.as_mut() else {
+            return false;
+        };
+        let Some(done) = task.now_or_never() else {
+            return false;
+        };
+        self.lease_task = None;
+        match done {
             Ok(Ok(lease)) => {
                 self.lease = Some(lease);
-                Ok(())
+                true
             }
-            Ok(Err(e)) => Err(failed(&self.links, e)),
+            // The next request starts it again.
+            Ok(Err(e)) => {
+                tracing::warn!(queue = %self.queue, error = %e, "lease declare failed");
+                false
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Starts declaring the lease `name` and holding it on this queue's consume channel, in
+    /// the background (a resumable session whose queue came from the pool, on its first
+    /// request: the request is published meanwhile, and its ACCEPTED waits for the lease).
+    /// Nothing when a lease is held or on its way.
+    pub fn start_lease(&mut self, name: &str, grace: Duration) {
+        if self.lease_ready() || self.lease_task.is_some() {
+            return;
+        }
+        let (links, channel, name) = (self.links.clone(), self.channel.clone(), name.to_owned());
+        self.lease_task = Some(self.links.tasks.spawn(async move {
+            let steps = async {
+                let declare = links.declare_channel(&name).await?;
+                Lease::declare(&declare, &name, grace, links.reply_queue_type).await?;
+                Lease::consume(&channel, &name).await
+            };
+            match tokio::time::timeout(OP_TIMEOUT, steps).await {
+                Ok(held) => held.map_err(|e| failed(&links, e)),
+                Err(_) => Err(Late::Unavailable.error("lease declare timed out")),
+            }
+        }));
+    }
+
+    /// Waits (bounded) for a lease still on its way, so that detaching releases it and
+    /// closing deletes it; past the bound, the task does so itself when it ends.
+    async fn settle_lease_task(&mut self, delete: bool) {
+        let Some(task) = self.lease_task.take() else {
+            return;
+        };
+        let mut task = Box::pin(task);
+        match tokio::time::timeout(OP_TIMEOUT, &mut task).await {
+            Ok(Ok(Ok(lease))) => self.lease = Some(lease),
+            Ok(_) => {}
             Err(_) => {
+                let links = self.links.clone();
                 self.links.tasks.spawn(async move {
-                    if let Ok(lease) = steps.await {
+                    if let Ok(Ok(lease)) = task.await {
+                        if delete {
+                            Lease::delete(&links, lease.name()).await;
+                        }
                         lease.release().await;
                     }
                 });
-                Err(Late::Timeout(limit).error("lease declare timed out"))
             }
         }
     }
@@ -235,6 +275,7 @@ impl ReplySub {
         if !self.is_live() {
             return;
         }
+        self.settle_lease_task(false).await;
         let tag = self.consumer.tag();
         let cancel = self
             .channel
@@ -273,6 +314,7 @@ impl ReplySub {
         if !self.is_live() {
             return;
         }
+        self.settle_lease_task(true).await;
         if let Some(lease) = self.lease.take() {
             let _ =
                 tokio::time::timeout(OP_TIMEOUT, Lease::delete(&self.links, lease.name())).await;

@@ -134,6 +134,7 @@ async fn steps(
         consumer,
         links,
         lease: None,
+        lease_task: None,
     };
     if let Some(name) = lease {
         match Lease::consume(&sub.channel, &name).await {

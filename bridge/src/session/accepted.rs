@@ -66,10 +66,18 @@ impl Session {
         r.accepted.len() == 1
     }
 
-    /// Sends one ACCEPTED frame with the noted requests still pending.
-    pub(super) async fn flush_accepted(&mut self) {
+    /// Sends one ACCEPTED frame with the noted requests still pending; false (nothing sent,
+    /// the noted kept) while the session's lease is on its way: a request reported ACCEPTED
+    /// is one a resume must find, and a resume needs the lease.
+    pub(super) async fn flush_accepted(&mut self) -> bool {
+        if self.resume.is_none() {
+            return true;
+        }
+        if !self.replies.lease_ready() {
+            return false;
+        }
         let Some(r) = &mut self.resume else {
-            return;
+            return true;
         };
         let noted = std::mem::take(&mut r.accepted);
         let ids: Vec<&str> = noted
@@ -81,5 +89,6 @@ impl Session {
         if !ids.is_empty() {
             self.out.send(Frame::Accepted(Ack { ids }).encode()).await;
         }
+        true
     }
 }

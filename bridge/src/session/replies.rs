@@ -61,18 +61,17 @@ impl ReplyQueue {
         self.sub.as_ref().map(|s| s.queue())
     }
 
-    /// Holds the lease `name` on the consumer, unless it holds one (a resumable session's
-    /// queue from the pool holds none until its first request).
-    async fn hold_lease(
-        &mut self,
-        name: &str,
-        grace: Duration,
-        limit: Duration,
-    ) -> Result<(), BridgeError> {
-        match &mut self.sub {
-            Some(sub) if !sub.holds_lease() => sub.hold_lease(name, grace, limit).await,
-            _ => Ok(()),
+    /// Starts holding the lease `name` on the consumer, unless it holds one or one is on its
+    /// way (a resumable session's queue from the pool holds none until its first request).
+    fn start_lease(&mut self, name: &str, grace: Duration) {
+        if let Some(sub) = &mut self.sub {
+            sub.start_lease(name, grace);
         }
+    }
+
+    /// False while the consumer's lease is on its way: the session's ACCEPTED frames wait.
+    pub(super) fn lease_ready(&mut self) -> bool {
+        self.sub.as_mut().is_none_or(|s| s.lease_ready())
     }
 
     /// The queue's name while its consumer's broker links are up.
@@ -167,16 +166,16 @@ impl Session {
             Box::pin(self.rebind(links)).await;
         }
         let grace = self.shared.config.session_grace;
-        if self.replies.live_name().is_some() {
-            // A resumable session whose queue came from the pool holds its token's lease
-            // before its first request is published: until then a resume opens a new session,
-            // and an unpublished request is sent again there.
+        if let Some(name) = self.replies.live_name() {
+            let name = name.to_owned();
+            // A resumable session whose queue came from the pool starts holding its token's
+            // lease with its first request, which is published meanwhile; its ACCEPTED frames
+            // wait for the lease (`flush_accepted`), so a resume before then opens a new
+            // session and the client sends the request again there.
             if let Some(r) = &self.resume {
-                self.replies.hold_lease(&r.lease, grace, budget).await?;
+                self.replies.start_lease(&r.lease, grace);
             }
-            if let Some(name) = self.replies.live_name() {
-                return Ok(name.to_owned());
-            }
+            return Ok(name);
         }
         // A resumable session's queue is named for the session, which a resume looks up; a
         // plain one may come from the pool.

@@ -1,6 +1,7 @@
 //! `--resumable-queue-pool`: a new resumable session takes a reply queue declared ahead (its
-//! session id is the queue's), holds its token's lease with its first request, and resumes
-//! like any other; one closed before its first request leaves nothing behind.
+//! session id is the queue's), starts holding its token's lease with its first request (its
+//! ACCEPTED waits for the lease), and resumes like any other; one closed before its first
+//! request leaves nothing behind.
 
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -31,7 +32,9 @@ async fn a_pooled_session_holds_its_lease_with_its_first_request_and_resumes_els
     let req = worker.next().await;
     let reply_to = req.properties.reply_to().clone().unwrap().to_string();
     assert_eq!(reply_to, queue);
-    assert!(declared(&lease).await, "the first request holds the lease");
+    // The lease is held in the background; ACCEPTED waits for it.
+    c.until_accepted().await;
+    assert!(declared(&lease).await, "ACCEPTED came before the lease");
     a.until_metric("ferry_resumable_queue_pool_ready 2").await;
 
     // Bridge A goes away; the reply waits in the pooled queue for the resume on B.

@@ -99,6 +99,15 @@ fn shared(fake: &Arc<Fake>, args: &[&str]) -> Arc<Shared> {
 impl Harness {
     /// A session opened (HELLO answered by WELCOME) on a bridge with `args`.
     pub(super) async fn open(args: &[&str]) -> Self {
+        Self::open_with(args, false).await
+    }
+
+    /// A resumable session (the client ACKs final replies) on a bridge with `args`.
+    pub(super) async fn open_resumable(args: &[&str]) -> Self {
+        Self::open_with(args, true).await
+    }
+
+    async fn open_with(args: &[&str], acks: bool) -> Self {
         let fake = Fake::new();
         let shared = shared(&fake, args);
         let (to_bridge, rx) = mpsc::channel(1024);
@@ -118,6 +127,7 @@ impl Harness {
         };
         let hello = Hello {
             client: Some("session-test"),
+            acks,
             ..Hello::default()
         };
         h.send(Frame::Hello(hello).encode()).await;
@@ -169,6 +179,18 @@ impl Harness {
                 Ok(Some(Message::Binary(b))) => return b.to_vec(),
                 Ok(Some(Message::Ping(_) | Message::Pong(_))) => {}
                 other => panic!("expected a frame, got {other:?}"),
+            }
+        }
+    }
+
+    /// True when no frame (pings aside) comes within `wait`: only to prove an absence.
+    pub(super) async fn nothing_within(&mut self, wait: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match tokio::time::timeout_at(deadline, self.from_bridge.recv()).await {
+                Err(_) => return true,
+                Ok(Some(Message::Ping(_) | Message::Pong(_))) => {}
+                Ok(_) => return false,
             }
         }
     }

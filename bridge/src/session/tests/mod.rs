@@ -197,3 +197,25 @@ async fn the_request_rate_limit_refuses_past_the_burst() {
     assert_eq!(h.error().await, (Some("c".into()), ErrorCode::RateLimited));
     assert_eq!(h.pending(), 2);
 }
+
+/// A request reported ACCEPTED is one a resume must find, and a resume needs the session's
+/// lease: while it is on its way (a session whose queue came from the pool, on its first
+/// request), ACCEPTED waits, and comes once the lease is held.
+#[tokio::test]
+async fn accepted_waits_for_the_sessions_lease() {
+    let mut h = Harness::open_resumable(&[]).await;
+    h.fake.leases_late(true);
+    h.request("r1", Some(30_000), b"x").await;
+    let _call = h.fake.published().await;
+    let delay = crate::session::accepted::ACCEPT_DELAY;
+    assert!(
+        h.nothing_within(delay * 3).await,
+        "no ACCEPTED before the lease"
+    );
+    h.fake.leases_late(false);
+    let f = h.next().await;
+    match Frame::decode_from_bridge(&f) {
+        Ok(Frame::Accepted(a)) => assert_eq!(a.ids, vec!["r1"]),
+        other => panic!("expected ACCEPTED, got {other:?}"),
+    }
+}

@@ -290,6 +290,23 @@ impl Client {
         }
     }
 
+    /// Waits (within the step timeout) for the next ACCEPTED frame; a data frame before it
+    /// fails the test.
+    pub async fn until_accepted(&mut self) {
+        let before = self.accepted;
+        let deadline = tokio::time::Instant::now() + STEP;
+        while self.accepted == before {
+            match tokio::time::timeout_at(deadline, self.ws.next()).await {
+                Err(_) => panic!("no ACCEPTED within {STEP:?}"),
+                Ok(Some(Ok(Message::Binary(b)))) if b.first() == Some(&ACCEPTED) => {
+                    self.accepted += 1;
+                }
+                Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => {}
+                Ok(other) => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+
     /// Waits for the close frame and returns it.
     pub async fn closed(&mut self) -> Option<CloseFrame> {
         closed(&mut self.ws).await
