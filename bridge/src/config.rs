@@ -86,9 +86,9 @@ pub struct Config {
 
     /// Reply queues for resumable sessions kept declared and consumed ahead of demand: a new
     /// resumable session takes one (its session id is the queue's), so its first request
-    /// declares only the lease of its resume token. Each ready queue is an idle durable queue
-    /// on the broker that expires `--session-grace` after this bridge stops consuming it.
-    /// `0`: each session declares its own.
+    /// waits for no declare (its resume token's lease is declared in the background). Each
+    /// ready queue is an idle durable queue on the broker that expires `--session-grace` after
+    /// this bridge stops consuming it. `0`: each session declares its own.
     #[arg(long, env = "FERRY_RESUMABLE_QUEUE_POOL", default_value_t = 0)]
     pub resumable_queue_pool: usize,
 

@@ -1,10 +1,7 @@
 //! Every reply reaches exactly the socket that asked: same ids on two sockets, and a socket
 //! that closes with requests in flight leaves nothing behind.
 
-use std::time::Duration;
-
 use crate::support::{Client, TestBridge, Worker, unique};
-use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
 
 #[tokio::test]
@@ -59,7 +56,7 @@ async fn closing_with_requests_in_flight_releases_everything() {
         .await;
     bridge.until("session gone", |s| s.sessions == 0).await;
 
-    queue_gone(&worker.conn, &reply_queue).await;
+    crate::resume::until_undeclared(&reply_queue, "the reply queue").await;
     // Late replies go nowhere (the queue is gone) and nothing else is disturbed.
     for d in &deliveries {
         worker.reply(d, b"late").await;
@@ -117,31 +114,5 @@ async fn plain_sessions_take_pooled_reply_queues_and_the_pool_refills() {
     client.ws.close(None).await.unwrap();
     drop(client);
     bridge.until("session gone", |s| s.sessions == 0).await;
-    queue_gone(&worker.conn, &reply_queue).await;
-}
-
-/// Waits until `queue` is deleted (a passive declare on a fresh channel gets 404), polling:
-/// the broker tells nobody.
-async fn queue_gone(conn: &lapin::Connection, queue: &str) {
-    let deadline = tokio::time::Instant::now() + crate::support::STEP;
-    loop {
-        let ch = conn.create_channel().await.unwrap();
-        let opts = QueueDeclareOptions {
-            passive: true,
-            ..QueueDeclareOptions::default()
-        };
-        if ch
-            .queue_declare(queue.into(), opts, FieldTable::default())
-            .await
-            .is_err()
-        {
-            return;
-        }
-        let _ = ch.close(200, "".into()).await;
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "reply queue {queue} still exists"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    crate::resume::until_undeclared(&reply_queue, "the reply queue").await;
 }

@@ -6,8 +6,8 @@
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use crate::resume::{attach, declared, hello};
-use crate::support::{Client, STEP, TestBridge, Worker, unique};
+use crate::resume::{attach, declared, hello, until_undeclared};
+use crate::support::{Client, TestBridge, Worker, unique};
 use ferry_bridge::resume::lease_queue;
 use ferry_protocol::{Ack, Frame};
 
@@ -68,12 +68,5 @@ async fn a_pooled_session_closed_before_its_first_request_deletes_its_queue() {
     };
     c.ws.close(Some(normal)).await.unwrap();
     // No lease was ever held, so nobody can resume it: the queue goes at once.
-    let deadline = tokio::time::Instant::now() + STEP;
-    while declared(&queue).await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the pooled queue was left behind"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    until_undeclared(&queue, "the pooled queue").await;
 }

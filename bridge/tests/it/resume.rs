@@ -262,6 +262,19 @@ async fn a_client_without_acks_gets_no_resume_token() {
 }
 
 /// Whether a queue exists, by a passive declare on a channel of its own.
+/// Waits (polling a passive declare: the broker tells nobody) until the queue `name` is
+/// gone; `what` names it in the failure.
+pub(crate) async fn until_undeclared(name: &str, what: &str) {
+    let deadline = tokio::time::Instant::now() + STEP;
+    while declared(name).await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what} was left behind"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 pub(crate) async fn declared(name: &str) -> bool {
     let conn = lapin::Connection::connect(
         crate::support::amqp_url(),
@@ -320,14 +333,7 @@ async fn a_resume_spends_its_token_and_a_closed_session_leaves_no_lease() {
     };
     c3.ws.close(Some(normal)).await.unwrap();
     // The lease goes at once: the session can no longer be resumed.
-    let deadline = tokio::time::Instant::now() + STEP;
-    while declared(&lease).await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the lease was left behind"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_undeclared(&lease, "the lease").await;
     // The queue expires with the grace period (the broker sweeps expired queues on a timer).
     // Watched with rabbitmqctl: a passive declare would count as a use and renew it.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
