@@ -215,7 +215,11 @@ impl Bridge {
             cancel_exchange: config.cancel_exchange.clone(),
             reply_queue_type: config.reply_queue_type,
             reply_pool: config.reply_queue_pool,
-            resumable_pool: (config.resumable_queue_pool, config.session_grace),
+            // With no grace period no session is resumable: nothing to keep ready.
+            resumable_pool: match config.session_grace.is_zero() {
+                true => (0, config.session_grace),
+                false => (config.resumable_queue_pool, config.session_grace),
+            },
             counters: stats.broker.clone(),
         };
         let (broker, broker_task) = Broker::start(settings, broker_stop.clone());

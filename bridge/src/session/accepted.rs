@@ -74,6 +74,11 @@ impl Session {
             return true;
         }
         if !self.replies.lease_ready() {
+            // Kept for when it is held, but only what is still pending: a session whose
+            // lease keeps failing notes no more than its requests in flight.
+            if let Some(r) = &mut self.resume {
+                r.accepted.retain(|id| self.pending.contains(id));
+            }
             return false;
         }
         let Some(r) = &mut self.resume else {
