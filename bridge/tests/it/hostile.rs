@@ -501,8 +501,6 @@ async fn a_failed_publish_channel_is_replaced_alone() {
 
 #[tokio::test]
 async fn resumes_racing_their_sessions_close_cost_nobody_else() {
-    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
     let queue = unique("hostile.race");
     let (_w, _task) = echo_worker(&queue).await;
     let b = TestBridge::start(|_| {}).await;
@@ -534,11 +532,7 @@ async fn resumes_racing_their_sessions_close_cost_nobody_else() {
         if round % 2 == 0 {
             tokio::task::yield_now().await;
         }
-        let normal = CloseFrame {
-            code: CloseCode::Normal,
-            reason: "".into(),
-        };
-        let _ = a.ws.close(Some(normal)).await;
+        let _ = a.close_normally().await;
         if resume.await.unwrap() {
             outcomes.0 += 1;
         } else {

@@ -1,10 +1,7 @@
 //! `--resumable-queue-pool`: a new resumable session takes a reply queue declared ahead (its
 //! session id is the queue's), starts holding its token's lease with its first request (its
 //! ACCEPTED waits for the lease), and resumes like any other; one closed before its first
-//! request leaves nothing behind.
-
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+//! request leaves nothing behind, even when a client churns them while another is served.
 
 use crate::resume::{attach, declared, hello, until_undeclared};
 use crate::support::{Client, TestBridge, Worker, unique};
@@ -62,11 +59,36 @@ async fn a_pooled_session_closed_before_its_first_request_deletes_its_queue() {
     let (mut c, _, _) = Client::hello(&bridge.url(), hello(None, vec![])).await;
     let queue = format!("ferry.reply.{}", c.session);
     assert!(declared(&queue).await);
-    let normal = CloseFrame {
-        code: CloseCode::Normal,
-        reason: "".into(),
-    };
-    c.ws.close(Some(normal)).await.unwrap();
+    c.close_normally().await.unwrap();
     // No lease was ever held, so nobody can resume it: the queue goes at once.
     until_undeclared(&queue, "the pooled queue").await;
+}
+
+/// A client that opens and closes resumable sessions without a request drains the pool as
+/// fast as it can: each closed session's queue is deleted, the pool refills, and another
+/// client's session keeps being served meanwhile.
+#[tokio::test]
+async fn sessions_churned_without_requests_leave_no_queues_and_others_are_served() {
+    let bridge = TestBridge::start(|c| c.resumable_queue_pool = 2).await;
+    bridge
+        .until_metric("ferry_resumable_queue_pool_ready 2")
+        .await;
+    let q = unique("rchurn");
+    let (_w, _task) = crate::support::echo_worker(&q).await;
+    let (mut steady, _, _) = Client::hello(&bridge.url(), hello(None, vec![])).await;
+    let mut churned = Vec::new();
+    for i in 0..20 {
+        let (mut c, _, _) = Client::hello(&bridge.url(), hello(None, vec![])).await;
+        churned.push(format!("ferry.reply.{}", c.session));
+        c.close_normally().await.unwrap();
+        let id = format!("s{i}");
+        steady.request(&id, &q, b"1", Some(5_000)).await;
+        assert_eq!(steady.recv().await.reply().0, id);
+    }
+    for queue in &churned {
+        until_undeclared(queue, "a churned session's queue").await;
+    }
+    bridge
+        .until_metric("ferry_resumable_queue_pool_ready 2")
+        .await;
 }

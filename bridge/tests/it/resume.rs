@@ -297,8 +297,6 @@ pub(crate) async fn declared(name: &str) -> bool {
 
 #[tokio::test]
 async fn a_resume_spends_its_token_and_a_closed_session_leaves_no_lease() {
-    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
     // A short grace: a closed session's queue is left to expire (never deleted under a
     // resume that may be consuming it), so the test waits for that.
     let bridge = TestBridge::start(|c| c.session_grace = Duration::from_secs(2)).await;
@@ -327,11 +325,7 @@ async fn a_resume_spends_its_token_and_a_closed_session_leaves_no_lease() {
     assert!(resumed);
     let lease = ferry_bridge::resume::lease_queue("", &session, &t2.unwrap());
     assert!(declared(&lease).await);
-    let normal = CloseFrame {
-        code: CloseCode::Normal,
-        reason: "".into(),
-    };
-    c3.ws.close(Some(normal)).await.unwrap();
+    c3.close_normally().await.unwrap();
     // The lease goes at once: the session can no longer be resumed.
     until_undeclared(&lease, "the lease").await;
     // The queue expires with the grace period (the broker sweeps expired queues on a timer).

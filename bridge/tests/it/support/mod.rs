@@ -307,6 +307,17 @@ impl Client {
         }
     }
 
+    /// Closes the socket as a client's `close()` does (1000): the session ends, it is not
+    /// left to be resumed.
+    pub async fn close_normally(&mut self) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+        use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+        let normal = CloseFrame {
+            code: CloseCode::Normal,
+            reason: "".into(),
+        };
+        self.ws.close(Some(normal)).await
+    }
+
     /// Waits for the close frame and returns it.
     pub async fn closed(&mut self) -> Option<CloseFrame> {
         closed(&mut self.ws).await
