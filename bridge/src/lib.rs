@@ -216,9 +216,10 @@ impl Bridge {
             reply_queue_type: config.reply_queue_type,
             reply_pool: config.reply_queue_pool,
             // With no grace period no session is resumable: nothing to keep ready.
-            resumable_pool: match config.session_grace.is_zero() {
-                true => (0, config.session_grace),
-                false => (config.resumable_queue_pool, config.session_grace),
+            resumable_pool: if config.session_grace.is_zero() {
+                (0, config.session_grace)
+            } else {
+                (config.resumable_queue_pool, config.session_grace)
             },
             counters: stats.broker.clone(),
         };

@@ -168,10 +168,13 @@ async fn welcome(
             if out.send(welcome.encode()).await {
                 return Some(opened);
             }
-            // The socket went before WELCOME: let the queue go back to waiting.
+            // The socket went before WELCOME: a resumed session's queue goes back to waiting;
+            // a new one's (from the pool) can never be resumed, so it is deleted.
             shared.holders.release(&opened.id, &opened.claim);
-            if let Some(sub) = opened.reply {
-                sub.detach().await;
+            match opened.reply {
+                Some(sub) if resumed => sub.detach().await,
+                Some(sub) => sub.close().await,
+                None => {}
             }
             None
         }
