@@ -1,5 +1,5 @@
 //! The exported `WasmClient`: what `js/core.js` calls (connect, send, close, the getters), each
-//! turned into an [`Event`] for the machine; [`restore`] is the page-reload half.
+//! turned into an [`Event`] for the machine; `restore` is the page-reload half.
 
 use alloc::rc::Rc;
 use alloc::string::String;

@@ -8,8 +8,10 @@
 //! (`host.rs`) feeds socket, timer and API events in and performs the effects once the machine
 //! is released, so app code a callback runs may call the client again.
 //!
+//! - `events`: the events fed in and the effects handed back.
 //! - `call`: a request or gather from the app: checked, encoded, sent or queued.
 //! - `frames`: what the bridge sends (REPLY, ERROR, PROGRESS, PART, DONE, ACCEPTED).
+//! - `timers`: the one timer, the heartbeat watchdog, and what each deadline does.
 //! - `resume`: the session across sockets: HELLO, WELCOME, drops, reconnects, ACKs, and the
 //!   snapshot a persisted client keeps across page reloads.
 
@@ -19,16 +21,19 @@ use alloc::vec::Vec;
 use ferry_protocol::{ErrorCode, Limits};
 
 use crate::error::Failure;
-use crate::pending::{Pending, TimerAction, TimerPlan};
+use crate::pending::{Pending, TimerPlan};
 
 mod call;
+mod events;
 mod frames;
 mod resume;
 #[cfg(test)]
 mod tests;
+mod timers;
 
 pub use call::Outgoing;
 pub(crate) use call::millis;
+pub use events::{Body, Effect, Event};
 pub use resume::{Restored, Snapshot, SnapshotEntry};
 
 /// Extra time the client waits past a request's timeout for the bridge's own `timeout`.
@@ -82,160 +87,6 @@ pub enum State {
     Reconnecting,
     /// The connection is over; the code is what new requests reject with.
     Ended(ErrorCode),
-}
-
-/// A received body, borrowed from its frame, for the host to decode by content type.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Body<'a> {
-    /// The bytes.
-    pub bytes: &'a [u8],
-    /// Its content type, if the frame had one.
-    pub content_type: Option<&'a str>,
-}
-
-/// Something that happened: the socket, a timer, the runtime or the app.
-pub enum Event<'a, H: Host> {
-    /// The socket opened; `token` is the access token for HELLO.
-    Opened {
-        /// From `connect`'s `token` option.
-        token: Option<String>,
-    },
-    /// A binary message from the bridge.
-    Frame(&'a [u8]),
-    /// A final frame a restored request kept until the app reattached it.
-    Stored(&'a [u8]),
-    /// What the socket's `error` event said (quoted when the socket then closes).
-    SocketError(String),
-    /// The socket closed.
-    Closed {
-        /// The close code.
-        code: u16,
-        /// The close reason.
-        reason: &'a str,
-    },
-    /// The timer fired, the page woke up, or the client started: run what fell due.
-    Timer,
-    /// The reconnect timer fired.
-    Retry,
-    /// Opening the next socket threw.
-    ReconnectFailed,
-    /// The ACKs noted since the last flush are due (once per microtask).
-    FlushAcks,
-    /// The runtime went online (`true`) or offline (`false`).
-    Network(bool),
-    /// A request or a gather from the app.
-    Request(Outgoing<'a, H>),
-    /// A caller's `AbortSignal` fired.
-    Abort(&'a str),
-    /// The app takes over a request restored after a page reload.
-    Reattach {
-        /// The restored request's id.
-        id: &'a str,
-        /// What its caller waits with.
-        call: H::Call,
-        /// Its progress callback.
-        progress: Option<H::Progress>,
-    },
-    /// The app closes the client; `socket_closed`: there is no close event to wait for.
-    Close {
-        /// Settles once the socket closed.
-        closing: H::Closing,
-        /// The socket is already closed.
-        socket_closed: bool,
-    },
-}
-
-/// What the host does, in order, once the machine is released.
-pub enum Effect<'a, H: Host> {
-    /// Send these bytes (one encoded frame) on the socket.
-    Send(Vec<u8>),
-    /// Resolve a request with its reply.
-    Reply {
-        /// The caller.
-        call: H::Call,
-        /// The request's id.
-        id: &'a str,
-        /// The reply.
-        body: Body<'a>,
-    },
-    /// Resolve a gather with its number of parts (`None`: its window closed first).
-    Done {
-        /// The caller.
-        call: H::Call,
-        /// DONE's count.
-        count: Option<u32>,
-    },
-    /// Reject a request.
-    Reject {
-        /// The caller.
-        call: H::Call,
-        /// Why.
-        failure: Failure,
-    },
-    /// A progress message for a request.
-    Progress {
-        /// The request's callback.
-        callback: H::Progress,
-        /// The message.
-        body: Body<'a>,
-    },
-    /// One part of a gather.
-    Part {
-        /// The gather's callback.
-        callback: H::Progress,
-        /// The gather's id.
-        id: &'a str,
-        /// Who replied.
-        replier: Option<&'a str>,
-        /// The part (or a worker error's details).
-        body: Body<'a>,
-        /// A worker's error: its code and message.
-        remote: Option<(&'a str, &'a str)>,
-    },
-    /// The handshake is done: resolve `ready`.
-    Ready(H::Ready),
-    /// The handshake failed: reject `ready`.
-    NotReady {
-        /// What waited.
-        ready: H::Ready,
-        /// Why.
-        failure: Failure,
-    },
-    /// The socket closed (or `close()` waited long enough): resolve `close()`.
-    Closed(H::Closing),
-    /// Re-arm or clear the one timer.
-    Timer(TimerAction),
-    /// Arm the reconnect timer with a random delay in `[0, ceiling_ms)` (full jitter),
-    /// clearing any armed one.
-    ArmRetry {
-        /// The backoff ceiling.
-        ceiling_ms: u64,
-    },
-    /// Clear the reconnect timer.
-    StopRetry,
-    /// Open a socket to the next bridge; feed [`Event::ReconnectFailed`] if that throws.
-    Reconnect,
-    /// Close the socket with a close handshake (if not closing already).
-    CloseSocket {
-        /// The close code.
-        code: u16,
-        /// The close reason.
-        reason: &'static str,
-    },
-    /// Close the socket without waiting for a dead peer's handshake.
-    AbandonSocket,
-    /// Stop listening to the socket's events.
-    Detach,
-    /// Feed [`Event::FlushAcks`] from a microtask.
-    QueueAcks,
-    /// What a persisted client keeps in storage changed.
-    Changed,
-    /// The connection is now `open` or `reconnecting`.
-    State(&'static str),
-    /// The connection is over.
-    Ended(Failure),
-    /// Feed these bytes back as [`Event::Stored`] (a restored request's kept reply).
-    Redeliver(Vec<u8>),
 }
 
 /// A request awaiting its reply.
@@ -393,112 +244,6 @@ impl<H: Host> Machine<H> {
         self.state = State::Ended(ErrorCode::Closed);
         self.settle_all(&Failure::new(ErrorCode::Closed, message), &mut out);
         out
-    }
-
-    /// The one timer follows the earliest deadline; a persisted client's host hears of
-    /// every change.
-    fn rearm(&mut self, now: u64, out: &mut Out<'_, H>) {
-        if core::mem::take(&mut self.dirty) && self.policy.persist {
-            out.push(Effect::Changed);
-        }
-        let mut next = self.pending.next_deadline();
-        let timers = [
-            self.handshake.as_ref().map(|h| h.0),
-            self.attempt_due,
-            self.watch_due,
-            self.closing.as_ref().map(|c| c.0),
-        ];
-        for t in timers.into_iter().flatten() {
-            next = Some(next.map_or(t, |n| n.min(t)));
-        }
-        match self.timer.plan(next, now) {
-            TimerAction::Keep => {}
-            action => out.push(Effect::Timer(action)),
-        }
-    }
-
-    /// Arms the watchdog for a few heartbeats after the last frame (if the bridge beats).
-    pub(crate) fn watch(&mut self) {
-        self.watch_at(self.last_seen + MISSED_HEARTBEATS * u64::from(self.heartbeat_ms));
-    }
-
-    /// Arms the watchdog for `deadline` (if the bridge beats).
-    pub(crate) fn watch_at(&mut self, deadline: u64) {
-        self.watch_due = (self.heartbeat_ms != 0).then_some(deadline);
-    }
-
-    fn on_timer(&mut self, now: u64, out: &mut Out<'_, H>) {
-        self.timer.fired();
-        let mut silent = false;
-        if let Some(due) = self.watch_due.filter(|d| *d <= now) {
-            self.watch_due = None;
-            if matches!(self.state, State::Open) {
-                // Silent for a few heartbeats: the socket is half-open (dead without a close).
-                let beat = u64::from(self.heartbeat_ms);
-                if now.saturating_sub(self.last_seen) < MISSED_HEARTBEATS * beat {
-                    self.watch();
-                } else if now.saturating_sub(due) > beat {
-                    // The timer ran late: the page was frozen or throttled, and what the
-                    // bridge sent meanwhile may still be queued. One more heartbeat for it.
-                    self.watch_at(now + beat);
-                } else {
-                    silent = true;
-                }
-            }
-        }
-        // A reconnect attempt without WELCOME in time: drop it, try the next.
-        if self.attempt_due.is_some_and(|d| d <= now) {
-            self.attempt_due = None;
-            silent = true;
-        }
-        let mut handshake_timed_out = false;
-        if self.handshake.as_ref().is_some_and(|h| h.0 <= now)
-            && let Some((_, ready)) = self.handshake.take()
-        {
-            handshake_timed_out = true;
-            let failure = Failure::new(ErrorCode::Timeout, HANDSHAKE_LATE);
-            out.push(Effect::NotReady { ready, failure });
-        }
-        if self.closing.as_ref().is_some_and(|c| c.0 <= now)
-            && let Some((_, closing)) = self.closing.take()
-        {
-            out.push(Effect::Closed(closing));
-        }
-        let expired = self.pending.take_expired(now);
-        if !expired.is_empty() {
-            self.dirty = true;
-        }
-        for (id, slot) in &expired {
-            match slot {
-                Slot::Request(r) if r.unsent.is_none() => {
-                    out.push(Effect::Send(cancel_frame(id)));
-                }
-                Slot::Parked(p) if p.reply.is_some() => self.ack(id, out),
-                _ => {}
-            }
-        }
-        let late = Failure::new(ErrorCode::Timeout, "no reply before the request's timeout");
-        for (id, slot) in expired {
-            match slot {
-                // A gather's window closing is its normal end (the bridge's DONE was late).
-                Slot::Request(r) if r.gather => out.push(Effect::Done {
-                    call: r.call,
-                    count: None,
-                }),
-                slot => settle(id, slot, &late, out),
-            }
-        }
-        if silent {
-            // Don't wait for a close handshake the dead peer will never answer.
-            out.push(Effect::AbandonSocket);
-            let msg = "the bridge went silent (no heartbeat, or no WELCOME in time)";
-            if !self.dropped(1006, msg, out) {
-                self.end(ErrorCode::Disconnected, msg.into(), out);
-            }
-        }
-        if handshake_timed_out && matches!(self.state, State::Connecting) {
-            self.end(ErrorCode::Timeout, HANDSHAKE_LATE.into(), out);
-        }
     }
 
     fn on_abort(&mut self, id: &str, out: &mut Out<'_, H>) {

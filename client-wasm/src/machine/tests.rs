@@ -10,6 +10,7 @@ use ferry_protocol::{
 };
 
 use super::*;
+use crate::pending::TimerAction;
 
 struct T;
 
