@@ -1,189 +1,21 @@
-// ferry-client core: FerryError, the client wrapper and connect(), shared by every entry
-// point (index.js for browsers/Node/Deno, workerd.js for Cloudflare Workers). The stateful
-// part (socket, pending map, timer) is the WebAssembly module; this file stays thin.
+// ferry-client core: the client wrapper and connect(), shared by every entry point (index.js
+// for browsers/Node/Deno, workerd.js for Cloudflare Workers). The stateful part (socket,
+// pending map, timer) is the WebAssembly module; this file stays thin. The error class, body
+// encoding, trace context and runtime hooks are in error.js, body.js, trace.js and runtime.js.
 
+import { decodeBody, prepare, progressCallback } from "./body.js";
+import { FerryError, makeError } from "./error.js";
+import { corking, offline, pause, watchRuntime, whenOnline } from "./runtime.js";
 import { tokenSource } from "./token.js";
+import { traceContext, withTraceId } from "./trace.js";
 
-/** Every failure of ferry-client rejects with a FerryError. */
-export class FerryError extends Error {
-  /**
-   * @param {string} code one of the stable codes (`timeout`, `no_route`, `remote`, ...)
-   * @param {string} message a message a person understands
-   * @param {{correlationId?: string, details?: unknown, remoteCode?: string, traceId?: string, cause?: unknown}} [options]
-   */
-  constructor(code, message, options = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.name = "FerryError";
-    this.code = code;
-    this.correlationId = options.correlationId;
-    this.details = options.details;
-    this.remoteCode = options.remoteCode;
-    this.traceId = options.traceId;
-  }
-
-  /** Whether `value` is a FerryError, with one of `codes` if any are given. */
-  static is(value, ...codes) {
-    return value instanceof FerryError && (codes.length === 0 || codes.includes(value.code));
-  }
-}
-
-const makeError = (code, message, correlationId, details, remoteCode) =>
-  new FerryError(code, message, { correlationId, details, remoteCode });
-
-const JSON_TYPE = "application/json";
-const TEXT_TYPE = "text/plain; charset=utf-8";
-const BYTES_TYPE = "application/octet-stream";
-const encoder = new TextEncoder();
-const decoder = new TextDecoder("utf-8", { fatal: true });
-
-/** "json", "text" or undefined (bytes) for a content type (case-insensitive, no parameters). */
-function kindOf(contentType) {
-  if (!contentType) return undefined;
-  const essence = contentType.split(";")[0].trim().toLowerCase();
-  if (essence === JSON_TYPE || (essence.startsWith("application/") && essence.endsWith("+json"))) return "json";
-  if (essence.startsWith("text/")) return "text";
-  return undefined;
-}
-
-/**
- * A request body as [bytes, contentType]: plain objects, arrays, numbers, booleans and null
- * as JSON, strings as UTF-8 text, Uint8Array / ArrayBuffer / other views as raw bytes,
- * undefined as empty. `contentType` overrides the type of a string or bytes body.
- */
-function encodeBody(body, contentType) {
-  if (body === undefined) return [new Uint8Array(0), contentType];
-  if (typeof body === "string") return [encoder.encode(body), contentType ?? TEXT_TYPE];
-  if (body instanceof Uint8Array) return [body, contentType ?? BYTES_TYPE];
-  if (body instanceof ArrayBuffer) return [new Uint8Array(body), contentType ?? BYTES_TYPE];
-  if (ArrayBuffer.isView(body)) {
-    return [new Uint8Array(body.buffer, body.byteOffset, body.byteLength), contentType ?? BYTES_TYPE];
-  }
-  if (contentType !== undefined && kindOf(contentType) !== "json") {
-    throw new FerryError("bad_request", "with a non-JSON contentType the body must be a string or bytes");
-  }
-  let json;
-  try {
-    json = JSON.stringify(body);
-  } catch (e) {
-    throw new FerryError("bad_request", `body is not JSON-serialisable: ${e?.message ?? e}`, { cause: e });
-  }
-  if (json === undefined) throw new FerryError("bad_request", "body cannot be represented as JSON");
-  return [encoder.encode(json), contentType ?? JSON_TYPE];
-}
-
-/**
- * A received body (a view into wasm memory, valid during this call) as a JS value. Text that
- * is not UTF-8 is handed over as bytes; a JSON body that does not parse throws its text.
- */
-function decodeBody(view, contentType) {
-  const kind = kindOf(contentType);
-  if (kind) {
-    let text;
-    try {
-      text = decoder.decode(view);
-    } catch {
-      if (kind === "json") throw view.slice();
-      return view.slice();
-    }
-    if (kind === "text") return text;
-    try {
-      return JSON.parse(text);
-    } catch {
-      throw text;
-    }
-  }
-  return view.slice();
-}
+// What the other entry points take from here (shared.js is bundled apart with this file
+// external, so that an app loads these once).
+export { FerryError, prepare, progressCallback, traceContext, withTraceId };
 
 // Open clients are kept reachable, like an open WebSocket: a client is never garbage
 // collected (which would close it) while connected, only after it ended.
 const live = new Set();
-
-/** The headers as `[name, value]` pairs of strings (from an object, a Map, `Headers` or pairs). */
-function headerPairs(headers) {
-  if (headers == null) return [];
-  const entries = Array.isArray(headers)
-    ? headers
-    : typeof headers.entries === "function"
-      ? Array.from(headers.entries())
-      : Object.entries(headers);
-  const out = [];
-  for (const [name, value] of entries) {
-    if (value !== undefined) out.push([String(name), String(value)]);
-  }
-  return out;
-}
-
-
-/** `onProgress` as the wasm takes it; throws a FerryError `bad_request` unless a function. */
-export function progressCallback(onProgress) {
-  if (onProgress != null && typeof onProgress !== "function") {
-    throw new FerryError("bad_request", "onProgress must be a function");
-  }
-  return onProgress ?? undefined;
-}
-
-/** A call's [header pairs, body bytes, content type]; throws a FerryError `bad_request`. */
-export function prepare(body, headers, contentType) {
-  let pairs;
-  try {
-    pairs = headerPairs(headers);
-  } catch (e) {
-    throw new FerryError("bad_request", "headers must be an object of strings", { cause: e });
-  }
-  return [pairs, ...encodeBody(body, contentType == null ? undefined : String(contentType))];
-}
-
-// W3C Trace Context (docs/protocol.md §1): version 00, lowercase hex, ids not all zero. Only
-// to read the trace id here: the wasm checks the header with the protocol crate's rule and
-// refuses a malformed one with its message.
-const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$/;
-const ZEROS = /^0+$/;
-
-function hex(bytes) {
-  let s = "";
-  for (const b of bytes) s += b.toString(16).padStart(2, "0");
-  return s;
-}
-
-/** A new trace (sampled) whose root span is the caller's. */
-function freshTraceparent() {
-  const b = new Uint8Array(24);
-  do globalThis.crypto.getRandomValues(b);
-  while (b.subarray(0, 16).every((x) => x === 0) || b.subarray(16).every((x) => x === 0));
-  return `00-${hex(b.subarray(0, 16))}-${hex(b.subarray(16))}-01`;
-}
-
-/**
- * Puts the request's trace context into its header pairs: the `traceparent` option, else a
- * `traceparent` header, else a fresh one when the client traces; `tracestate` likewise.
- * Returns the trace id, or undefined (none, or a malformed one the wasm will refuse).
- */
-export function traceContext(pairs, options, tracing) {
-  const at = (name) => pairs.find((p) => p[0] === name);
-  const set = (name, value) => {
-    const p = at(name);
-    if (p) p[1] = value;
-    else pairs.push([name, value]);
-  };
-  if (options?.tracestate != null) set("tracestate", String(options.tracestate));
-  let tp = options?.traceparent != null ? String(options.traceparent) : undefined;
-  if (tp === undefined) tp = at("traceparent")?.[1];
-  if (tp === undefined && tracing) tp = freshTraceparent();
-  if (tp === undefined) return undefined;
-  set("traceparent", tp);
-  const m = TRACEPARENT.exec(tp);
-  return m && !ZEROS.test(m[1]) && !ZEROS.test(m[2]) ? m[1] : undefined;
-}
-
-/** `promise`, whose FerryError (if any) carries `traceId`. */
-export function withTraceId(promise, traceId) {
-  if (traceId === undefined) return promise;
-  return promise.catch((e) => {
-    if (e instanceof FerryError) e.traceId = traceId;
-    throw e;
-  });
-}
 
 function wsUrl(url) {
   try {
@@ -381,97 +213,10 @@ function restored(p) {
   }
 }
 
-/** Builds `connect()` around a loader that returns the initialised wasm bindings. */
 /** Codes a first connection may fail with that another attempt can cure. */
 const RETRYABLE = new Set(["disconnected", "timeout", "broker_unavailable", "shutting_down", "rate_limited", "internal"]);
 
-/** Waits `ms`, or rejects with `cancelled` when `signal` aborts. */
-function pause(ms, signal) {
-  return new Promise((resolve, reject) => {
-    const abort = () => {
-      clearTimeout(timer);
-      reject(new FerryError("cancelled", "connect was aborted"));
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", abort);
-      resolve();
-    }, ms);
-    signal?.addEventListener("abort", abort, { once: true });
-  });
-}
-
-/** The runtime says it is offline (browsers and workers; elsewhere never). */
-const offline = () => globalThis.navigator?.onLine === false && typeof globalThis.addEventListener === "function";
-
-/** Resolves at the runtime's next `online` event, or rejects with `cancelled` when `signal` aborts. */
-function whenOnline(signal) {
-  return new Promise((resolve, reject) => {
-    const done = () => {
-      signal?.removeEventListener("abort", abort);
-      resolve();
-    };
-    const abort = () => {
-      globalThis.removeEventListener("online", done);
-      reject(new FerryError("cancelled", "connect was aborted"));
-    };
-    globalThis.addEventListener("online", done, { once: true });
-    signal?.addEventListener("abort", abort, { once: true });
-  });
-}
-
-/**
- * Tells the wasm client `w` what the runtime says about its network (`online`/`offline`)
- * and the page's life (lifecycle `resume`, visible again after a throttled background);
- * returns the function that stops listening.
- */
-function watchRuntime(w) {
-  const g = globalThis;
-  const stops = [];
-  const on = (target, type, fn) => {
-    target.addEventListener(type, fn);
-    stops.push(() => target.removeEventListener(type, fn));
-  };
-  if (typeof g.addEventListener === "function" && typeof g.navigator?.onLine === "boolean") {
-    on(g, "online", () => w.network(true));
-    on(g, "offline", () => w.network(false));
-    if (!g.navigator.onLine) w.network(false);
-  }
-  const doc = g.document;
-  if (typeof doc?.addEventListener === "function") {
-    const wake = () => doc.visibilityState !== "hidden" && w.wake();
-    on(doc, "resume", wake);
-    on(doc, "visibilitychange", wake);
-  }
-  return () => stops.forEach((stop) => stop());
-}
-
-/**
- * A WebSocket class passed as `options.WebSocket`, whose sends within one microtask go out
- * in one write where the socket underneath can cork (the `ws` package on Node: every `send`
- * is otherwise a `write` system call, and a burst of replies makes a burst of requests).
- * Elsewhere (no such socket, or not a class) it is the class itself.
- */
-function corking(Ctor) {
-  if (typeof Ctor !== "function" || !Ctor.prototype || typeof Ctor.prototype.send !== "function") {
-    return Ctor;
-  }
-  return class extends Ctor {
-    #corked = false;
-    send(data, ...rest) {
-      const raw = this._socket;
-      if (!this.#corked && raw && typeof raw.cork === "function" && typeof raw.uncork === "function") {
-        this.#corked = true;
-        raw.cork();
-        queueMicrotask(() => {
-          this.#corked = false;
-          raw.uncork();
-        });
-      }
-      return super.send(data, ...rest);
-    }
-  };
-}
-
+/** Builds `connect()` around a loader that returns the initialised wasm bindings. */
 export function makeConnect(load) {
   return async function connect(url, options = {}) {
     const hrefs = Array.isArray(url) ? url.map(wsUrl) : [wsUrl(url)];

@@ -40,7 +40,7 @@ names_map="$(mktemp)"
   dist/wasm/ferry_client_bg.wasm -o dist/wasm/ferry_client_bg.wasm >"$names_map"
 node scripts/minify-names.mjs dist/wasm/ferry_client.js "$names_map" dist/wasm/ferry_client_bg.wasm
 rm -f "$names_map"
-cp js/core.js js/token.js js/index.js js/workerd.js js/index.d.ts js/react.js js/react.d.ts js/shared.js js/shared-worker.js dist/
+cp js/core.js js/error.js js/body.js js/trace.js js/runtime.js js/token.js js/index.js js/workerd.js js/index.d.ts js/react.js js/react.d.ts js/shared.js js/shared-worker.js dist/
 cp dist/index.d.ts dist/workerd.d.ts
 
 # Sizes: the wasm, and the JS every app loads (glue + core + entry), minified by esbuild; the
