@@ -12,8 +12,9 @@ use js_sys::{Function, Promise};
 use wasm_bindgen::prelude::*;
 use web_sys::{AbortSignal, WebSocket};
 
+use crate::deliver::to_js;
 use crate::error::{Failure, invalid};
-use crate::host::{self, AbortHook, Call, Inner, Shared, promise, run, to_js};
+use crate::host::{self, AbortHook, Call, Inner, Shared, promise, run};
 use crate::js::{self, Hooks};
 use crate::machine::{Event, Machine, Outgoing, State};
 use crate::options::{Backoff, CallOptions, ConnectOptions};

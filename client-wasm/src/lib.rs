@@ -10,11 +10,13 @@
 //! - [`options`]: the app's options as typed structs (serde-wasm-bindgen), checked once.
 //! - [`client`]: `WasmClient`, what JS calls: each call becomes a machine event.
 //! - `host`: the socket, the host's timers and closures; feeds events, performs effects.
+//! - `deliver`: the effects the app sees: replies decoded, failures made `FerryError`s.
 //! - [`js`]: bindings to host globals (`setTimeout`, `crypto`, `Date`) and the hooks object.
 
 extern crate alloc;
 
 pub mod client;
+mod deliver;
 pub mod error;
 mod host;
 pub mod js;
