@@ -10,9 +10,6 @@ use std::time::{Duration, Instant};
 use ferry_protocol::{Ack, Attach, ErrorCode, Frame, Hello, Request};
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
-use lapin::options::{BasicConsumeOptions, BasicPublishOptions, QueueDeleteOptions};
-use lapin::types::{FieldTable, ShortString};
-use lapin::{BasicProperties, Connection, ConnectionProperties};
 use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -21,6 +18,9 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::error::{BenchError, Result};
 use crate::procfs;
 use crate::session::{self, CLIENT_NAME};
+use worker::{delete_queue, holding_worker};
+
+mod worker;
 
 /// The body of a storm request: the worker holds these (and answers anything else at once,
 /// such as the readiness checks).
@@ -366,91 +366,4 @@ where
     tokio::time::timeout(Duration::from_secs(60), wait)
         .await
         .map_err(|_| BenchError::Timeout("a frame".into()))?
-}
-
-/// An RPC server that answers at once while `release` is true and holds every storm request
-/// (counting them in `held`) while it is false, answering the held ones when it turns true.
-async fn holding_worker(
-    amqp_url: String,
-    queue: String,
-    mut release: watch::Receiver<bool>,
-    held: Arc<AtomicUsize>,
-) -> Result<()> {
-    let conn = Connection::connect(&amqp_url, ConnectionProperties::default()).await?;
-    let channel = conn.create_channel().await?;
-    crate::echo::declare_queue(&channel, &queue).await?;
-    let opts = BasicConsumeOptions {
-        no_ack: true,
-        ..BasicConsumeOptions::default()
-    };
-    let mut consumer = channel
-        .basic_consume(
-            queue.as_str().into(),
-            "".into(),
-            opts,
-            FieldTable::default(),
-        )
-        .await?;
-    let mut waiting = Vec::new();
-    // The storm drops its sender once it has said `true`; the worker keeps answering until
-    // the storm aborts it (returning then would close the connection with the last replies
-    // still queued in lapin, never published).
-    let mut watching = true;
-    loop {
-        tokio::select! {
-            changed = release.changed(), if watching => {
-                if changed.is_err() {
-                    watching = false;
-                    continue;
-                }
-                if *release.borrow() {
-                    for d in waiting.drain(..) {
-                        answer(&channel, &d).await?;
-                    }
-                }
-            }
-            delivery = consumer.next() => {
-                let Some(delivery) = delivery else { break };
-                let delivery = delivery?;
-                if *release.borrow() || delivery.data != STORM_BODY {
-                    answer(&channel, &delivery).await?;
-                } else {
-                    held.fetch_add(1, Ordering::SeqCst);
-                    waiting.push(delivery);
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-async fn answer(channel: &lapin::Channel, d: &lapin::message::Delivery) -> Result<()> {
-    let props = &d.properties;
-    let (Some(reply_to), Some(id)) = (props.reply_to().clone(), props.correlation_id().clone())
-    else {
-        return Ok(());
-    };
-    let reply = BasicProperties::default()
-        .with_correlation_id(id)
-        .with_content_type(ShortString::from("application/json"));
-    channel
-        .basic_publish(
-            ShortString::from(""),
-            reply_to,
-            BasicPublishOptions::default(),
-            b"{\"ok\":true}",
-            reply,
-        )
-        .await?;
-    Ok(())
-}
-
-async fn delete_queue(amqp_url: &str, queue: &str) {
-    if let Ok(conn) = Connection::connect(amqp_url, ConnectionProperties::default()).await {
-        if let Ok(ch) = conn.create_channel().await {
-            let opts = QueueDeleteOptions::default();
-            let _ = ch.queue_delete(queue.into(), opts).await;
-        }
-        let _ = conn.close(200, "bye".into()).await;
-    }
 }
