@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test.sh: installs what is missing (scripts/setup.sh), then runs every check and test.
 #
-# Steps: setup, cargo fmt --check, clippy (native + wasm32 client), cargo test, build the
+# Steps: setup, cargo fmt --check, clippy (native + wasm32 client), cargo doc, cargo test, build the
 # binaries, npm run build, type-check, npm pack + install into www/, bench smoke, node tests,
 # browser and runtime tests (tests/browser, tests/dashboard, tests/runtimes: a Vite build in
 # Chromium, Deno, workerd), the broker-restart tests, then the cluster suite (tests/cluster).
@@ -83,6 +83,8 @@ run_step clippy cargo clippy --workspace --all-targets --quiet -- -D warnings
 if [ -f client-wasm/Cargo.toml ]; then
     run_step clippy-wasm cargo clippy -p ferry-client --target wasm32-unknown-unknown --quiet -- -D warnings
 fi
+# The crate docs (`//!` maps, links between modules) build without a warning.
+run_step docs env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 run_step cargo-test timeout 1200 cargo test --workspace
 BINS_OK=1
 # Every target with the features `cargo test` used (`--all-targets` counts dev-dependencies),

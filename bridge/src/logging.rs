@@ -20,7 +20,7 @@ pub enum LogFormat {
     Json,
 }
 
-/// `RUST_LOG` (default `info,lapin=warn`), with the [`WIRE_CRATES`] capped at `debug`.
+/// `RUST_LOG` (default `info,lapin=warn`), with the `WIRE_CRATES` capped at `debug`.
 pub fn filter() -> EnvFilter {
     let env = std::env::var("RUST_LOG").unwrap_or_default();
     let mut filter =

@@ -7,7 +7,7 @@
 //!
 //! A resumable session outlives its socket: the socket halves are split in [`run`] (the
 //! writer's to [`Outbound`], the reader's to `serve`), the session state lives in
-//! [`Session`], and [`resume`] hands it back to RabbitMQ when the socket drops.
+//! `Session`, and `resume` hands it back to RabbitMQ when the socket drops.
 
 use std::future::Future;
 use std::pin::Pin;

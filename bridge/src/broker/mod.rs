@@ -1,5 +1,5 @@
 //! The broker as sessions see it: the live links (separate publish and consume connections
-//! to one node, and their channels), published by the manager ([`connect`]) through a `watch`
+//! to one node, and their channels), published by the manager (`connect`) through a `watch`
 //! channel.
 //!
 //! `None` in the watch means "no broker": new requests fail with `broker_unavailable` at once.

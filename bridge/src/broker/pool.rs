@@ -5,7 +5,7 @@
 //! grace period's `x-expires`, `ferry.reply.<session id>`: the session takes the id with the
 //! queue, so a resume finds it by the id as always).
 //!
-//! A pool belongs to one pair of broker links: the manager ([`super::connect`]) runs its
+//! A pool belongs to one pair of broker links: the manager (`super::connect`) runs its
 //! refill while the links live and empties it when they are lost (plain queues are exclusive
 //! to the consume connection, so they go with it; resumable ones expire).
 

@@ -5,7 +5,7 @@
 //! unacknowledged replies go back to the queue ([`ReplySub::detach`]), and `x-expires` (the
 //! grace period) deletes it unless a client resumes it ([`ReplySub::resume`]) on any bridge.
 //! Consumers are not exclusive, so a resume never waits for a half-open old one to go.
-//! How the queue is declared is [`super::declare`]'s, how it is consumed [`super::subscribe`]'s.
+//! How the queue is declared is [`super::declare`]'s, how it is consumed `super::subscribe`'s.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -84,7 +84,7 @@ impl ReplySub {
     /// Takes over a resumable session: `old` must be the lease of the token presented, and
     /// the reply queue must exist; then the queue is consumed, the lease `next` (of the
     /// token WELCOME hands out) is held and `old` is deleted, so the old token is spent.
-    /// Checks and consume together take [`RESUME_LIMIT`] at most.
+    /// Checks and consume together take `RESUME_LIMIT` at most.
     pub async fn resume(
         links: Arc<Links>,
         session: &str,

@@ -4,7 +4,7 @@
 //! A client that sends ACKs (HELLO `acks`) gets a resumable session when `--session-grace`
 //! is not zero: a resume token, and a session id derived from it ([`crate::resume`]). A later
 //! HELLO with that id and token resumes the session if its reply queue still exists, on this
-//! bridge or any other on the broker ([`crate::session::resume::take_over`]); otherwise it
+//! bridge or any other on the broker (`crate::session::resume::take_over`); otherwise it
 //! opens a new one (`resumed = false`).
 
 use std::sync::Arc;

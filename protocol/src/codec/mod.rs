@@ -2,7 +2,7 @@
 //!
 //! Layout (see `docs/protocol.md`, "Encoding"): `kind:u8 (tag:u8 len:u16be value[len])* 0x00 body*`.
 //! Unknown tags are skipped, so later versions can add fields without breaking this one.
-//! [`encode`](self::encode) writes frames, [`decode`](self::decode) reads them.
+//! `encode` writes frames, `decode` reads them.
 
 mod decode;
 mod encode;
