@@ -85,14 +85,6 @@ function headerPairs(headers) {
 }
 
 
-/** `onProgress` as the wasm takes it; throws a FerryError `bad_request` unless a function. */
-export function progressCallback(onProgress) {
-  if (onProgress != null && typeof onProgress !== "function") {
-    throw new FerryError("bad_request", "onProgress must be a function");
-  }
-  return onProgress ?? undefined;
-}
-
 /** A call's [header pairs, body bytes, content type]; throws a FerryError `bad_request`. */
 export function prepare(body, headers, contentType) {
   let pairs;

@@ -3,7 +3,7 @@
 // pending map, timer) is the WebAssembly module; this file stays thin. The error class, body
 // encoding, trace context and runtime hooks are in error.js, body.js, trace.js and runtime.js.
 
-import { decodeBody, prepare, progressCallback } from "./body.js";
+import { decodeBody, prepare } from "./body.js";
 import { FerryError, makeError } from "./error.js";
 import { corking, offline, pause, watchRuntime, whenOnline } from "./runtime.js";
 import { tokenSource } from "./token.js";
@@ -11,7 +11,15 @@ import { traceContext, withTraceId } from "./trace.js";
 
 // What the other entry points take from here (shared.js is bundled apart with this file
 // external, so that an app loads these once).
-export { FerryError, prepare, progressCallback, traceContext, withTraceId };
+export { FerryError, prepare, traceContext, withTraceId };
+
+/** `onProgress` as the wasm takes it; throws a FerryError `bad_request` unless a function. */
+export function progressCallback(onProgress) {
+  if (onProgress != null && typeof onProgress !== "function") {
+    throw new FerryError("bad_request", "onProgress must be a function");
+  }
+  return onProgress ?? undefined;
+}
 
 // Open clients are kept reachable, like an open WebSocket: a client is never garbage
 // collected (which would close it) while connected, only after it ended.
